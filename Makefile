@@ -1,0 +1,158 @@
+# libcxengine -- build, install, test, benchmark, demo.
+# make [all] | lib | install | uninstall | check | bench | demo | clean
+
+PREFIX       ?= /usr/local
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+BINDIR       ?= $(PREFIX)/bin
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR      ?=
+
+CC      ?= cc
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude -Ilib $(BLAS_CFLAGS) $(CFLAGS)
+LIBS     = $(BLAS_LIBS) -lpthread -lm
+
+# The version lives in the header only.
+hdr_num  = $(shell sed -n 's/^\#define CX_VERSION_$(1) *\([0-9]*\).*/\1/p' include/cxengine.h)
+MAJOR   := $(call hdr_num,MAJOR)
+MINOR   := $(call hdr_num,MINOR)
+PATCH   := $(call hdr_num,PATCH)
+VERSION := $(MAJOR).$(MINOR).$(PATCH)
+
+B        = build
+SONAME   = libcxengine.so.$(MAJOR)
+SHARED   = $(B)/libcxengine.so.$(VERSION)
+STATIC   = $(B)/libcxengine.a
+CLI      = $(B)/cxengine
+
+LIB_SRC  = $(wildcard lib/*.c)
+LIB_OBJ  = $(LIB_SRC:lib/%.c=$(B)/lib/%.o)
+TOOL_SRC = tools/synth.c tools/csvread.c
+TOOL_OBJ = $(TOOL_SRC:tools/%.c=$(B)/tools/%.o)
+TESTS    = $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
+BENCHES  = $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
+
+# Sanitizer builds reuse the sources with other flags, in their own dirs.
+SAN_FLAGS_asan = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SAN_FLAGS_tsan = -fsanitize=thread
+
+.PHONY: all lib tools install uninstall check check-c check-asan check-tsan \
+        check-pkgconfig bench demo clean
+
+all: lib tools
+
+lib: $(SHARED) $(STATIC) $(B)/cxengine.pc
+
+$(B)/lib/%.o: lib/%.c lib/internal.h include/cxengine.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DCX_BUILDING_LIBRARY -c $< -o $@
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $(LIB_OBJ) $(LIBS)
+	ln -sf libcxengine.so.$(VERSION) $(B)/$(SONAME)
+	ln -sf $(SONAME) $(B)/libcxengine.so
+
+$(STATIC): $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $(LIB_OBJ)
+
+$(B)/cxengine.pc: pkgconfig/cxengine.pc.in include/cxengine.h
+	@mkdir -p $(B)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+$(B)/tools/%.o: tools/%.c $(wildcard tools/*.h) include/cxengine.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itools -c $< -o $@
+
+tools: $(CLI)
+
+$(CLI): $(B)/tools/cxengine.o $(TOOL_OBJ) $(STATIC)
+	$(CC) -o $@ $^ $(LIBS)
+
+install: lib tools
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+	           $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
+	install -m 644 include/cxengine.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libcxengine.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libcxengine.so
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 644 $(B)/cxengine.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/cxengine.h \
+	      $(DESTDIR)$(LIBDIR)/libcxengine.so.$(VERSION) \
+	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libcxengine.so \
+	      $(DESTDIR)$(LIBDIR)/libcxengine.a \
+	      $(DESTDIR)$(PKGCONFIGDIR)/cxengine.pc $(DESTDIR)$(BINDIR)/cxengine
+
+# ---------------------------------------------------------------- tests
+
+$(B)/tests/%: tests/%.c tests/testutil.h $(STATIC) $(TOOL_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itools -o $@ $< $(STATIC) $(TOOL_OBJ) -lcmocka $(LIBS)
+
+define san_build
+$(B)/$(1)/lib/%.o: lib/%.c lib/internal.h include/cxengine.h
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) $$(SAN_FLAGS_$(1)) -DCX_BUILDING_LIBRARY -c $$< -o $$@
+$(B)/$(1)/tools/%.o: tools/%.c $$(wildcard tools/*.h)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) $$(SAN_FLAGS_$(1)) -Itools -c $$< -o $$@
+$(B)/$(1)/tests/%: tests/%.c tests/testutil.h $$(LIB_SRC:lib/%.c=$(B)/$(1)/lib/%.o) $$(TOOL_SRC:tools/%.c=$(B)/$(1)/tools/%.o)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) $$(SAN_FLAGS_$(1)) -Itools -o $$@ $$< \
+	    $$(LIB_SRC:lib/%.c=$(B)/$(1)/lib/%.o) $$(TOOL_SRC:tools/%.c=$(B)/$(1)/tools/%.o) -lcmocka $$(LIBS)
+endef
+$(eval $(call san_build,asan))
+$(eval $(call san_build,tsan))
+
+# Tests that exercise threads run again under ThreadSanitizer.
+TSAN_TESTS = test_threads
+
+check: check-c check-asan check-tsan check-cli check-pkgconfig
+	@echo "make check: all passed"
+
+check-c: $(TESTS:%=$(B)/tests/%) $(CLI)
+	@set -e; for t in $(TESTS); do echo "== $$t"; \
+	    CX_CLI=$(CLI) $(B)/tests/$$t; done
+
+check-asan: $(TESTS:%=$(B)/asan/tests/%)
+	@set -e; for t in $(TESTS); do echo "== asan $$t"; \
+	    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(B)/asan/tests/$$t; done
+
+check-tsan: $(TSAN_TESTS:%=$(B)/tsan/tests/%)
+	@set -e; for t in $(TSAN_TESTS); do echo "== tsan $$t"; \
+	    OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1 \
+	    $(B)/tsan/tests/$$t; done
+
+check-cli: $(CLI)
+	@sh tests/cli.sh $(CLI)
+
+check-pkgconfig: lib tools
+	@sh tests/pkgconfig.sh
+
+# ---------------------------------------------------------------- bench
+
+$(B)/bench/%: bench/%.c bench/benchutil.h $(STATIC) $(TOOL_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itools -o $@ $< $(STATIC) $(TOOL_OBJ) $(LIBS)
+
+bench: $(BENCHES:%=$(B)/bench/%)
+	@set -e; for b in $(BENCHES); do $(B)/bench/$$b; done
+
+# ---------------------------------------------------------------- demo
+
+demo:
+	@sh tools/demo.sh
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,407 @@
+/*
+ * cxengine.h -- libcxengine, an embeddable personalisation engine.
+ *
+ * libcxengine turns a shop's behavioural signals (views, carts, purchases...)
+ * into customer and item vectors by implicit-feedback matrix factorisation
+ * (ALS, Hu, Koren & Volinsky 2008) and answers, in microseconds, "what should
+ * this customer see?".
+ *
+ * The whole contract is this header.  Read it top to bottom.
+ *
+ * CONVENTIONS
+ *   - Every object is opaque and reached through a pointer.  The only public
+ *     structs are option structs passed by pointer; each starts with a
+ *     `size` member set by its *_init() function so the ABI can grow.
+ *   - Every fallible call returns int: CX_OK (0) or a negative CX_E* code.
+ *     Codes are never renumbered.  cx_strerror(code) gives static text;
+ *     cx_errmsg(engine) gives the detailed message of the last failure of
+ *     the calling thread on that engine.
+ *   - Out-handles are set to NULL on failure.  cx_close(NULL) is a no-op.
+ *   - Ids in and out are NUL-terminated strings of 1..CX_MAX_ID_LEN bytes.
+ *     Id strings returned by the library point into the engine and stay
+ *     valid until the engine is closed.
+ *   - Output arrays are owned by the caller; the library writes at most the
+ *     capacity it is told and returns the count written.
+ *
+ * THREADS
+ *   An engine is safe to use from many threads at once.  Reads
+ *   (cx_recommend*, cx_similar_items, cx_get_*, cx_stat, cx_save,
+ *   cx_export_npy, cx_evaluate) run concurrently with each other; writes
+ *   (cx_ingest, cx_items_upsert, cx_item_remove, cx_set_option, cx_train)
+ *   take the engine exclusively for their duration.  Functions that take no
+ *   engine are thread-safe.
+ *
+ * FORK
+ *   Never use an engine across fork(): create engines in the child (for
+ *   nginx, in init_worker_by_lua).
+ *
+ * OPENBLAS
+ *   The library parallelises training itself (CX_OPT_THREADS) and calls
+ *   OpenBLAS from inside its worker threads; while cx_train runs with more
+ *   than one thread it sets OpenBLAS to one thread and restores the previous
+ *   setting afterwards.  Serving calls OpenBLAS only in cx_recommend_batch.
+ */
+#ifndef CXENGINE_H
+#define CXENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CX_BUILDING_LIBRARY) && defined(__GNUC__)
+#define CX_API __attribute__((visibility("default")))
+#else
+#define CX_API
+#endif
+
+/* ===================================================================== */
+/* Version                                                               */
+/* ===================================================================== */
+
+#define CX_VERSION_MAJOR 0
+#define CX_VERSION_MINOR 1
+#define CX_VERSION_PATCH 0
+#define CX_VERSION_NUMBER \
+    (CX_VERSION_MAJOR * 10000 + CX_VERSION_MINOR * 100 + CX_VERSION_PATCH)
+#define CX_VERSION_STRING "0.1.0"
+
+/* The library's version at run time, e.g. "0.1.0" and 100.  Bindings
+ * compare cx_version_number() / 100 with the major.minor they were
+ * written for. */
+CX_API const char *cx_version(void);
+CX_API int cx_version_number(void);
+
+/* ===================================================================== */
+/* Errors                                                                */
+/* ===================================================================== */
+
+#define CX_OK          0
+#define CX_EINVAL     -1  /* invalid argument: NULL, NaN, bad id, k = 0... */
+#define CX_ENOMEM     -2  /* out of memory */
+#define CX_ENOTFOUND  -3  /* unknown customer or item id */
+#define CX_ENOTTRAINED -4 /* the call needs a trained model */
+#define CX_EIO        -5  /* a file could not be read or written */
+#define CX_ECORRUPT   -6  /* a file is truncated or fails its checksum */
+#define CX_EVERSION   -7  /* a file was written by an unsupported version */
+#define CX_ERANGE     -8  /* an option value is out of its range */
+#define CX_EBUSY      -9  /* the resource is held by someone else */
+#define CX_EFORMAT   -10  /* malformed input text (CSV) */
+#define CX_ECANCELED -11  /* the progress callback asked to stop */
+#define CX_ENOTSUP   -12  /* not supported by this build or version */
+#define CX_ELIMIT    -13  /* a built-in limit was reached (ids, types) */
+
+/* Static English text for a status code; never NULL. */
+CX_API const char *cx_strerror(int status);
+
+/* ===================================================================== */
+/* Engine                                                                */
+/* ===================================================================== */
+
+typedef struct cx_engine cx_engine;
+
+#define CX_MAX_ID_LEN 512       /* bytes, without the NUL */
+#define CX_MAX_K      (1 << 20) /* largest k accepted by the ranking calls */
+
+/* Open an engine.  `path` must be NULL (in-memory engine) in this version;
+ * a data directory will be accepted by a later version (CX_ENOTSUP now).
+ * `flags` must be 0. */
+CX_API int cx_open(cx_engine **out, const char *path, unsigned flags);
+
+/* Close an engine and free everything it owns.  Accepts NULL.  No other
+ * call may be running on the engine. */
+CX_API void cx_close(cx_engine *e);
+
+/* Detailed message of the calling thread's last failed call on `e` (or of
+ * cx_open/cx_load when e is NULL).  Valid until that thread's next failing
+ * call.  Never NULL; "" if no failure was recorded. */
+CX_API const char *cx_errmsg(const cx_engine *e);
+
+/* ===================================================================== */
+/* Options                                                               */
+/* ===================================================================== */
+
+/* Options are set by key, with bounds checking (CX_ERANGE outside the
+ * range, CX_EINVAL for NaN or a non-integer value for an integer option).
+ * Training options apply at the next cx_train. */
+enum cx_option {
+    CX_OPT_FACTORS = 1,        /* int 1..1024, default 64 */
+    CX_OPT_ITERATIONS = 2,     /* int 1..1000, default 15 */
+    CX_OPT_REGULARIZATION = 3, /* lambda >= 0, default 0.05 */
+    CX_OPT_ALPHA = 4,          /* confidence scale > 0, default 2.0 */
+    CX_OPT_SOLVER = 5,         /* CX_SOLVER_CG (default) or _CHOLESKY */
+    CX_OPT_CG_STEPS = 6,       /* int 1..64, default 3 */
+    CX_OPT_THREADS = 7,        /* int 0..256, 0 = number of CPUs (default) */
+    CX_OPT_SEED = 8,           /* int 0..2^53, default 42 */
+    CX_OPT_HALF_LIFE = 9,      /* seconds, 0 = no time decay (default) */
+    CX_OPT_INIT_SCALE = 10,    /* initial factor scale > 0, default 0.01 */
+    CX_OPT_CANDIDATES = 11,    /* fast path candidates per result, int
+                                  1..1000, default 8 (see cx_recommend) */
+    /* Confidence weight of signal type t is key CX_OPT_WEIGHT + t. */
+    CX_OPT_WEIGHT = 1000
+};
+
+enum cx_solver { CX_SOLVER_CG = 0, CX_SOLVER_CHOLESKY = 1 };
+
+CX_API int cx_set_option(cx_engine *e, int key, double value);
+CX_API int cx_get_option(const cx_engine *e, int key, double *value);
+
+/* ===================================================================== */
+/* Catalogue                                                             */
+/* ===================================================================== */
+
+/* Insert or update n items, column by column.  ids[] is required; every
+ * other column may be NULL, meaning "keep the current value" for an
+ * existing item and the default for a new one (category "", price 0,
+ * in stock, created_at 0, no tags).  tags[i] is a comma-separated list of
+ * at most CX_MAX_TAGS tags.  Prices must be finite and >= 0.  The batch is
+ * validated first: on failure nothing is applied and the message names the
+ * offending row.  Items that appear in signals before the catalogue knows
+ * them exist with the defaults. */
+#define CX_MAX_TAGS 8
+CX_API int cx_items_upsert(cx_engine *e, size_t n, const char *const *ids,
+                           const char *const *categories,
+                           const double *prices, const int *in_stock,
+                           const int64_t *created_at,
+                           const char *const *tags);
+
+/* Remove an item from the catalogue: it is never recommended again, and its
+ * signals stay in the history.  Upserting it again brings it back.
+ * CX_ENOTFOUND for an unknown id. */
+CX_API int cx_item_remove(cx_engine *e, const char *id);
+
+/* Catalogue facts of one item.  Any out-pointer may be NULL.  *category
+ * points into the engine. */
+CX_API int cx_item_get(cx_engine *e, const char *id, const char **category,
+                       double *price, int *in_stock, int64_t *created_at);
+
+/* ===================================================================== */
+/* Signals                                                               */
+/* ===================================================================== */
+
+/* Built-in signal types.  Types CX_SIGNAL_CUSTOM..CX_MAX_SIGNAL_TYPES-1 are
+ * free for cx_signal_type_define. */
+enum cx_signal_type {
+    CX_VIEW = 0,
+    CX_CLICK = 1,
+    CX_ADD_TO_CART = 2,
+    CX_PURCHASE = 3,
+    CX_RATING = 4,
+    CX_RETURN = 5,
+    CX_DISLIKE = 6,
+    CX_SIGNAL_CUSTOM = 8,
+    CX_MAX_SIGNAL_TYPES = 32
+};
+
+/* Bit of a signal type in the exclusion masks below. */
+#define CX_TYPE_BIT(t) (1u << (t))
+
+/* Define a custom signal type by name with a confidence weight (may be
+ * negative: a negative signal).  Returns its number in *type.  Defining an
+ * existing name returns its number and updates the weight. */
+CX_API int cx_signal_type_define(cx_engine *e, const char *name,
+                                 double weight, int *type);
+/* Number of a signal type by name ("view", "add_to_cart"...). */
+CX_API int cx_signal_type_lookup(const cx_engine *e, const char *name,
+                                 int *type);
+/* Name of a signal type, or NULL if undefined. */
+CX_API const char *cx_signal_type_name(const cx_engine *e, int type);
+
+/*
+ * Ingest n signals, column by column: customers[i] did types[i] on items[i]
+ * with values[i] at timestamps[i] (seconds since the epoch) through
+ * channels[i].  values may be NULL (all 1), timestamps NULL (all the time
+ * of the call), channels NULL (all "web").
+ *
+ * Values: a count or quantity (> 0) for every type except CX_RATING, whose
+ * value is a rating in [0, 5] (3 is neutral).  The batch is validated
+ * first: on failure nothing is applied and the message names the row.
+ *
+ * CONFIDENCE CONVENTION.  Every (customer, item) pair accumulates
+ *     r = sum over its signals of  weight[type] * v * decay
+ * where v is the value (for ratings, (rating - 3) / 2, so 5 stars = +1 and
+ * 1 star = -1), and decay = 0.5 ^ (age / half_life) with age measured from
+ * the newest signal in the engine (1 without a half-life).  Training then
+ * uses, as in Hu et al., preference p = 1 and confidence c = 1 + alpha * r
+ * when r > 0, and p = 0 with c = 1 + alpha * |r| when r < 0 (a confident
+ * "no").  Pairs with r = 0 and all unseen pairs have p = 0, c = 1.
+ * Default weights: view 1, click 2, add_to_cart 5, purchase 10,
+ * rating 5 (per unit above), return -15, dislike -10.
+ *
+ * Items with a return or dislike signal from a customer are never
+ * recommended to that customer again, whatever the exclusion mask.
+ */
+CX_API int cx_ingest(cx_engine *e, size_t n, const char *const *customers,
+                     const char *const *items, const int *types,
+                     const float *values, const int64_t *timestamps,
+                     const char *const *channels);
+
+/* ===================================================================== */
+/* Training                                                              */
+/* ===================================================================== */
+
+/* Called after each ALS iteration with the loss (the Hu et al. objective
+ * divided by the total confidence, as the implicit library reports it).
+ * Return non-zero to stop: cx_train then returns CX_ECANCELED and the
+ * previous model stays in place. */
+typedef int (*cx_progress_fn)(void *user, int iteration, int iterations,
+                              double loss);
+
+/* Train ALS on every signal ingested so far with the current options.
+ * Reproducible: the same signals, options and seed give the same factors
+ * for any thread count.  Runs in the calling thread plus CX_OPT_THREADS-1
+ * workers.  CX_EINVAL when there are no signals. */
+CX_API int cx_train(cx_engine *e, cx_progress_fn progress, void *user);
+
+/* ===================================================================== */
+/* Serving                                                               */
+/* ===================================================================== */
+
+/* Why an item was chosen. */
+enum cx_reason {
+    CX_REASON_PERSONAL = 1, /* the customer's vector scored it */
+    CX_REASON_POPULAR = 2,  /* popularity fallback (unknown/new customer) */
+    CX_REASON_SIMILAR = 3,  /* similar to the given item (cosine) */
+    CX_REASON_CATEGORY = 4  /* popular in the given item's category */
+};
+
+/* Business rules for the ranking calls.  Initialise with
+ * cx_rec_opts_init(); NULL options mean the defaults. */
+typedef struct cx_rec_opts {
+    size_t size;          /* sizeof(cx_rec_opts), set by cx_rec_opts_init */
+    unsigned exclude;     /* drop items the customer has a signal of these
+                             types for (CX_TYPE_BIT mask); default: view,
+                             click, add_to_cart, purchase, rating */
+    const char *category; /* only items of this category; NULL = any */
+    int in_stock_only;    /* default 1 */
+    const char *const *allow; /* only these items (NULL = all) */
+    size_t n_allow;
+    const char *const *deny;  /* never these items */
+    size_t n_deny;
+    int exact;            /* 1: exact fp32 scan; 0 (default): scan an int8
+                             copy, re-rank CX_OPT_CANDIDATES * k best
+                             exactly */
+} cx_rec_opts;
+
+#define CX_EXCLUDE_SEEN                                                   \
+    (CX_TYPE_BIT(CX_VIEW) | CX_TYPE_BIT(CX_CLICK) |                       \
+     CX_TYPE_BIT(CX_ADD_TO_CART) | CX_TYPE_BIT(CX_PURCHASE) |             \
+     CX_TYPE_BIT(CX_RATING))
+
+CX_API void cx_rec_opts_init(cx_rec_opts *opts);
+
+/* Top-k items for a customer, best first, into caller arrays of k
+ * entries: items[] (ids pointing into the engine), scores[] and reasons[]
+ * (either may be NULL).  *n receives the count, which is smaller than k
+ * when fewer items pass the rules.  A customer unknown to the model, or
+ * an untrained engine, gets popular items (CX_REASON_POPULAR), never an
+ * error.  CX_EINVAL for k = 0 or k > CX_MAX_K. */
+CX_API int cx_recommend(cx_engine *e, const char *customer, size_t k,
+                        const cx_rec_opts *opts, const char **items,
+                        float *scores, int *reasons, size_t *n);
+
+/* cx_recommend for m customers at once (level-3 BLAS).  Row j of the
+ * m x k arrays receives customer j's results, counts[j] their number. */
+CX_API int cx_recommend_batch(cx_engine *e, size_t m,
+                              const char *const *customers, size_t k,
+                              const cx_rec_opts *opts, const char **items,
+                              float *scores, int *reasons, size_t *counts);
+
+/* Items most similar to `item` by cosine of the item vectors, excluding
+ * the item itself.  opts->exclude is ignored (there is no customer).  An
+ * item without a vector (added after training) gets the popular items of
+ * its category (CX_REASON_CATEGORY).  CX_ENOTFOUND for an unknown item,
+ * CX_ENOTTRAINED before the first training. */
+CX_API int cx_similar_items(cx_engine *e, const char *item, size_t k,
+                            const cx_rec_opts *opts, const char **items,
+                            float *scores, int *reasons, size_t *n);
+
+/* ===================================================================== */
+/* Introspection                                                         */
+/* ===================================================================== */
+
+enum cx_stat {
+    CX_STAT_CUSTOMERS = 1,  /* customers known (ids ever seen) */
+    CX_STAT_ITEMS = 2,      /* items known, removed ones included */
+    CX_STAT_SIGNALS = 3,    /* signals ingested */
+    CX_STAT_GENERATION = 4, /* trainings completed; 0 = untrained */
+    CX_STAT_FACTORS = 5,    /* factors of the current model */
+    CX_STAT_MODEL_CUSTOMERS = 6, /* rows of the customer factor matrix */
+    CX_STAT_MODEL_ITEMS = 7,     /* rows of the item factor matrix */
+    CX_STAT_MEMORY = 8      /* bytes held by the engine (approximate) */
+};
+CX_API int cx_stat(cx_engine *e, int key, int64_t *value);
+
+/* The factor matrices of the current model, row-major float32:
+ * which = 0 for customers, 1 for items.  Row i belongs to the id
+ * cx_customer_id(e, i) / cx_item_id(e, i).  The pointer stays valid until
+ * the next cx_train, cx_load or cx_close on the engine. */
+CX_API int cx_factors(cx_engine *e, int which, const float **data,
+                      size_t *rows, size_t *cols);
+/* Id of the customer / item with dense index i, or NULL. */
+CX_API const char *cx_customer_id(cx_engine *e, size_t i);
+CX_API const char *cx_item_id(cx_engine *e, size_t i);
+
+/* ===================================================================== */
+/* Files                                                                 */
+/* ===================================================================== */
+
+/* Save the whole engine state (options, catalogue, signals, model) to one
+ * file, atomically (written to path.tmp, synced, renamed). */
+CX_API int cx_save(cx_engine *e, const char *path);
+
+/* Open a new engine from a file written by cx_save.  A truncated or
+ * corrupted file is refused with CX_ECORRUPT, a file from an unknown
+ * format version with CX_EVERSION. */
+CX_API int cx_load(cx_engine **out, const char *path);
+
+/* Write customer_factors.npy, item_factors.npy (float32, C order) and
+ * customer_ids.txt, item_ids.txt (one id per line, row order) into the
+ * existing directory `dir`.  numpy.load() reads them without this
+ * library. */
+CX_API int cx_export_npy(cx_engine *e, const char *dir);
+
+/* ===================================================================== */
+/* Offline evaluation                                                    */
+/* ===================================================================== */
+
+/* Metrics, indexes into the arrays filled by cx_evaluate. */
+enum cx_metric {
+    CX_METRIC_PRECISION = 0, /* precision@k */
+    CX_METRIC_RECALL = 1,    /* recall@k (relevant capped at k) */
+    CX_METRIC_NDCG = 2,      /* NDCG@k, binary relevance */
+    CX_METRIC_MAP = 3,       /* MAP@k */
+    CX_METRIC_HIT_RATE = 4,  /* share of customers with >= 1 hit */
+    CX_METRIC_COVERAGE = 5,  /* share of the catalogue ever recommended */
+    CX_METRIC_USERS = 6,     /* customers evaluated */
+    CX_METRIC_COUNT = 7
+};
+
+typedef struct cx_eval_opts {
+    size_t size;            /* sizeof(cx_eval_opts) */
+    size_t k;               /* cut-off, default 10 */
+    double test_fraction;   /* newest share of each customer's distinct
+                               items held out, default 0.2 */
+    size_t min_items;       /* customers with fewer distinct items are
+                               kept whole in training, default 3 */
+    unsigned relevant;      /* signal types that make a held-out item
+                               relevant; default all positive built-ins */
+} cx_eval_opts;
+
+CX_API void cx_eval_opts_init(cx_eval_opts *opts);
+
+/* Time-based split per customer: each customer's newest items (by their
+ * first signal) are held out, a model is trained on the rest with the
+ * engine's options, and it is scored on the held-out items against a
+ * popularity baseline trained on the same data.  The engine's own model
+ * is not changed.  model[] and baseline[] receive CX_METRIC_COUNT values
+ * each (baseline may be NULL). */
+CX_API int cx_evaluate(cx_engine *e, const cx_eval_opts *opts,
+                       double *model, double *baseline);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CXENGINE_H */

@@ -1,0 +1,261 @@
+/* eval.c -- offline evaluation on a per-customer time split.
+ * Each customer's newest items are held out, a model is trained on the
+ * rest, and its top-k is scored against a popularity baseline. */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+CX_API void cx_eval_opts_init(cx_eval_opts *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
+    o->k = 10;
+    o->test_fraction = 0.2;
+    o->min_items = 3;
+    o->relevant = CX_EXCLUDE_SEEN;
+}
+
+typedef struct first_seen {
+    uint32_t item;
+    uint32_t ev;   /* the customer's oldest event on the item */
+} first_seen;
+
+static int by_first(const void *a, const void *b)
+{
+    const first_seen *x = a, *y = b;
+    return (x->ev > y->ev) - (x->ev < y->ev);
+}
+
+/* The split: keep[ev] = 0 for held-out events; per customer, the sorted
+ * list of relevant held-out items (test_ptr/test_items). */
+typedef struct split {
+    uint8_t *keep;
+    uint64_t *test_ptr;
+    uint32_t *test_items;
+} split;
+
+static int make_split(const cx_engine *e, const cx_eval_opts *o, split *s)
+{
+    uint32_t nu = e->customers.n, ni = e->items.n;
+    s->keep = malloc(e->n_ev + 1);
+    s->test_ptr = calloc((size_t)nu + 1, sizeof *s->test_ptr);
+    s->test_items = malloc((e->n_ev + 1) * sizeof *s->test_items);
+    uint32_t *stamp = malloc(((size_t)ni + 1) * sizeof *stamp);
+    uint32_t *pos = malloc(((size_t)ni + 1) * sizeof *pos);
+    first_seen *fs = malloc((e->n_ev + 1) * sizeof *fs);
+    double *r = malloc(((size_t)ni + 1) * sizeof *r);
+    uint32_t *mask = malloc(((size_t)ni + 1) * sizeof *mask);
+    if (!s->keep || !s->test_ptr || !s->test_items || !stamp || !pos ||
+        !fs || !r || !mask) {
+        free(stamp), free(pos), free(fs), free(r), free(mask);
+        return CX_ENOMEM;
+    }
+    memset(s->keep, 1, e->n_ev + 1);
+    for (uint32_t i = 0; i < ni; i++)
+        stamp[i] = CX_NONE;
+    uint64_t nt = 0;
+    for (uint32_t u = 0; u < nu; u++) {
+        size_t n = 0;
+        /* Newest first: the last write per item is its oldest event. */
+        for (uint32_t ev = e->cust_last[u]; ev != CX_NONE;
+             ev = e->ev_prev[ev]) {
+            uint32_t it = e->ev[ev].item;
+            if (stamp[it] != u) {
+                stamp[it] = u;
+                pos[it] = (uint32_t)n;
+                fs[n++] = (first_seen){it, ev};
+            } else {
+                fs[pos[it]].ev = ev;
+            }
+        }
+        size_t hold = (size_t)floor(o->test_fraction * (double)n + 0.5);
+        if (n < o->min_items || n < 2 || hold == 0) {
+            s->test_ptr[u + 1] = nt;
+            continue;
+        }
+        if (hold >= n)
+            hold = n - 1;
+        qsort(fs, n, sizeof *fs, by_first);
+        /* Mark held-out items with stamp = u + nu... reuse pos as flag. */
+        for (size_t j = 0; j < n; j++) {
+            pos[fs[j].item] = j >= n - hold;
+            r[fs[j].item] = 0;
+            mask[fs[j].item] = 0;
+        }
+        for (uint32_t ev = e->cust_last[u]; ev != CX_NONE;
+             ev = e->ev_prev[ev]) {
+            const cx__event *x = &e->ev[ev];
+            if (!pos[x->item])
+                continue;
+            s->keep[ev] = 0;
+            r[x->item] += cx__signal_strength(&e->opt, x);
+            mask[x->item] |= CX_TYPE_BIT(x->type);
+        }
+        for (size_t j = n - hold; j < n; j++) {
+            uint32_t it = fs[j].item;
+            if ((mask[it] & o->relevant) && r[it] > 0)
+                s->test_items[nt++] = it;
+        }
+        qsort(s->test_items + s->test_ptr[u], nt - s->test_ptr[u],
+              sizeof *s->test_items, cx__cmp_u32);
+        s->test_ptr[u + 1] = nt;
+    }
+    free(stamp), free(pos), free(fs), free(r), free(mask);
+    return CX_OK;
+}
+
+/* Add one ranked list's metrics into acc[]. */
+static void score_list(const cx__hit *h, size_t n, size_t k,
+                       const uint32_t *rel, size_t n_rel, double *acc,
+                       uint8_t *seen)
+{
+    double dcg = 0, idcg = 0, ap = 0;
+    size_t hits = 0;
+    for (size_t j = 0; j < n; j++) {
+        seen[h[j].item] = 1;
+        size_t lo = 0, hi = n_rel;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (rel[mid] < h[j].item)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < n_rel && rel[lo] == h[j].item) {
+            hits++;
+            dcg += 1.0 / log2((double)j + 2);
+            ap += (double)hits / (double)(j + 1);
+        }
+    }
+    size_t ideal = n_rel < k ? n_rel : k;
+    for (size_t j = 0; j < ideal; j++)
+        idcg += 1.0 / log2((double)j + 2);
+    acc[CX_METRIC_PRECISION] += (double)hits / (double)k;
+    acc[CX_METRIC_RECALL] += (double)hits / (double)ideal;
+    acc[CX_METRIC_NDCG] += dcg / idcg;
+    acc[CX_METRIC_MAP] += ap / (double)ideal;
+    acc[CX_METRIC_HIT_RATE] += hits > 0;
+    acc[CX_METRIC_USERS] += 1;
+}
+
+static void finish(double *acc, const uint8_t *seen, uint32_t ni)
+{
+    double users = acc[CX_METRIC_USERS];
+    for (int i = 0; i < CX_METRIC_USERS; i++)
+        acc[i] = users > 0 ? acc[i] / users : 0;
+    size_t cov = 0;
+    for (uint32_t i = 0; i < ni; i++)
+        cov += seen[i];
+    acc[CX_METRIC_COVERAGE] = ni ? (double)cov / ni : 0;
+}
+
+/* Popularity from the training part: distinct customers with r > 0. */
+static uint32_t *popular_order(const cx__model *m)
+{
+    uint32_t ni = m->n_items;
+    double *pop = calloc((size_t)ni + 1, sizeof *pop);
+    cx__topk t = {malloc(((size_t)ni + 1) * sizeof(cx__hit)), 0, ni};
+    uint32_t *order = malloc(((size_t)ni + 1) * sizeof *order);
+    if (!pop || !t.h || !order) {
+        free(pop), free(t.h), free(order);
+        return NULL;
+    }
+    for (uint64_t p = 0; p < m->ui.ptr[m->n_users]; p++)
+        pop[m->ui.idx[p]] += m->ui.conf[p] > 0;
+    for (uint32_t i = 0; i < ni; i++)
+        cx__topk_push(&t, (float)pop[i], i);
+    cx__topk_sort(&t);
+    for (uint32_t i = 0; i < ni; i++)
+        order[i] = t.h[i].item;
+    free(pop);
+    free(t.h);
+    return order;
+}
+
+CX_API int cx_evaluate(cx_engine *e, const cx_eval_opts *opts, double *model,
+                       double *baseline)
+{
+    if (!e)
+        return cx__fail(NULL, CX_EINVAL, "cx_evaluate: engine is NULL");
+    if (!model)
+        return cx__fail(e, CX_EINVAL, "cx_evaluate: model is NULL");
+    cx_eval_opts o;
+    cx_eval_opts_init(&o);
+    if (opts) {
+        if (opts->size != sizeof o)
+            return cx__fail(e, CX_EINVAL, "cx_evaluate: options not "
+                            "initialised with cx_eval_opts_init");
+        o = *opts;
+    }
+    if (o.k == 0 || o.k > 10000)
+        return cx__fail(e, CX_EINVAL, "cx_evaluate: k = %zu, must be "
+                        "1..10000", o.k);
+    if (!(o.test_fraction > 0 && o.test_fraction < 1))
+        return cx__fail(e, CX_EINVAL, "cx_evaluate: test_fraction must be "
+                        "in (0, 1)");
+    pthread_rwlock_rdlock(&e->lock);
+    split s = {0};
+    cx__model *m = NULL;
+    cx__hit *h = malloc(o.k * sizeof *h);
+    uint8_t *seen_m = calloc((size_t)e->items.n + 1, 1);
+    uint8_t *seen_b = calloc((size_t)e->items.n + 1, 1);
+    uint32_t *order = NULL;
+    int rc = CX_OK;
+    if (!h || !seen_m || !seen_b || (rc = make_split(e, &o, &s)))
+        rc = cx__fail(e, CX_ENOMEM, "cx_evaluate: out of memory");
+    if (rc == CX_OK && e->n_ev == 0)
+        rc = cx__fail(e, CX_EINVAL, "cx_evaluate: no signals");
+    if (rc == CX_OK) {
+        cx__train_input in = {e->ev, e->n_ev, s.keep, e->customers.n,
+                              e->items.n, e->ts_max};
+        rc = cx__train_model(e, &in, &e->opt, NULL, NULL, &m);
+    }
+    if (rc == CX_OK && !(order = popular_order(m)))
+        rc = cx__fail(e, CX_ENOMEM, "cx_evaluate: out of memory");
+    double acc_m[CX_METRIC_COUNT] = {0}, acc_b[CX_METRIC_COUNT] = {0};
+    for (uint32_t u = 0; rc == CX_OK && u < e->customers.n; u++) {
+        size_t n_rel = (size_t)(s.test_ptr[u + 1] - s.test_ptr[u]);
+        if (!n_rel)
+            continue;
+        const uint32_t *rel = s.test_items + s.test_ptr[u];
+        const uint32_t *skip = m->ui.idx + m->ui.ptr[u];
+        size_t n_skip = (size_t)(m->ui.ptr[u + 1] - m->ui.ptr[u]);
+        /* Popularity, skipping what the customer already has. */
+        size_t nb = 0;
+        for (uint32_t j = 0; j < m->n_items && nb < o.k; j++) {
+            size_t lo = 0, hi = n_skip;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (skip[mid] < order[j])
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (!(lo < n_skip && skip[lo] == order[j]))
+                h[nb++] = (cx__hit){(float)(m->n_items - j), order[j]};
+        }
+        score_list(h, nb, o.k, rel, n_rel, acc_b, seen_b);
+        if (m->has_vec[u]) {
+            size_t n = cx__rank_exact(m, m->X + (size_t)u * m->k, o.k, skip,
+                                      n_skip, h);
+            score_list(h, n, o.k, rel, n_rel, acc_m, seen_m);
+        } else {
+            score_list(h, nb, o.k, rel, n_rel, acc_m, seen_m);
+        }
+    }
+    if (rc == CX_OK) {
+        finish(acc_m, seen_m, e->items.n);
+        finish(acc_b, seen_b, e->items.n);
+        memcpy(model, acc_m, sizeof acc_m);
+        if (baseline)
+            memcpy(baseline, acc_b, sizeof acc_b);
+    }
+    pthread_rwlock_unlock(&e->lock);
+    cx__model_free(m);
+    free(s.keep), free(s.test_ptr), free(s.test_items);
+    free(h), free(seen_m), free(seen_b), free(order);
+    return rc;
+}

@@ -1,0 +1,269 @@
+/* internal.h -- private types shared by the library's source files.
+ * Nothing here is part of the API; names are cx__* and never exported. */
+#ifndef CX_INTERNAL_H
+#define CX_INTERNAL_H
+
+#include "cxengine.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define CX_UNUSED(x) ((void)(x))
+#define CX_NONE UINT32_MAX
+
+/* ===================================================================== */
+/* error.c                                                               */
+/* ===================================================================== */
+
+/* Record a formatted message for the calling thread on engine e and
+ * return status, so failures read `return cx__fail(e, CX_EINVAL, ...)`. */
+int cx__fail(const cx_engine *e, int status, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+void cx__forget_errors(const cx_engine *e);
+
+/* ===================================================================== */
+/* ids.c: string id <-> dense index                                      */
+/* ===================================================================== */
+
+/* Strings live in an arena of chunks that never move, so pointers to ids
+ * stay valid until the map is freed. */
+typedef struct cx__chunk {
+    struct cx__chunk *next;
+    size_t used, cap;
+    char data[];
+} cx__chunk;
+
+typedef struct cx__idmap {
+    const char **str;   /* index -> id */
+    uint32_t *hash;     /* index -> hash, kept for cheap rehashing */
+    uint32_t n, cap;
+    uint32_t *slot;     /* open addressing: index + 1, 0 = empty */
+    uint32_t nslot;     /* power of two */
+    cx__chunk *chunks;
+} cx__idmap;
+
+void cx__idmap_free(cx__idmap *m);
+/* Index of s, or CX_NONE. */
+uint32_t cx__idmap_find(const cx__idmap *m, const char *s);
+/* Make room for `ids` more ids totalling `bytes` bytes, so that the next
+ * cx__idmap_add calls within that budget cannot fail. */
+int cx__idmap_reserve(cx__idmap *m, size_t ids, size_t bytes);
+/* Index of s, inserting it if new (*added = 1).  Must be preceded by a
+ * sufficient reserve; never fails then. */
+uint32_t cx__idmap_add(cx__idmap *m, const char *s, int *added);
+uint32_t cx__hash_str(const char *s);
+/* Validate an id: non-NULL, 1..CX_MAX_ID_LEN bytes.  Returns its length
+ * or 0 when invalid. */
+size_t cx__id_len(const char *s);
+
+/* ===================================================================== */
+/* Engine state                                                          */
+/* ===================================================================== */
+
+typedef struct cx__options {
+    int factors, iterations, solver, cg_steps, threads, candidates;
+    double regularization, alpha, half_life, init_scale;
+    uint64_t seed;
+    double weight[CX_MAX_SIGNAL_TYPES];
+} cx__options;
+
+/* One ingested signal.  Dense indexes, 24 bytes. */
+typedef struct cx__event {
+    uint32_t cust, item;
+    int64_t ts;
+    float value;
+    uint8_t type, channel;
+    uint16_t pad;
+} cx__event;
+
+enum { CX__ITEM_IN_STOCK = 1, CX__ITEM_REMOVED = 2, CX__ITEM_CATALOGUED = 4 };
+
+/* Item-side CSR, the transpose of the customer side. */
+typedef struct cx__csr {
+    uint32_t rows;
+    uint64_t *ptr;      /* rows + 1 */
+    uint32_t *idx;      /* column */
+    float *conf;        /* signed confidence: > 0 means p = 1 */
+    uint32_t *mask;     /* CX_TYPE_BIT of every signal type seen */
+} cx__csr;
+
+/* A trained model.  Immutable once published. */
+typedef struct cx__model {
+    int k;
+    uint32_t n_users, n_items;
+    float *X, *Y;          /* n_users x k, n_items x k */
+    uint8_t *has_vec;      /* per user: trained from >= 1 positive pair */
+    float *inv_norm;       /* per item: 1 / |y|, 0 for a zero vector */
+    /* int8 copy of Y for the fast scan, in blocks of 8 items x 4 dims:
+     * byte (b, g, j, d) is item 8b+j, dimension 4g+d.  kq = k rounded up
+     * to 4; n_items rounded up to 8. */
+    int kq;
+    int8_t *Yq;
+    float *q_scale;        /* per item: max|y| / 127 */
+    float *q_cos_scale;    /* q_scale * inv_norm, for cosine */
+    cx__csr ui;            /* customer x item pairs the model saw */
+    uint64_t n_events;     /* events [0, n_events) were trained on */
+    double loss;
+} cx__model;
+
+struct cx_engine {
+    pthread_rwlock_t lock;
+    cx__options opt;
+    char *type_name[CX_MAX_SIGNAL_TYPES]; /* custom names, owned */
+
+    cx__idmap customers, items, categories, channels, tagsets;
+
+    /* Catalogue, one column per item field, indexed by item. */
+    size_t item_cap;
+    uint32_t *item_cat;
+    float *item_price;
+    uint8_t *item_flags;
+    int64_t *item_created;
+    uint32_t *item_tags;     /* index into tagsets, CX_NONE = no tags */
+    float *item_pop;         /* live popularity: sum of positive weights */
+
+    /* Signals, in arrival order, with a newest-first chain per customer. */
+    cx__event *ev;
+    uint32_t *ev_prev;       /* previous event of the same customer */
+    size_t n_ev, ev_cap;
+    uint32_t *cust_last;     /* newest event of each customer */
+    size_t cust_cap;
+    int64_t ts_max;
+
+    cx__model *model;        /* NULL until trained */
+    int64_t generation;
+};
+
+/* engine.c */
+void cx__options_default(cx__options *o);
+void cx__model_free(cx__model *m);
+int cx__grow(void **p, size_t *cap, size_t need, size_t elem);
+/* Make room for n more items / customers in the per-index columns. */
+int cx__reserve_items(cx_engine *e, size_t n);
+int cx__reserve_customers(cx_engine *e, size_t n);
+/* Initialise a new item's catalogue columns to the defaults. */
+void cx__item_init(cx_engine *e, uint32_t i);
+/* Contribution of one signal to r, before decay. */
+double cx__signal_strength(const cx__options *o, const cx__event *ev);
+/* Types whose signal means "never show this again": return, dislike and
+ * any type with a negative weight.  A pair with one of them, or with a
+ * net negative r, is never recommended back to the customer. */
+unsigned cx__negative_types(const cx__options *o);
+
+/* ===================================================================== */
+/* als.c                                                                 */
+/* ===================================================================== */
+
+/* What training reads: a set of events over dense indexes. */
+typedef struct cx__train_input {
+    const cx__event *ev;
+    size_t n_ev;
+    const uint8_t *keep;    /* NULL = all events; else keep[i] != 0 */
+    uint32_t n_users, n_items;
+    int64_t ts_ref;         /* "now" for time decay */
+} cx__train_input;
+
+/* Build the customer x item CSR (signed confidences, type masks). */
+int cx__build_pairs(const cx__train_input *in, const cx__options *o,
+                    cx__csr *ui);
+void cx__csr_free(cx__csr *c);
+int cx__csr_transpose(const cx__csr *a, uint32_t cols, cx__csr *t);
+
+/* Train a model.  *out is NULL on failure; `e` only receives the error. */
+int cx__train_model(const cx_engine *e, const cx__train_input *in,
+                    const cx__options *o, cx_progress_fn progress,
+                    void *user, cx__model **out);
+/* Derived serving data (norms, int8 copy) from X and Y. */
+int cx__model_finish(cx__model *m);
+
+/* Solvers, exposed for the tests' reference comparisons.  Solve one row:
+ * x = argmin over the pairs (idx, conf) against factors F (n x k) with the
+ * Gram matrix G = F'F + lambda I (k x k, full). */
+void cx__solve_cg(const float *G, const float *F, int k, const uint32_t *idx,
+                  const float *conf, size_t n, int steps, float *x,
+                  float *scratch /* 3k + 2n */);
+int cx__solve_cholesky(const float *G, const float *F, int k,
+                       const uint32_t *idx, const float *conf, size_t n,
+                       float *x, float *scratch /* k*k + k + 128*(k+1) + n */);
+/* The implicit-library loss of (X, Y) on ui, normalised. */
+double cx__loss(const cx__csr *ui, const float *X, const float *Y,
+                uint32_t n_users, uint32_t n_items, int k, double lambda);
+
+/* ===================================================================== */
+/* kernels.c: SIMD inner loops with run-time dispatch                    */
+/* ===================================================================== */
+
+typedef struct cx__kernels {
+    float (*dot)(const float *a, const float *b, int k);
+    void (*axpy)(float a, const float *x, float *y, int k);
+    /* out = G x for a full symmetric k x k G */
+    void (*symv)(const float *G, const float *x, float *out, int k);
+    /* out[j] = dot(rows[j], x) * (scale ? scale[j] : 1) for j < n */
+    void (*scores)(const float *rows, const float *x, int k, size_t n,
+                   const float *scale, float *out);
+    /* out[j] = dot(F[idx[j]], x) for j < n: rows gathered by index */
+    void (*gdots)(const float *F, const uint32_t *idx, size_t n, int k,
+                  const float *x, float *out);
+    /* out += sum_j coef[j] F[idx[j]] */
+    void (*gaxpys)(const float *F, const uint32_t *idx, const float *coef,
+                   size_t n, int k, float *out);
+    /* Approximate scores from the int8 block layout for blocks
+     * [b0, b0 + nb): out[j] = idot(j) * qs * scale[j]. */
+    void (*scores_q)(const int8_t *Yq, int kq, size_t b0, size_t nb,
+                     const int8_t *xq, float qs, const float *scale,
+                     float *out);
+    const char *name;
+} cx__kernels;
+
+extern cx__kernels cx__k;
+void cx__kernels_init(void);
+
+/* ===================================================================== */
+/* rank.c                                                                */
+/* ===================================================================== */
+
+typedef struct cx__hit {
+    float score;
+    uint32_t item;
+} cx__hit;
+
+/* A min-heap of the best n hits seen. */
+typedef struct cx__topk {
+    cx__hit *h;
+    size_t n, cap;
+} cx__topk;
+
+void cx__topk_push(cx__topk *t, float score, uint32_t item);
+/* Sort the heap's hits best first (destroys the heap order). */
+void cx__topk_sort(cx__topk *t);
+
+/* Top-k of x' Y over model items, best first, for evaluation: excludes
+ * the sorted list `skip`.  Returns the count. */
+size_t cx__rank_exact(const cx__model *m, const float *x, size_t k,
+                      const uint32_t *skip, size_t n_skip, cx__hit *out);
+
+/* Quantize a query to int8 for the fast scan; returns its scale. */
+float cx__quantize(const float *x, int k, int kq, int8_t *xq);
+
+/* ===================================================================== */
+/* misc                                                                  */
+/* ===================================================================== */
+
+/* splitmix64: seeds, and reproducible initialisation. */
+static inline uint64_t cx__mix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+int cx__ncpu(void);
+int cx__cmp_u32(const void *a, const void *b);
+
+#endif /* CX_INTERNAL_H */

@@ -1,0 +1,381 @@
+/* kernels.c -- the few inner loops that decide training and serving speed.
+ * AVX2+FMA versions chosen at run time when the CPU has them, portable C
+ * otherwise; both compute the same sums in the same order per lane. */
+#include "internal.h"
+
+#include <string.h>
+
+cx__kernels cx__k;
+
+/* ===================================================================== */
+/* Portable C                                                            */
+/* ===================================================================== */
+
+static float dot_c(const float *a, const float *b, int k)
+{
+    float s = 0;
+    for (int i = 0; i < k; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static void axpy_c(float a, const float *x, float *y, int k)
+{
+    for (int i = 0; i < k; i++)
+        y[i] += a * x[i];
+}
+
+static void symv_c(const float *G, const float *x, float *out, int k)
+{
+    for (int i = 0; i < k; i++)
+        out[i] = 0;
+    for (int j = 0; j < k; j++)
+        axpy_c(x[j], G + (size_t)j * k, out, k);
+}
+
+static void scores_c(const float *rows, const float *x, int k, size_t n,
+                     const float *scale, float *out)
+{
+    for (size_t j = 0; j < n; j++) {
+        float s = dot_c(rows + j * (size_t)k, x, k);
+        out[j] = scale ? s * scale[j] : s;
+    }
+}
+
+static void gdots_c(const float *F, const uint32_t *idx, size_t n, int k,
+                    const float *x, float *out)
+{
+    for (size_t j = 0; j < n; j++)
+        out[j] = dot_c(F + (size_t)idx[j] * k, x, k);
+}
+
+static void gaxpys_c(const float *F, const uint32_t *idx, const float *coef,
+                     size_t n, int k, float *out)
+{
+    for (size_t j = 0; j < n; j++)
+        axpy_c(coef[j], F + (size_t)idx[j] * k, out, k);
+}
+
+static void scores_q_c(const int8_t *Yq, int kq, size_t b0, size_t nb,
+                       const int8_t *xq, float qs, const float *scale,
+                       float *out)
+{
+    int groups = kq / 4;
+    for (size_t b = 0; b < nb; b++) {
+        const int8_t *blk = Yq + (b0 + b) * (size_t)kq * 8;
+        for (int j = 0; j < 8; j++) {
+            int32_t acc = 0;
+            for (int g = 0; g < groups; g++)
+                for (int d = 0; d < 4; d++)
+                    acc += blk[g * 32 + j * 4 + d] * xq[g * 4 + d];
+            size_t i = (b0 + b) * 8 + (size_t)j;
+            out[b * 8 + (size_t)j] = (float)acc * qs * scale[i];
+        }
+    }
+}
+
+/* ===================================================================== */
+/* AVX2 + FMA                                                            */
+/* ===================================================================== */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2,fma")))
+
+AVX2 static inline float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v),
+                          _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static float dot_avx2(const float *a, const float *b, int k)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= k; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i),
+                             s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8),
+                             _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= k; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i),
+                             s0);
+    float s = hsum(_mm256_add_ps(s0, s1));
+    for (; i < k; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+AVX2 static void axpy_avx2(float a, const float *x, float *y, int k)
+{
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= k; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i),
+                                                _mm256_loadu_ps(y + i)));
+    for (; i < k; i++)
+        y[i] += a * x[i];
+}
+
+/* out = G x, G symmetric: out is a sum of rows of G weighted by x, which
+ * streams G row by row and keeps up to 64 outputs in registers. */
+AVX2 static void symv_avx2(const float *G, const float *x, float *out, int k)
+{
+    int c0 = 0;
+    for (; c0 + 64 <= k; c0 += 64) {
+        __m256 a[8];
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++)
+            a[c] = _mm256_setzero_ps();
+        for (int j = 0; j < k; j++) {
+            __m256 xb = _mm256_set1_ps(x[j]);
+            const float *g = G + (size_t)j * k + c0;
+            #pragma GCC unroll 8
+            for (int c = 0; c < 8; c++)
+                a[c] = _mm256_fmadd_ps(xb, _mm256_loadu_ps(g + 8 * c), a[c]);
+        }
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++)
+            _mm256_storeu_ps(out + c0 + 8 * c, a[c]);
+    }
+    for (; c0 + 8 <= k; c0 += 8) {
+        __m256 a = _mm256_setzero_ps();
+        for (int j = 0; j < k; j++)
+            a = _mm256_fmadd_ps(_mm256_set1_ps(x[j]),
+                                _mm256_loadu_ps(G + (size_t)j * k + c0), a);
+        _mm256_storeu_ps(out + c0, a);
+    }
+    for (; c0 < k; c0++) {
+        float s = 0;
+        for (int j = 0; j < k; j++)
+            s += x[j] * G[(size_t)j * k + c0];
+        out[c0] = s;
+    }
+}
+
+/* Eight horizontal sums at once: lane j of the result = sum of a[j]. */
+AVX2 static inline __m256 hsum8(const __m256 *a)
+{
+    __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
+    __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
+    t0 = _mm256_hadd_ps(t0, t1);
+    t2 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(t0, t2, 0x20),
+                         _mm256_permute2f128_ps(t0, t2, 0x31));
+}
+
+AVX2 static void scores_avx2(const float *rows, const float *x, int k,
+                             size_t n, const float *scale, float *out)
+{
+    int k8 = k & ~7;
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const float *r = rows + j * (size_t)k;
+        __m256 a[8];
+        #pragma GCC unroll 8
+        for (int t = 0; t < 8; t++)
+            a[t] = _mm256_setzero_ps();
+        for (int d = 0; d < k8; d += 8) {
+            __m256 xv = _mm256_loadu_ps(x + d);
+            #pragma GCC unroll 8
+            for (int t = 0; t < 8; t++)
+                a[t] = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(r + (size_t)t * k + d), xv, a[t]);
+        }
+        __m256 s = hsum8(a);
+        if (k8 < k) {
+            float tail[8];
+            #pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) {
+                float v = 0;
+                for (int d = k8; d < k; d++)
+                    v += r[(size_t)t * k + d] * x[d];
+                tail[t] = v;
+            }
+            s = _mm256_add_ps(s, _mm256_loadu_ps(tail));
+        }
+        if (scale)
+            s = _mm256_mul_ps(s, _mm256_loadu_ps(scale + j));
+        _mm256_storeu_ps(out + j, s);
+    }
+    for (; j < n; j++) {
+        float v = dot_avx2(rows + j * (size_t)k, x, k);
+        out[j] = scale ? v * scale[j] : v;
+    }
+}
+
+#define PREFETCH_AHEAD 8
+
+static inline void prefetch_row(const float *r, int k)
+{
+    for (int d = 0; d < k; d += 16)
+        __builtin_prefetch(r + d);
+}
+
+/* Eight gathered rows at a time: eight loads in flight and one batched
+ * horizontal sum, where a dot per row would serialise on its own sum. */
+AVX2 static void gdots_avx2(const float *F, const uint32_t *idx, size_t n,
+                            int k, const float *x, float *out)
+{
+    int k8 = k & ~7;
+    size_t j = 0;
+    for (size_t t = 8; t < 16 && t < n; t++)
+        prefetch_row(F + (size_t)idx[t] * k, k);
+    for (; j + 8 <= n; j += 8) {
+        const float *r[8];
+        #pragma GCC unroll 8
+        for (int t = 0; t < 8; t++) {
+            r[t] = F + (size_t)idx[j + t] * k;
+            if (j + 16 + t < n)
+                prefetch_row(F + (size_t)idx[j + 16 + t] * k, k);
+        }
+        __m256 a[8];
+        #pragma GCC unroll 8
+        for (int t = 0; t < 8; t++)
+            a[t] = _mm256_setzero_ps();
+        for (int d = 0; d < k8; d += 8) {
+            __m256 xv = _mm256_loadu_ps(x + d);
+            #pragma GCC unroll 8
+            for (int t = 0; t < 8; t++)
+                a[t] = _mm256_fmadd_ps(_mm256_loadu_ps(r[t] + d), xv, a[t]);
+        }
+        __m256 s = hsum8(a);
+        if (k8 < k) {
+            float tail[8];
+            #pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) {
+                float v = 0;
+                for (int d = k8; d < k; d++)
+                    v += r[t][d] * x[d];
+                tail[t] = v;
+            }
+            s = _mm256_add_ps(s, _mm256_loadu_ps(tail));
+        }
+        _mm256_storeu_ps(out + j, s);
+    }
+    for (; j < n; j++)
+        out[j] = dot_avx2(F + (size_t)idx[j] * k, x, k);
+}
+
+/* out += sum coef[j] F[idx[j]]: up to 64 outputs stay in registers while
+ * the rows stream past. */
+AVX2 static void gaxpys_avx2(const float *F, const uint32_t *idx,
+                             const float *coef, size_t n, int k, float *out)
+{
+    int c0 = 0;
+    for (; c0 + 64 <= k; c0 += 64) {
+        __m256 a[8];
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++)
+            a[c] = _mm256_loadu_ps(out + c0 + 8 * c);
+        for (size_t j = 0; j < n; j++) {
+            const float *r = F + (size_t)idx[j] * k + c0;
+            __m256 cb = _mm256_set1_ps(coef[j]);
+            #pragma GCC unroll 8
+            for (int c = 0; c < 8; c++)
+                a[c] = _mm256_fmadd_ps(cb, _mm256_loadu_ps(r + 8 * c), a[c]);
+        }
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++)
+            _mm256_storeu_ps(out + c0 + 8 * c, a[c]);
+    }
+    for (; c0 + 8 <= k; c0 += 8) {
+        __m256 a = _mm256_loadu_ps(out + c0);
+        for (size_t j = 0; j < n; j++)
+            a = _mm256_fmadd_ps(_mm256_set1_ps(coef[j]),
+                                _mm256_loadu_ps(F + (size_t)idx[j] * k + c0),
+                                a);
+        _mm256_storeu_ps(out + c0, a);
+    }
+    for (; c0 < k; c0++) {
+        float s = out[c0];
+        for (size_t j = 0; j < n; j++)
+            s += coef[j] * F[(size_t)idx[j] * k + c0];
+        out[c0] = s;
+    }
+}
+
+/* int8 scan: each 32-byte load holds 4 dimensions of 8 items.  The query's
+ * signs move onto the item bytes (sign_epi8) so maddubs can multiply by
+ * |query| as unsigned; |q|, |y| <= 127 keeps the pair sums below 2^15. */
+AVX2 static void scores_q_avx2(const int8_t *Yq, int kq, size_t b0,
+                               size_t nb, const int8_t *xq, float qs,
+                               const float *scale, float *out)
+{
+    int groups = kq / 4;
+    __m256i qa[64], qsg[64];
+    const __m256i ones = _mm256_set1_epi16(1);
+    if (groups > 64) {
+        scores_q_c(Yq, kq, b0, nb, xq, qs, scale, out);
+        return;
+    }
+    for (int g = 0; g < groups; g++) {
+        int32_t w;
+        memcpy(&w, xq + 4 * g, 4);
+        qsg[g] = _mm256_set1_epi32(w);
+        qa[g] = _mm256_abs_epi8(qsg[g]);
+    }
+    const __m256 qv = _mm256_set1_ps(qs);
+    for (size_t b = 0; b < nb; b++) {
+        const __m256i *blk =
+            (const __m256i *)(Yq + (b0 + b) * (size_t)kq * 8);
+        __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
+        int g = 0;
+        for (; g + 2 <= groups; g += 2) {
+            __m256i v0 = _mm256_loadu_si256(blk + g);
+            __m256i v1 = _mm256_loadu_si256(blk + g + 1);
+            v0 = _mm256_maddubs_epi16(qa[g], _mm256_sign_epi8(v0, qsg[g]));
+            v1 = _mm256_maddubs_epi16(qa[g + 1],
+                                      _mm256_sign_epi8(v1, qsg[g + 1]));
+            acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(v0, ones));
+            acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(v1, ones));
+        }
+        if (g < groups) {
+            __m256i v0 = _mm256_loadu_si256(blk + g);
+            v0 = _mm256_maddubs_epi16(qa[g], _mm256_sign_epi8(v0, qsg[g]));
+            acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(v0, ones));
+        }
+        __m256 f = _mm256_cvtepi32_ps(_mm256_add_epi32(acc0, acc1));
+        f = _mm256_mul_ps(_mm256_mul_ps(f, qv),
+                          _mm256_loadu_ps(scale + (b0 + b) * 8));
+        _mm256_storeu_ps(out + b * 8, f);
+    }
+}
+
+#endif
+
+/* ===================================================================== */
+/* Dispatch                                                              */
+/* ===================================================================== */
+
+static void pick(void)
+{
+    cx__kernels k = {dot_c,   axpy_c,     symv_c, scores_c, gdots_c,
+                     gaxpys_c, scores_q_c, "portable C"};
+#if defined(__x86_64__) && defined(__GNUC__)
+    const char *force = getenv("CX_KERNELS");
+    __builtin_cpu_init();
+    if (!(force && strcmp(force, "c") == 0) &&
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        k.dot = dot_avx2;
+        k.axpy = axpy_avx2;
+        k.symv = symv_avx2;
+        k.scores = scores_avx2;
+        k.gdots = gdots_avx2;
+        k.gaxpys = gaxpys_avx2;
+        k.scores_q = scores_q_avx2;
+        k.name = "avx2+fma";
+    }
+#endif
+    cx__k = k;
+}
+
+void cx__kernels_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, pick);
+}

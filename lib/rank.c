@@ -1,0 +1,667 @@
+/* rank.c -- scoring and top-k selection with business rules.
+ * One pass fuses scoring and selection: a block of scores is computed,
+ * and only scores above the current k-th best are checked against the
+ * rules and pushed into a small heap. */
+#include "internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#define BLOCK 256     /* items scored per kernel call; a multiple of 8 */
+#define STACK_IDS 1024
+
+/* ===================================================================== */
+/* Model serving data                                                    */
+/* ===================================================================== */
+
+int cx__model_finish(cx__model *m)
+{
+    int k = m->k, kq = (k + 3) & ~3;
+    size_t nb = ((size_t)m->n_items + 7) / 8, padded = nb * 8;
+    m->kq = kq;
+    m->inv_norm = calloc(padded + 1, sizeof *m->inv_norm);
+    m->q_scale = calloc(padded + 1, sizeof *m->q_scale);
+    m->q_cos_scale = calloc(padded + 1, sizeof *m->q_cos_scale);
+    m->Yq = calloc(padded * (size_t)kq + 32, 1);
+    if (!m->inv_norm || !m->q_scale || !m->q_cos_scale || !m->Yq)
+        return CX_ENOMEM;
+    for (uint32_t i = 0; i < m->n_items; i++) {
+        const float *y = m->Y + (size_t)i * k;
+        double n2 = 0;
+        float mx = 0;
+        for (int d = 0; d < k; d++) {
+            n2 += (double)y[d] * y[d];
+            mx = fabsf(y[d]) > mx ? fabsf(y[d]) : mx;
+        }
+        m->inv_norm[i] = n2 > 0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
+        m->q_scale[i] = mx / 127.0f;
+        m->q_cos_scale[i] = m->q_scale[i] * m->inv_norm[i];
+        int8_t *blk = m->Yq + (size_t)(i / 8) * kq * 8;
+        for (int d = 0; d < k; d++) {
+            float q = mx > 0 ? roundf(y[d] / m->q_scale[i]) : 0;
+            q = q > 127 ? 127 : q < -127 ? -127 : q;
+            blk[(d / 4) * 32 + (int)(i % 8) * 4 + d % 4] = (int8_t)q;
+        }
+    }
+    return CX_OK;
+}
+
+float cx__quantize(const float *x, int k, int kq, int8_t *xq)
+{
+    float mx = 0;
+    for (int d = 0; d < k; d++)
+        mx = fabsf(x[d]) > mx ? fabsf(x[d]) : mx;
+    float s = mx / 127.0f;
+    for (int d = 0; d < kq; d++) {
+        float q = d < k && mx > 0 ? roundf(x[d] / s) : 0;
+        xq[d] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+    }
+    return s;
+}
+
+/* ===================================================================== */
+/* Top-k heap: the root is the worst kept hit                            */
+/* ===================================================================== */
+
+/* a ranks below b: lower score, or equal score and higher index, so ties
+ * resolve the same way in every path. */
+static inline int worse(const cx__hit *a, const cx__hit *b)
+{
+    return a->score < b->score || (a->score == b->score && a->item > b->item);
+}
+
+static void sift_down(cx__hit *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && worse(&h[l], &h[m]))
+            m = l;
+        if (r < n && worse(&h[r], &h[m]))
+            m = r;
+        if (m == i)
+            return;
+        cx__hit t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+void cx__topk_push(cx__topk *t, float score, uint32_t item)
+{
+    cx__hit x = {score, item};
+    if (t->n < t->cap) {
+        size_t i = t->n++;
+        t->h[i] = x;
+        while (i && worse(&t->h[i], &t->h[(i - 1) / 2])) {
+            cx__hit tmp = t->h[i];
+            t->h[i] = t->h[(i - 1) / 2];
+            t->h[(i - 1) / 2] = tmp;
+            i = (i - 1) / 2;
+        }
+    } else if (t->cap && worse(&t->h[0], &x)) {
+        t->h[0] = x;
+        sift_down(t->h, t->n, 0);
+    }
+}
+
+/* The score a new hit must beat to enter. */
+static inline float bar(const cx__topk *t)
+{
+    return t->n < t->cap ? -INFINITY : t->h[0].score;
+}
+
+void cx__topk_sort(cx__topk *t)
+{
+    /* Heap sort: pop the worst to the end, leaving best first. */
+    for (size_t n = t->n; n > 1; n--) {
+        cx__hit tmp = t->h[0];
+        t->h[0] = t->h[n - 1];
+        t->h[n - 1] = tmp;
+        sift_down(t->h, n - 1, 0);
+    }
+}
+
+/* ===================================================================== */
+/* Rules                                                                 */
+/* ===================================================================== */
+
+typedef struct rules {
+    const cx_engine *e;
+    uint32_t cat;          /* CX_NONE = any */
+    int in_stock_only;
+    uint32_t self;         /* excluded item (similar_items), or CX_NONE */
+    const uint32_t *deny;  /* sorted */
+    size_t n_deny;
+    const uint32_t *skip;  /* sorted: the customer's excluded items */
+    size_t n_skip;
+} rules;
+
+static int in_sorted(const uint32_t *a, size_t n, uint32_t x)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (a[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && a[lo] == x;
+}
+
+static int allowed(const rules *r, uint32_t i)
+{
+    uint8_t f = r->e->item_flags[i];
+    if ((f & CX__ITEM_REMOVED) ||
+        (r->in_stock_only && !(f & CX__ITEM_IN_STOCK)) ||
+        (r->cat != CX_NONE && r->e->item_cat[i] != r->cat) || i == r->self)
+        return 0;
+    return !in_sorted(r->deny, r->n_deny, i) &&
+           !in_sorted(r->skip, r->n_skip, i);
+}
+
+/* A growable list of item indexes that starts on the caller's stack. */
+typedef struct idlist {
+    uint32_t *v;
+    size_t n, cap;
+    int heap;
+} idlist;
+
+static int idlist_push(idlist *l, uint32_t x)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap * 2;
+        uint32_t *v = l->heap ? realloc(l->v, cap * sizeof *v)
+                              : malloc(cap * sizeof *v);
+        if (!v)
+            return CX_ENOMEM;
+        if (!l->heap)
+            memcpy(v, l->v, l->n * sizeof *v);
+        l->v = v;
+        l->cap = cap;
+        l->heap = 1;
+    }
+    l->v[l->n++] = x;
+    return CX_OK;
+}
+
+static void idlist_sort(idlist *l)
+{
+    qsort(l->v, l->n, sizeof *l->v, cx__cmp_u32);
+    size_t w = 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (!w || l->v[w - 1] != l->v[i])
+            l->v[w++] = l->v[i];
+    l->n = w;
+}
+
+static void idlist_free(idlist *l)
+{
+    if (l->heap)
+        free(l->v);
+}
+
+/* Items customer u must not see under `exclude`: pairs from the model
+ * (its CSR row) plus signals that arrived after training. */
+static int customer_skip(const cx_engine *e, uint32_t u, unsigned exclude,
+                         idlist *out)
+{
+    const cx__model *m = e->model;
+    unsigned neg = cx__negative_types(&e->opt);
+    int rc = CX_OK;
+    if (m && u < m->n_users)
+        for (uint64_t p = m->ui.ptr[u]; p < m->ui.ptr[u + 1] && !rc; p++)
+            if ((m->ui.mask[p] & (exclude | neg)) || m->ui.conf[p] < -1.0f)
+                rc = idlist_push(out, m->ui.idx[p]);
+    uint64_t done = m ? m->n_events : 0;
+    for (uint32_t ev = e->cust_last[u]; ev != CX_NONE && ev >= done && !rc;
+         ev = e->ev_prev[ev])
+        if (CX_TYPE_BIT(e->ev[ev].type) & (exclude | neg))
+            rc = idlist_push(out, e->ev[ev].item);
+    idlist_sort(out);
+    return rc;
+}
+
+/* Resolve a list of ids to sorted indexes, ignoring unknown ones. */
+static int resolve(const cx_engine *e, const char *const *ids, size_t n,
+                   idlist *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!cx__id_len(ids[i]))
+            return cx__fail(e, CX_EINVAL, "allow/deny entry %zu is not a "
+                            "valid id", i);
+        uint32_t it = cx__idmap_find(&e->items, ids[i]);
+        if (it != CX_NONE && idlist_push(out, it))
+            return cx__fail(e, CX_ENOMEM, "out of memory");
+    }
+    idlist_sort(out);
+    return CX_OK;
+}
+
+/* ===================================================================== */
+/* Scans                                                                 */
+/* ===================================================================== */
+
+/* Exact scores of items [0, n) against x (times scale), rules applied. */
+static void scan_exact(const cx__model *m, const float *x, const float *scale,
+                       const rules *r, cx__topk *t)
+{
+    float buf[BLOCK];
+    for (uint32_t b = 0; b < m->n_items; b += BLOCK) {
+        size_t n = m->n_items - b < BLOCK ? m->n_items - b : BLOCK;
+        cx__k.scores(m->Y + (size_t)b * m->k, x, m->k, n,
+                     scale ? scale + b : NULL, buf);
+        float lim = bar(t);
+        for (size_t j = 0; j < n; j++)
+            if (buf[j] > lim && allowed(r, b + (uint32_t)j)) {
+                cx__topk_push(t, buf[j], b + (uint32_t)j);
+                lim = bar(t);
+            }
+    }
+}
+
+/* Approximate int8 scan into `cand`, then exact re-ranking into t. */
+static void scan_fast(const cx__model *m, const float *x, const float *scale,
+                      const float *qscale, const rules *r, cx__topk *cand,
+                      cx__topk *t)
+{
+    int8_t xq[1024 + 4];
+    float buf[BLOCK];
+    float qs = cx__quantize(x, m->k, m->kq, xq);
+    size_t nblocks = ((size_t)m->n_items + 7) / 8;
+    for (size_t b = 0; b < nblocks; b += BLOCK / 8) {
+        size_t nb = nblocks - b < BLOCK / 8 ? nblocks - b : BLOCK / 8;
+        cx__k.scores_q(m->Yq, m->kq, b, nb, xq, qs, qscale, buf);
+        size_t n = nb * 8, base = b * 8;
+        if (base + n > m->n_items)
+            n = m->n_items - base;
+        float lim = bar(cand);
+        for (size_t j = 0; j < n; j++)
+            if (buf[j] > lim && allowed(r, (uint32_t)(base + j))) {
+                cx__topk_push(cand, buf[j], (uint32_t)(base + j));
+                lim = bar(cand);
+            }
+    }
+    for (size_t c = 0; c < cand->n; c++) {
+        uint32_t i = cand->h[c].item;
+        float s = cx__k.dot(m->Y + (size_t)i * m->k, x, m->k);
+        cx__topk_push(t, scale ? s * scale[i] : s, i);
+    }
+}
+
+/* Score only the allowed items (allow list). */
+static void scan_list(const cx__model *m, const float *x, const float *scale,
+                      const idlist *allow, const rules *r, cx__topk *t)
+{
+    for (size_t j = 0; j < allow->n; j++) {
+        uint32_t i = allow->v[j];
+        if (i >= m->n_items || !allowed(r, i))
+            continue;
+        float s = cx__k.dot(m->Y + (size_t)i * m->k, x, m->k);
+        cx__topk_push(t, scale ? s * scale[i] : s, i);
+    }
+}
+
+/* Live popularity over every item the catalogue knows. */
+static void scan_popular(const cx_engine *e, const idlist *allow,
+                         const rules *r, cx__topk *t)
+{
+    if (allow) {
+        for (size_t j = 0; j < allow->n; j++)
+            if (allowed(r, allow->v[j]))
+                cx__topk_push(t, e->item_pop[allow->v[j]], allow->v[j]);
+        return;
+    }
+    for (uint32_t i = 0; i < e->items.n; i++)
+        if (e->item_pop[i] >= bar(t) && allowed(r, i))
+            cx__topk_push(t, e->item_pop[i], i);
+}
+
+size_t cx__rank_exact(const cx__model *m, const float *x, size_t k,
+                      const uint32_t *skip, size_t n_skip, cx__hit *out)
+{
+    cx__topk t = {out, 0, k};
+    float buf[BLOCK];
+    for (uint32_t b = 0; b < m->n_items; b += BLOCK) {
+        size_t n = m->n_items - b < BLOCK ? m->n_items - b : BLOCK;
+        cx__k.scores(m->Y + (size_t)b * m->k, x, m->k, n, NULL, buf);
+        for (size_t j = 0; j < n; j++)
+            if (buf[j] > bar(&t) && !in_sorted(skip, n_skip, b + (uint32_t)j))
+                cx__topk_push(&t, buf[j], b + (uint32_t)j);
+    }
+    cx__topk_sort(&t);
+    return t.n;
+}
+
+/* ===================================================================== */
+/* Requests                                                              */
+/* ===================================================================== */
+
+CX_API void cx_rec_opts_init(cx_rec_opts *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
+    o->exclude = CX_EXCLUDE_SEEN;
+    o->in_stock_only = 1;
+}
+
+/* Everything a ranking call needs, resolved from the public arguments. */
+typedef struct request {
+    cx_rec_opts o;
+    rules r;
+    idlist deny, allow, skip;
+    uint32_t deny_buf[64], allow_buf[64], skip_buf[STACK_IDS];
+    cx__hit heap_buf[256];
+    cx__hit *heap;
+} request;
+
+static int request_init(cx_engine *e, const cx_rec_opts *opts, size_t k,
+                        const char *fn, request *q)
+{
+    memset(&q->r, 0, sizeof q->r);
+    q->heap = NULL;
+    q->deny = (idlist){q->deny_buf, 0, 64, 0};
+    q->allow = (idlist){q->allow_buf, 0, 64, 0};
+    q->skip = (idlist){q->skip_buf, 0, STACK_IDS, 0};
+    cx_rec_opts_init(&q->o);
+    if (opts) {
+        if (opts->size < offsetof(cx_rec_opts, exact) + sizeof(int) ||
+            opts->size > 4096)
+            return cx__fail(e, CX_EINVAL, "%s: options not initialised "
+                            "with cx_rec_opts_init (size %zu)", fn,
+                            opts->size);
+        q->o = *opts;
+    }
+    if (k == 0 || k > CX_MAX_K)
+        return cx__fail(e, CX_EINVAL, "%s: k = %zu, must be 1..%d", fn, k,
+                        CX_MAX_K);
+    if ((q->o.n_deny && !q->o.deny) || (q->o.n_allow && !q->o.allow))
+        return cx__fail(e, CX_EINVAL, "%s: allow/deny list is NULL", fn);
+    q->r.e = e;
+    q->r.cat = CX_NONE;
+    q->r.self = CX_NONE;
+    q->r.in_stock_only = q->o.in_stock_only;
+    if (q->o.category) {
+        if (!cx__id_len(q->o.category) && q->o.category[0])
+            return cx__fail(e, CX_EINVAL, "%s: invalid category", fn);
+        q->r.cat = cx__idmap_find(&e->categories, q->o.category);
+        if (q->r.cat == CX_NONE)
+            return cx__fail(e, CX_ENOTFOUND, "%s: unknown category '%s'", fn,
+                            q->o.category);
+    }
+    int rc;
+    if ((rc = resolve(e, q->o.deny, q->o.n_deny, &q->deny)) ||
+        (rc = resolve(e, q->o.allow, q->o.n_allow, &q->allow)))
+        return rc;
+    q->r.deny = q->deny.v;
+    q->r.n_deny = q->deny.n;
+    return CX_OK;
+}
+
+static void request_free(request *q)
+{
+    idlist_free(&q->deny);
+    idlist_free(&q->allow);
+    idlist_free(&q->skip);
+    if (q->heap != q->heap_buf)
+        free(q->heap);
+}
+
+/* A heap of `cap` hits, on the stack when small. */
+static int heap_for(request *q, size_t cap, cx__topk *t)
+{
+    q->heap = cap <= 256 ? q->heap_buf : malloc(cap * sizeof *q->heap);
+    *t = (cx__topk){q->heap, 0, cap};
+    return q->heap ? CX_OK : CX_ENOMEM;
+}
+
+static size_t emit(const cx_engine *e, cx__topk *t, int reason,
+                   const char **items, float *scores, int *reasons)
+{
+    cx__topk_sort(t);
+    for (size_t j = 0; j < t->n; j++) {
+        if (items)
+            items[j] = e->items.str[t->h[j].item];
+        if (scores)
+            scores[j] = t->h[j].score;
+        if (reasons)
+            reasons[j] = reason;
+    }
+    return t->n;
+}
+
+/* Personal scores for customer u with vector x, or popularity. */
+static int rank_one(cx_engine *e, request *q, const float *x, size_t k,
+                    int reason, const float *scale, const float *qscale,
+                    const char **items, float *scores, int *reasons,
+                    size_t *n)
+{
+    const cx__model *m = e->model;
+    size_t nitems = e->items.n;
+    size_t cap = k < nitems ? k : nitems;
+    int fast = x && !q->o.exact && !q->o.n_allow;
+    size_t ncand = fast ? cap * (size_t)e->opt.candidates : 0;
+    if (ncand > nitems)
+        ncand = nitems;
+    cx__topk t, cand = {0};
+    if (heap_for(q, cap + ncand + 1, &t))
+        return cx__fail(e, CX_ENOMEM, "out of memory");
+    t.cap = cap;
+    if (!x) {
+        scan_popular(e, q->o.n_allow ? &q->allow : NULL, &q->r, &t);
+    } else if (q->o.n_allow) {
+        scan_list(m, x, scale, &q->allow, &q->r, &t);
+    } else if (fast) {
+        cand = (cx__topk){t.h + cap, 0, ncand};
+        scan_fast(m, x, scale, qscale, &q->r, &cand, &t);
+    } else {
+        scan_exact(m, x, scale, &q->r, &t);
+    }
+    *n = emit(e, &t, x ? reason : CX_REASON_POPULAR, items, scores, reasons);
+    return CX_OK;
+}
+
+CX_API int cx_recommend(cx_engine *e, const char *customer, size_t k,
+                        const cx_rec_opts *opts, const char **items,
+                        float *scores, int *reasons, size_t *n)
+{
+    if (!e)
+        return cx__fail(NULL, CX_EINVAL, "cx_recommend: engine is NULL");
+    if (!n || !items)
+        return cx__fail(e, CX_EINVAL, "cx_recommend: items or n is NULL");
+    *n = 0;
+    if (!cx__id_len(customer))
+        return cx__fail(e, CX_EINVAL, "cx_recommend: customer id is NULL, "
+                        "empty or longer than %d bytes", CX_MAX_ID_LEN);
+    request q;
+    pthread_rwlock_rdlock(&e->lock);
+    int rc = request_init(e, opts, k, "cx_recommend", &q);
+    if (rc == CX_OK) {
+        uint32_t u = cx__idmap_find(&e->customers, customer);
+        const cx__model *m = e->model;
+        const float *x = NULL;
+        if (u != CX_NONE) {
+            if ((rc = customer_skip(e, u, q.o.exclude, &q.skip)))
+                rc = cx__fail(e, rc, "out of memory");
+            q.r.skip = q.skip.v;
+            q.r.n_skip = q.skip.n;
+            if (m && u < m->n_users && m->has_vec[u])
+                x = m->X + (size_t)u * m->k;
+        }
+        if (rc == CX_OK)
+            rc = rank_one(e, &q, x, k, CX_REASON_PERSONAL, NULL,
+                          m ? m->q_scale : NULL, items, scores, reasons, n);
+    }
+    request_free(&q);
+    pthread_rwlock_unlock(&e->lock);
+    return rc;
+}
+
+CX_API int cx_similar_items(cx_engine *e, const char *item, size_t k,
+                            const cx_rec_opts *opts, const char **items,
+                            float *scores, int *reasons, size_t *n)
+{
+    if (!e)
+        return cx__fail(NULL, CX_EINVAL, "cx_similar_items: engine is NULL");
+    if (!n || !items)
+        return cx__fail(e, CX_EINVAL,
+                        "cx_similar_items: items or n is NULL");
+    *n = 0;
+    if (!cx__id_len(item))
+        return cx__fail(e, CX_EINVAL, "cx_similar_items: item id is NULL, "
+                        "empty or longer than %d bytes", CX_MAX_ID_LEN);
+    request q;
+    pthread_rwlock_rdlock(&e->lock);
+    int rc = request_init(e, opts, k, "cx_similar_items", &q);
+    const cx__model *m = e->model;
+    uint32_t i = rc ? CX_NONE : cx__idmap_find(&e->items, item);
+    if (rc == CX_OK && i == CX_NONE)
+        rc = cx__fail(e, CX_ENOTFOUND, "cx_similar_items: unknown item '%s'",
+                      item);
+    if (rc == CX_OK && !m)
+        rc = cx__fail(e, CX_ENOTTRAINED, "cx_similar_items: no trained "
+                      "model yet (call cx_train)");
+    if (rc == CX_OK) {
+        q.r.self = i;
+        if (i < m->n_items && m->inv_norm[i] > 0) {
+            float x[1024];
+            for (int d = 0; d < m->k; d++)
+                x[d] = m->Y[(size_t)i * m->k + d] * m->inv_norm[i];
+            rc = rank_one(e, &q, x, k, CX_REASON_SIMILAR, m->inv_norm,
+                          m->q_cos_scale, items, scores, reasons, n);
+        } else {
+            /* No vector yet: what sells in its category. */
+            if (q.r.cat == CX_NONE)
+                q.r.cat = e->item_cat[i];
+            rc = rank_one(e, &q, NULL, k, 0, NULL, NULL, items, scores,
+                          reasons, n);
+            for (size_t j = 0; reasons && j < *n; j++)
+                reasons[j] = CX_REASON_CATEGORY;
+        }
+    }
+    request_free(&q);
+    pthread_rwlock_unlock(&e->lock);
+    return rc;
+}
+
+/* ===================================================================== */
+/* Batch                                                                 */
+/* ===================================================================== */
+
+#define BATCH_USERS 64
+#define BATCH_ITEMS 2048
+
+CX_API int cx_recommend_batch(cx_engine *e, size_t mcount,
+                              const char *const *customers, size_t k,
+                              const cx_rec_opts *opts, const char **items,
+                              float *scores, int *reasons, size_t *counts)
+{
+    if (!e)
+        return cx__fail(NULL, CX_EINVAL, "cx_recommend_batch: engine is NULL");
+    if (!customers || !items || !counts)
+        return cx__fail(e, CX_EINVAL, "cx_recommend_batch: NULL argument");
+    for (size_t j = 0; j < mcount; j++) {
+        counts[j] = 0;
+        if (!cx__id_len(customers[j]))
+            return cx__fail(e, CX_EINVAL, "cx_recommend_batch: customer %zu "
+                            "is not a valid id", j);
+    }
+    if (k == 0 || k > CX_MAX_K)
+        return cx__fail(e, CX_EINVAL, "cx_recommend_batch: k = %zu, must be "
+                        "1..%d", k, CX_MAX_K);
+    pthread_rwlock_rdlock(&e->lock);
+    const cx__model *m = e->model;
+    int rc = CX_OK;
+    size_t kk = m ? (size_t)m->k : 0;
+    float *S = m ? malloc((size_t)BATCH_USERS * BATCH_ITEMS * sizeof *S) : NULL;
+    float *Xb = m ? malloc((size_t)BATCH_USERS * kk * sizeof *Xb) : NULL;
+    size_t cap = k < e->items.n ? k : e->items.n;
+    cx__hit *hits = malloc((size_t)BATCH_USERS * (cap + 1) * sizeof *hits);
+    request *qs = malloc(BATCH_USERS * sizeof *qs);
+    if ((m && (!S || !Xb)) || !hits || !qs)
+        rc = cx__fail(e, CX_ENOMEM, "cx_recommend_batch: out of memory");
+    for (size_t u0 = 0; rc == CX_OK && u0 < mcount; u0 += BATCH_USERS) {
+        size_t nu = mcount - u0 < BATCH_USERS ? mcount - u0 : BATCH_USERS;
+        size_t ready = 0, nvec = 0, slot[BATCH_USERS];
+        cx__topk t[BATCH_USERS];
+        /* Resolve each customer; those without a vector go the single
+         * path (popularity), the rest get a row in Xb. */
+        for (size_t j = 0; j < nu && rc == CX_OK; j++, ready++) {
+            size_t row = u0 + j;
+            request *q = &qs[j];
+            slot[j] = SIZE_MAX;
+            if ((rc = request_init(e, opts, k, "cx_recommend_batch", q))) {
+                ready++;
+                break;
+            }
+            uint32_t u = cx__idmap_find(&e->customers, customers[row]);
+            if (u != CX_NONE) {
+                if (customer_skip(e, u, q->o.exclude, &q->skip)) {
+                    rc = cx__fail(e, CX_ENOMEM, "out of memory");
+                    ready++;
+                    break;
+                }
+                q->r.skip = q->skip.v;
+                q->r.n_skip = q->skip.n;
+            }
+            if (m && u != CX_NONE && u < m->n_users && m->has_vec[u] &&
+                !q->o.n_allow) {
+                memcpy(Xb + nvec * kk, m->X + (size_t)u * kk,
+                       kk * sizeof *Xb);
+                slot[j] = nvec;
+                t[nvec] = (cx__topk){hits + nvec * (cap + 1), 0, cap};
+                nvec++;
+            } else {
+                const float *x = m && u != CX_NONE && u < m->n_users &&
+                                         m->has_vec[u]
+                                     ? m->X + (size_t)u * kk
+                                     : NULL;
+                rc = rank_one(e, q, x, k, CX_REASON_PERSONAL, NULL,
+                              m ? m->q_scale : NULL, items + row * k,
+                              scores ? scores + row * k : NULL,
+                              reasons ? reasons + row * k : NULL,
+                              &counts[row]);
+            }
+        }
+        for (size_t b = 0; rc == CX_OK && nvec && b < m->n_items;
+             b += BATCH_ITEMS) {
+            size_t ni = m->n_items - b < BATCH_ITEMS ? m->n_items - b
+                                                     : BATCH_ITEMS;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nvec,
+                        (int)ni, (int)kk, 1.0f, Xb, (int)kk,
+                        m->Y + b * kk, (int)kk, 0.0f, S, (int)ni);
+            for (size_t j = 0; j < nu; j++) {
+                if (slot[j] == SIZE_MAX)
+                    continue;
+                cx__topk *tt = &t[slot[j]];
+                const float *s = S + slot[j] * ni;
+                float lim = bar(tt);
+                for (size_t i = 0; i < ni; i++)
+                    if (s[i] > lim && allowed(&qs[j].r, (uint32_t)(b + i))) {
+                        cx__topk_push(tt, s[i], (uint32_t)(b + i));
+                        lim = bar(tt);
+                    }
+            }
+        }
+        for (size_t j = 0; rc == CX_OK && j < nu; j++)
+            if (slot[j] != SIZE_MAX) {
+                size_t row = u0 + j;
+                counts[row] = emit(e, &t[slot[j]], CX_REASON_PERSONAL,
+                                   items + row * k,
+                                   scores ? scores + row * k : NULL,
+                                   reasons ? reasons + row * k : NULL);
+            }
+        for (size_t j = 0; j < ready; j++)
+            request_free(&qs[j]);
+    }
+    free(S);
+    free(Xb);
+    free(hits);
+    free(qs);
+    pthread_rwlock_unlock(&e->lock);
+    return rc;
+}

@@ -1,0 +1,232 @@
+/* signals.c -- signal types and weights, and batch ingest.
+ * A batch is validated whole before anything is applied, so a bad row
+ * never leaves half a batch behind. */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_CHANNELS 255
+
+static const char *const builtin_name[CX_SIGNAL_CUSTOM] = {
+    "view", "click", "add_to_cart", "purchase", "rating", "return",
+    "dislike", NULL};
+
+CX_API const char *cx_signal_type_name(const cx_engine *e, int type)
+{
+    if (type < 0 || type >= CX_MAX_SIGNAL_TYPES)
+        return NULL;
+    if (type < CX_SIGNAL_CUSTOM)
+        return builtin_name[type];
+    return e ? e->type_name[type] : NULL;
+}
+
+static int lookup(const cx_engine *e, const char *name)
+{
+    for (int t = 0; t < CX_MAX_SIGNAL_TYPES; t++) {
+        const char *n = cx_signal_type_name(e, t);
+        if (n && strcmp(n, name) == 0)
+            return t;
+    }
+    return -1;
+}
+
+CX_API int cx_signal_type_lookup(const cx_engine *e, const char *name,
+                                 int *type)
+{
+    if (!e || !name || !type)
+        return cx__fail(e, CX_EINVAL, "cx_signal_type_lookup: NULL argument");
+    cx_engine *w = (cx_engine *)e;
+    pthread_rwlock_rdlock(&w->lock);
+    int t = lookup(e, name);
+    pthread_rwlock_unlock(&w->lock);
+    if (t < 0)
+        return cx__fail(e, CX_ENOTFOUND, "unknown signal type '%s'", name);
+    *type = t;
+    return CX_OK;
+}
+
+CX_API int cx_signal_type_define(cx_engine *e, const char *name,
+                                 double weight, int *type)
+{
+    if (!e || !name || !type)
+        return cx__fail(e, CX_EINVAL, "cx_signal_type_define: NULL argument");
+    size_t len = strnlen(name, 65);
+    if (len == 0 || len > 64)
+        return cx__fail(e, CX_EINVAL,
+                        "signal type name must have 1..64 bytes");
+    if (!isfinite(weight) || fabs(weight) > 1e6)
+        return cx__fail(e, CX_ERANGE, "signal weight %g out of range",
+                        weight);
+    int rc = CX_OK;
+    pthread_rwlock_wrlock(&e->lock);
+    int t = lookup(e, name);
+    if (t < 0) {
+        for (t = CX_SIGNAL_CUSTOM; t < CX_MAX_SIGNAL_TYPES; t++)
+            if (!e->type_name[t])
+                break;
+        if (t == CX_MAX_SIGNAL_TYPES)
+            rc = cx__fail(e, CX_ELIMIT, "all %d custom signal types are "
+                          "defined", CX_MAX_SIGNAL_TYPES - CX_SIGNAL_CUSTOM);
+        else if (!(e->type_name[t] = strdup(name)))
+            rc = cx__fail(e, CX_ENOMEM, "out of memory");
+    }
+    if (rc == CX_OK) {
+        e->opt.weight[t] = weight;
+        *type = t;
+    }
+    pthread_rwlock_unlock(&e->lock);
+    return rc;
+}
+
+double cx__signal_strength(const cx__options *o, const cx__event *ev)
+{
+    double v = ev->value;
+    if (ev->type == CX_RATING)
+        v = (v - 3.0) / 2.0;
+    return o->weight[ev->type] * v;
+}
+
+unsigned cx__negative_types(const cx__options *o)
+{
+    unsigned m = CX_TYPE_BIT(CX_RETURN) | CX_TYPE_BIT(CX_DISLIKE);
+    for (int t = 0; t < CX_MAX_SIGNAL_TYPES; t++)
+        if (o->weight[t] < 0)
+            m |= CX_TYPE_BIT(t);
+    return m;
+}
+
+/* ===================================================================== */
+/* Ingest                                                                */
+/* ===================================================================== */
+
+typedef struct batch_need {
+    size_t cust_ids, cust_bytes, item_ids, item_bytes, chan_ids, chan_bytes;
+} batch_need;
+
+static int check_row(cx_engine *e, size_t i, const char *c, const char *it,
+                     int type, float value, int64_t ts, const char *ch,
+                     batch_need *need)
+{
+    size_t lc = cx__id_len(c), li = cx__id_len(it);
+    if (!lc)
+        return cx__fail(e, CX_EINVAL, "signal row %zu: customer id is NULL,"
+                        " empty or longer than %d bytes", i, CX_MAX_ID_LEN);
+    if (!li)
+        return cx__fail(e, CX_EINVAL, "signal row %zu: item id is NULL, "
+                        "empty or longer than %d bytes", i, CX_MAX_ID_LEN);
+    if (type < 0 || type >= CX_MAX_SIGNAL_TYPES ||
+        !cx_signal_type_name(e, type))
+        return cx__fail(e, CX_EINVAL, "signal row %zu: undefined signal "
+                        "type %d", i, type);
+    if (!isfinite(value))
+        return cx__fail(e, CX_EINVAL, "signal row %zu: value is not a "
+                        "finite number", i);
+    if (type == CX_RATING ? (value < 0 || value > 5) : value <= 0 ||
+                                                           value > 1e6)
+        return cx__fail(e, CX_EINVAL, "signal row %zu: value %g out of "
+                        "range (%s)", i, (double)value,
+                        type == CX_RATING ? "ratings are 0..5"
+                                          : "counts are > 0 and <= 1e6");
+    if (ts < 0 || ts > (int64_t)1 << 40)
+        return cx__fail(e, CX_EINVAL, "signal row %zu: timestamp %lld is "
+                        "not a plausible unix time", i, (long long)ts);
+    if (ch && (!cx__id_len(ch) || strlen(ch) > 64))
+        return cx__fail(e, CX_EINVAL, "signal row %zu: channel must have "
+                        "1..64 bytes", i);
+    if (cx__idmap_find(&e->customers, c) == CX_NONE) {
+        need->cust_ids++;
+        need->cust_bytes += lc + 1;
+    }
+    if (cx__idmap_find(&e->items, it) == CX_NONE) {
+        need->item_ids++;
+        need->item_bytes += li + 1;
+    }
+    if (ch && cx__idmap_find(&e->channels, ch) == CX_NONE) {
+        need->chan_ids++;
+        need->chan_bytes += strlen(ch) + 1;
+    }
+    return CX_OK;
+}
+
+static int reserve(cx_engine *e, size_t n, const batch_need *need)
+{
+    int rc;
+    if (e->channels.n + need->chan_ids > MAX_CHANNELS)
+        return cx__fail(e, CX_ELIMIT, "more than %d distinct channels",
+                        MAX_CHANNELS);
+    if (e->n_ev + n >= CX_NONE)
+        return cx__fail(e, CX_ELIMIT, "more than %u signals", CX_NONE - 1);
+    if ((rc = cx__idmap_reserve(&e->customers, need->cust_ids,
+                                need->cust_bytes)) ||
+        (rc = cx__idmap_reserve(&e->items, need->item_ids,
+                                need->item_bytes)) ||
+        (rc = cx__idmap_reserve(&e->channels, need->chan_ids,
+                                need->chan_bytes)) ||
+        (rc = cx__reserve_items(e, need->item_ids)) ||
+        (rc = cx__reserve_customers(e, need->cust_ids)))
+        return cx__fail(e, rc, "cx_ingest: %s", cx_strerror(rc));
+    size_t cap = e->ev_cap;
+    if ((rc = cx__grow((void **)&e->ev, &cap, e->n_ev + n, sizeof *e->ev)))
+        return cx__fail(e, rc, "cx_ingest: %s", cx_strerror(rc));
+    cap = e->ev_cap;
+    if ((rc = cx__grow((void **)&e->ev_prev, &cap, e->n_ev + n,
+                       sizeof *e->ev_prev)))
+        return cx__fail(e, rc, "cx_ingest: %s", cx_strerror(rc));
+    /* Both arrays now hold at least `cap` entries. */
+    e->ev_cap = cap;
+    return CX_OK;
+}
+
+CX_API int cx_ingest(cx_engine *e, size_t n, const char *const *customers,
+                     const char *const *items, const int *types,
+                     const float *values, const int64_t *timestamps,
+                     const char *const *channels)
+{
+    if (!e)
+        return cx__fail(NULL, CX_EINVAL, "cx_ingest: engine is NULL");
+    if (n == 0)
+        return CX_OK;
+    if (!customers || !items || !types)
+        return cx__fail(e, CX_EINVAL,
+                        "cx_ingest: customers, items and types are required");
+    int64_t now = (int64_t)time(NULL);
+    batch_need need = {0};
+    int rc = CX_OK;
+    pthread_rwlock_wrlock(&e->lock);
+    for (size_t i = 0; i < n && rc == CX_OK; i++)
+        rc = check_row(e, i, customers[i], items[i], types[i],
+                       values ? values[i] : 1.0f,
+                       timestamps ? timestamps[i] : now,
+                       channels ? channels[i] : NULL, &need);
+    if (rc == CX_OK)
+        rc = reserve(e, n, &need);
+    for (size_t i = 0; rc == CX_OK && i < n; i++) {
+        int added;
+        uint32_t c = cx__idmap_add(&e->customers, customers[i], NULL);
+        uint32_t it = cx__idmap_add(&e->items, items[i], &added);
+        if (added)
+            cx__item_init(e, it);
+        cx__event *ev = &e->ev[e->n_ev];
+        ev->cust = c;
+        ev->item = it;
+        ev->ts = timestamps ? timestamps[i] : now;
+        ev->value = values ? values[i] : 1.0f;
+        ev->type = (uint8_t)types[i];
+        ev->channel = channels ? (uint8_t)cx__idmap_add(&e->channels,
+                                                        channels[i], NULL)
+                               : 0;
+        ev->pad = 0;
+        e->ev_prev[e->n_ev] = e->cust_last[c];
+        e->cust_last[c] = (uint32_t)e->n_ev;
+        e->n_ev++;
+        if (ev->ts > e->ts_max)
+            e->ts_max = ev->ts;
+        double s = cx__signal_strength(&e->opt, ev);
+        if (s > 0)
+            e->item_pop[it] += (float)s;
+    }
+    pthread_rwlock_unlock(&e->lock);
+    return rc;
+}
