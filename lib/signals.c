@@ -56,6 +56,8 @@ CX_API int cx_signal_type_define(cx_engine *e, const char *name,
     if (len == 0 || len > 64)
         return cx__fail(e, CX_EINVAL,
                         "signal type name must have 1..64 bytes");
+    if (isnan(weight))
+        return cx__fail(e, CX_EINVAL, "signal weight is NaN");
     if (!isfinite(weight) || fabs(weight) > 1e6)
         return cx__fail(e, CX_ERANGE, "signal weight %g out of range",
                         weight);
@@ -103,7 +105,21 @@ unsigned cx__negative_types(const cx__options *o)
 
 typedef struct batch_need {
     size_t cust_ids, cust_bytes, item_ids, item_bytes, chan_ids, chan_bytes;
+    const char *new_chan[MAX_CHANNELS + 1]; /* distinct, for the limit */
 } batch_need;
+
+/* Count a channel the engine does not know yet, once per batch. */
+static int new_channel(batch_need *need, const char *ch)
+{
+    for (size_t i = 0; i < need->chan_ids; i++)
+        if (strcmp(need->new_chan[i], ch) == 0)
+            return 1;
+    if (need->chan_ids == MAX_CHANNELS)
+        return 0;
+    need->new_chan[need->chan_ids++] = ch;
+    need->chan_bytes += strlen(ch) + 1;
+    return 1;
+}
 
 static int check_row(cx_engine *e, size_t i, const char *c, const char *it,
                      int type, float value, int64_t ts, const char *ch,
@@ -143,10 +159,10 @@ static int check_row(cx_engine *e, size_t i, const char *c, const char *it,
         need->item_ids++;
         need->item_bytes += li + 1;
     }
-    if (ch && cx__idmap_find(&e->channels, ch) == CX_NONE) {
-        need->chan_ids++;
-        need->chan_bytes += strlen(ch) + 1;
-    }
+    if (ch && cx__idmap_find(&e->channels, ch) == CX_NONE &&
+        !new_channel(need, ch))
+        return cx__fail(e, CX_ELIMIT, "signal row %zu: more than %d "
+                        "distinct channels", i, MAX_CHANNELS);
     return CX_OK;
 }
 
@@ -192,7 +208,8 @@ CX_API int cx_ingest(cx_engine *e, size_t n, const char *const *customers,
         return cx__fail(e, CX_EINVAL,
                         "cx_ingest: customers, items and types are required");
     int64_t now = (int64_t)time(NULL);
-    batch_need need = {0};
+    batch_need need;
+    memset(&need, 0, sizeof need);
     int rc = CX_OK;
     pthread_rwlock_wrlock(&e->lock);
     for (size_t i = 0; i < n && rc == CX_OK; i++)

@@ -1,0 +1,96 @@
+#!/bin/sh
+# cli.sh -- the cxengine program end to end: gen, import (good and
+# malformed CSV), train, recommend, similar, eval, export, info.
+# usage: tests/cli.sh path/to/cxengine
+set -u
+CLI=$1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+no() { fail=$((fail + 1)); echo "FAIL: $*"; }
+expect() { # expect DESCRIPTION COMMAND... : command must succeed
+    d=$1; shift
+    if "$@" >"$T/out" 2>"$T/err"; then ok; else no "$d (exit $?)"; cat "$T/err"; fi
+}
+has() { # has FILE PATTERN DESCRIPTION
+    if grep -q -- "$2" "$1"; then ok; else no "$3: '$2' not in $1"; cat "$1"; fi
+}
+stat_of() { "$CLI" info "$1" | awk -v k="$2" '$1 == k { print $2 }'; }
+
+# --- generate, import, train, serve
+expect "gen" "$CLI" gen --signals 20000 --seed 7 "$T/shop"
+has "$T/out" "signals" "gen summary"
+expect "import" "$CLI" import --items "$T/shop/items.csv" --signals "$T/shop/signals.csv" "$T/e.cxe"
+has "$T/out" "20[0-9]* signals imported, 0 rows rejected" "import count"
+rows=$(($(wc -l < "$T/shop/signals.csv") - 1))
+[ "$(stat_of "$T/e.cxe" signals)" = "$rows" ] && ok || no "signal count $(stat_of "$T/e.cxe" signals) != $rows"
+expect "train" "$CLI" train --factors 16 --iterations 5 "$T/e.cxe"
+has "$T/err" "iteration  5/5" "train progress"
+[ "$(stat_of "$T/e.cxe" generation)" = "1" ] && ok || no "generation after train"
+cust=$(sed -n 2p "$T/shop/signals.csv" | cut -d, -f1)
+item=$(sed -n 2p "$T/shop/signals.csv" | cut -d, -f2)
+expect "recommend" "$CLI" recommend -k 5 "$T/e.cxe" "$cust"
+[ "$(grep -c 'personal' "$T/out")" = 5 ] && ok || no "5 personal recommendations"
+expect "recommend unknown" "$CLI" recommend -k 3 "$T/e.cxe" nobody-at-all
+[ "$(grep -c 'popular' "$T/out")" = 3 ] && ok || no "unknown customer gets popular"
+expect "similar" "$CLI" similar -k 4 "$T/e.cxe" "$item"
+[ "$(grep -c 'similar' "$T/out")" = 4 ] && ok || no "4 similar items"
+"$CLI" similar "$T/e.cxe" no-such-item >/dev/null 2>"$T/err" && no "unknown item must fail" || ok
+has "$T/err" "unknown item" "unknown item message"
+expect "eval" "$CLI" eval --factors 16 --iterations 5 "$T/e.cxe"
+has "$T/out" "ndcg@10" "eval prints ndcg"
+has "$T/out" "popularity" "eval prints the baseline"
+expect "export" "$CLI" export "$T/e.cxe" "$T/npy"
+for f in customer_factors.npy item_factors.npy customer_ids.txt item_ids.txt; do
+    [ -s "$T/npy/$f" ] && ok || no "export wrote $f"
+done
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+    n_items=$(wc -l < "$T/npy/item_ids.txt")
+    if /usr/bin/python3 -c "
+import numpy as np, sys
+y = np.load('$T/npy/item_factors.npy', mmap_mode='r')
+assert y.dtype == np.float32 and y.shape == ($n_items, 16), (y.dtype, y.shape)
+assert np.isfinite(y).all() and abs(y).sum() > 0
+"; then ok; else no "numpy reads item_factors.npy"; fi
+fi
+
+# --- malformed CSV: every bad row is named by line, good rows land
+cat > "$T/bad.csv" <<'CSV'
+customer,item,type,value,timestamp,channel
+c1,i1,view,1,1767225600,web
+c1,i2,teleport,1,1767225600,web
+c2,i1,purchase,2,1767225700,app
+c2,i3,view,abc,1767225700,app
+c3,i2,view,1,1767225800
+c3,i4,view,-5,1767225800,web
+c4,i1,view,nan,1767225800,web
+,i1,view,1,1767225800,web
+c5,i5,rating,4,1767225900,store
+c6,"i6,with comma",click,1,1767225900,web
+c7,i7,view,1,yesterday,web
+c8,"i8,view,1,1767226000,web
+CSV
+"$CLI" import --signals "$T/bad.csv" "$T/bad.cxe" >"$T/out" 2>"$T/err"
+[ $? -eq 3 ] && ok || no "import with bad rows exits 3"
+for l in 3 5 6 7 8 9 12 13; do has "$T/err" "bad.csv:$l:" "line $l reported"; done
+has "$T/err" "teleport" "unknown type named"
+for l in 2 4 10 11; do
+    if grep -q "bad.csv:$l:" "$T/err"; then no "good line $l reported as bad"; else ok; fi
+done
+[ "$(stat_of "$T/bad.cxe" signals)" = 4 ] && ok || no "4 good rows kept, got $(stat_of "$T/bad.cxe" signals)"
+"$CLI" import --strict --signals "$T/bad.csv" "$T/strict.cxe" >/dev/null 2>&1
+[ $? -eq 1 ] && ok || no "--strict fails"
+[ ! -e "$T/strict.cxe" ] && ok || no "--strict writes nothing"
+printf 'who,what\nx,y\n' > "$T/nohdr.csv"
+"$CLI" import --signals "$T/nohdr.csv" "$T/n.cxe" >/dev/null 2>"$T/err" && no "bad header accepted" || ok
+has "$T/err" "must name customer, item and type" "header message"
+
+# --- a corrupt engine file is refused with a message
+head -c 100 "$T/e.cxe" > "$T/trunc.cxe"
+"$CLI" info "$T/trunc.cxe" >/dev/null 2>"$T/err" && no "truncated file accepted" || ok
+has "$T/err" "truncated\|corrupt" "truncation message"
+"$CLI" bogus >/dev/null 2>&1; [ $? -eq 2 ] && ok || no "unknown command exits 2"
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

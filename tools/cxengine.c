@@ -1,0 +1,906 @@
+/* cxengine.c -- the command-line program: gen, import, train, recommend,
+ * similar, eval, export, info, demo.  Engines live in one file (cx_save). */
+#include "cxengine.h"
+#include "csvread.h"
+#include "synth.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define EXIT_USAGE 2
+#define EXIT_PARTIAL 3 /* import finished but rejected some rows */
+
+static const char *prog = "cxengine";
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+static void check(cx_engine *e, int rc, const char *what)
+{
+    if (rc != CX_OK)
+        die("%s: %s (%s)", what, cx_errmsg(e), cx_strerror(rc));
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Strict number parsing: the whole string, finite. */
+static int parse_double(const char *s, double *v)
+{
+    char *end;
+    errno = 0;
+    *v = strtod(s, &end);
+    return s[0] && !*end && !errno && isfinite(*v);
+}
+
+static int parse_i64(const char *s, int64_t *v)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    *v = x;
+    return s[0] && !*end && !errno;
+}
+
+static double num_arg(const char *opt, const char *s)
+{
+    double v;
+    if (!parse_double(s, &v))
+        die("%s: '%s' is not a number", opt, s);
+    return v;
+}
+
+/* ===================================================================== */
+/* Engine files                                                          */
+/* ===================================================================== */
+
+static cx_engine *open_engine(const char *path, int must_exist)
+{
+    cx_engine *e = NULL;
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        int rc = cx_load(&e, path);
+        if (rc)
+            die("%s (%s)", cx_errmsg(NULL), cx_strerror(rc));
+    } else if (must_exist) {
+        die("%s: no such engine file (create one with `%s import`)", path,
+            prog);
+    } else if (cx_open(&e, NULL, 0)) {
+        die("cannot create engine: %s", cx_errmsg(NULL));
+    }
+    return e;
+}
+
+static void save_engine(cx_engine *e, const char *path)
+{
+    check(e, cx_save(e, path), "save");
+}
+
+/* ===================================================================== */
+/* Training options, shared by train, eval and demo                      */
+/* ===================================================================== */
+
+enum { O_FACTORS = 1000, O_ITER, O_LAMBDA, O_ALPHA, O_SOLVER, O_THREADS,
+       O_HALF, O_SEED, O_CG, O_K, O_CAT, O_ALLSTOCK, O_EXACT, O_ITEMS,
+       O_SIGNALS, O_OUT, O_TASTE, O_REPEAT, O_SKEW, O_FRAC, O_DIR,
+       O_CUSTOMERS, O_QUIET, O_STRICT };
+
+#define TRAIN_LONGOPTS                                                     \
+    {"factors", 1, 0, O_FACTORS}, {"iterations", 1, 0, O_ITER},            \
+        {"lambda", 1, 0, O_LAMBDA}, {"alpha", 1, 0, O_ALPHA},              \
+        {"solver", 1, 0, O_SOLVER}, {"threads", 1, 0, O_THREADS},          \
+        {"half-life", 1, 0, O_HALF}, {"seed", 1, 0, O_SEED},               \
+        {"cg-steps", 1, 0, O_CG}
+
+/* Apply a training option; 0 if `c` is not one. */
+static int train_option(cx_engine *e, int c, const char *arg)
+{
+    int key;
+    double v;
+    switch (c) {
+    case O_FACTORS: key = CX_OPT_FACTORS; break;
+    case O_ITER: key = CX_OPT_ITERATIONS; break;
+    case O_LAMBDA: key = CX_OPT_REGULARIZATION; break;
+    case O_ALPHA: key = CX_OPT_ALPHA; break;
+    case O_THREADS: key = CX_OPT_THREADS; break;
+    case O_HALF: key = CX_OPT_HALF_LIFE; break;
+    case O_SEED: key = CX_OPT_SEED; break;
+    case O_CG: key = CX_OPT_CG_STEPS; break;
+    case O_SOLVER:
+        if (strcmp(arg, "cg") && strcmp(arg, "cholesky"))
+            die("--solver must be cg or cholesky");
+        check(e, cx_set_option(e, CX_OPT_SOLVER,
+                               strcmp(arg, "cg") ? CX_SOLVER_CHOLESKY
+                                                 : CX_SOLVER_CG),
+              "--solver");
+        return 1;
+    default: return 0;
+    }
+    v = num_arg("option", arg);
+    int rc = cx_set_option(e, key, v);
+    if (rc)
+        die("%s", cx_errmsg(e));
+    return 1;
+}
+
+/* Options are parsed before the engine exists: remember them. */
+typedef struct pending {
+    int c[32];
+    const char *arg[32];
+    int n;
+} pending;
+
+static void pend(pending *p, int c, const char *arg)
+{
+    if (p->n < 32) {
+        p->c[p->n] = c;
+        p->arg[p->n++] = arg;
+    }
+}
+
+static void apply(cx_engine *e, const pending *p)
+{
+    for (int i = 0; i < p->n; i++)
+        train_option(e, p->c[i], p->arg[i]);
+}
+
+static int progress(void *user, int it, int n, double loss)
+{
+    double *t0 = user;
+    fprintf(stderr, "  iteration %2d/%d  loss %.6f  %.2fs\n", it, n, loss,
+            now_s() - *t0);
+    return 0;
+}
+
+/* ===================================================================== */
+/* gen                                                                   */
+/* ===================================================================== */
+
+static void synth_options(int c, const char *arg, synth_config *sc)
+{
+    switch (c) {
+    case O_SEED: sc->seed = (uint64_t)num_arg("--seed", arg); break;
+    case O_TASTE: sc->taste_strength = num_arg("--taste", arg); break;
+    case O_REPEAT: sc->repeat_rate = num_arg("--repeat", arg); break;
+    case O_SKEW: sc->bestseller_skew = num_arg("--skew", arg); break;
+    }
+}
+
+static int cmd_gen(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"signals", 1, 0, O_SIGNALS}, {"seed", 1, 0, O_SEED},
+        {"taste", 1, 0, O_TASTE},     {"repeat", 1, 0, O_REPEAT},
+        {"skew", 1, 0, O_SKEW},       {0, 0, 0, 0}};
+    size_t n = 200000;
+    int c, cs[8], k = 0;
+    const char *as[8];
+    while ((c = getopt_long(argc, argv, "n:", lo, NULL)) != -1) {
+        if (c == 'n' || c == O_SIGNALS)
+            n = (size_t)num_arg("--signals", optarg);
+        else if (c == '?')
+            return EXIT_USAGE;
+        else if (k < 8)
+            cs[k] = c, as[k++] = optarg;
+    }
+    if (optind != argc - 1)
+        die("usage: %s gen [--signals N] [--seed S] [--taste F] [--repeat F]"
+            " [--skew F] DIR", prog);
+    const char *dir = argv[optind];
+    synth_config sc;
+    synth_config_default(&sc, n);
+    for (int i = 0; i < k; i++)
+        synth_options(cs[i], as[i], &sc);
+    synth_shop shop;
+    if (synth_generate(&sc, &shop))
+        die("gen: bad configuration or out of memory");
+    if (mkdir(dir, 0755) && errno != EEXIST)
+        die("gen: cannot create %s: %s", dir, strerror(errno));
+    char ip[4096], sp[4096];
+    snprintf(ip, sizeof ip, "%s/items.csv", dir);
+    snprintf(sp, sizeof sp, "%s/signals.csv", dir);
+    if (synth_write_csv(&shop, ip, sp))
+        die("gen: writing %s: %s", dir, strerror(errno));
+    printf("wrote %s (%zu items, %zu categories) and %s (%zu signals, "
+           "%zu customers)\n", ip, shop.n_items, shop.n_categories, sp,
+           shop.n_signals, shop.n_customers);
+    synth_free(&shop);
+    return 0;
+}
+
+/* ===================================================================== */
+/* import                                                                */
+/* ===================================================================== */
+
+/* Column of `name` (or an alias) in the header, or -1. */
+static int column(char **hdr, int n, const char *const *names)
+{
+    for (int i = 0; i < n; i++)
+        for (const char *const *a = names; *a; a++)
+            if (strcasecmp(hdr[i], *a) == 0)
+                return i;
+    return -1;
+}
+
+typedef struct import_stats {
+    size_t ok, bad;
+    const char *file;
+} import_stats;
+
+static void reject(import_stats *st, long line, const char *msg)
+{
+    st->bad++;
+    if (st->bad <= 20)
+        fprintf(stderr, "%s:%ld: %s\n", st->file, line, msg);
+    else if (st->bad == 21)
+        fprintf(stderr, "%s: more bad rows follow; only a count is kept\n",
+                st->file);
+}
+
+/* A batch of parsed signal rows; strings are copied into `text`. */
+enum { BATCH = 4096 };
+typedef struct sig_batch {
+    const char *cust[BATCH], *item[BATCH], *chan[BATCH];
+    int type[BATCH];
+    float value[BATCH];
+    int64_t ts[BATCH];
+    long line[BATCH];
+    char *text;
+    size_t used, cap;
+    size_t n;
+} sig_batch;
+
+static const char *keep_str(sig_batch *b, const char *s)
+{
+    size_t len = strlen(s) + 1;
+    if (b->used + len > b->cap) {
+        /* Rows point into text: grow by moving to a new, larger block
+         * only between batches (cap is sized for a full batch). */
+        die("import: row text exceeds the batch buffer");
+    }
+    char *d = b->text + b->used;
+    memcpy(d, s, len);
+    b->used += len;
+    return d;
+}
+
+/* Ingest a batch; if the library refuses it, retry row by row so the bad
+ * rows are named and the good ones still land. */
+static void flush(cx_engine *e, sig_batch *b, import_stats *st)
+{
+    if (!b->n)
+        return;
+    if (cx_ingest(e, b->n, b->cust, b->item, b->type, b->value, b->ts,
+                  b->chan) == CX_OK) {
+        st->ok += b->n;
+    } else {
+        for (size_t i = 0; i < b->n; i++) {
+            if (cx_ingest(e, 1, &b->cust[i], &b->item[i], &b->type[i],
+                          &b->value[i], &b->ts[i], &b->chan[i]) == CX_OK)
+                st->ok++;
+            else
+                reject(st, b->line[i], cx_errmsg(e));
+        }
+    }
+    b->n = 0;
+    b->used = 0;
+}
+
+static import_stats import_signals(cx_engine *e, const char *path)
+{
+    import_stats st = {0, 0, path};
+    csv_reader *r;
+    if (csv_open(&r, path))
+        die("import: cannot open %s: %s", path, strerror(errno));
+    char **f;
+    int nf = csv_next(r, &f);
+    if (nf <= 0)
+        die("%s: no header line (%s)", path, nf < 0 ? csv_error(r) : "empty");
+    static const char *const c_n[] = {"customer", "customer_id", "user",
+                                      "user_id", NULL};
+    static const char *const i_n[] = {"item", "item_id", "product",
+                                      "product_id", NULL};
+    static const char *const t_n[] = {"type", "event", "signal", NULL};
+    static const char *const v_n[] = {"value", "quantity", "rating", NULL};
+    static const char *const s_n[] = {"timestamp", "ts", "time", NULL};
+    static const char *const h_n[] = {"channel", NULL};
+    int cc = column(f, nf, c_n), ci = column(f, nf, i_n),
+        ct = column(f, nf, t_n), cv = column(f, nf, v_n),
+        cs = column(f, nf, s_n), ch = column(f, nf, h_n);
+    if (cc < 0 || ci < 0 || ct < 0)
+        die("%s:1: the header must name customer, item and type columns "
+            "(optional: value, timestamp, channel)", path);
+    sig_batch *b = calloc(1, sizeof *b);
+    if (!b || !(b->text = malloc(b->cap = (size_t)BATCH * 4 * 520)))
+        die("out of memory");
+    int64_t now = (int64_t)time(NULL);
+    char msg[256];
+    for (;;) {
+        nf = csv_next(r, &f);
+        if (nf == 0)
+            break;
+        long line = csv_line(r);
+        if (nf < 0) {
+            reject(&st, line, csv_error(r));
+            continue;
+        }
+        int need = cc > ci ? cc : ci;
+        need = ct > need ? ct : need;
+        need = cv > need ? cv : need;
+        need = cs > need ? cs : need;
+        need = ch > need ? ch : need;
+        if (nf <= need) {
+            snprintf(msg, sizeof msg, "%d fields, the header has more", nf);
+            reject(&st, line, msg);
+            continue;
+        }
+        int type;
+        double v = 1;
+        int64_t ts = now;
+        if (cx_signal_type_lookup(e, f[ct], &type)) {
+            snprintf(msg, sizeof msg, "unknown signal type '%.64s'", f[ct]);
+            reject(&st, line, msg);
+            continue;
+        }
+        if (cv >= 0 && f[cv][0] && !parse_double(f[cv], &v)) {
+            snprintf(msg, sizeof msg, "value '%.64s' is not a number", f[cv]);
+            reject(&st, line, msg);
+            continue;
+        }
+        if (cs >= 0 && f[cs][0] && !parse_i64(f[cs], &ts)) {
+            snprintf(msg, sizeof msg, "timestamp '%.64s' is not an integer "
+                     "(unix seconds)", f[cs]);
+            reject(&st, line, msg);
+            continue;
+        }
+        if (strlen(f[cc]) > CX_MAX_ID_LEN || strlen(f[ci]) > CX_MAX_ID_LEN ||
+            (ch >= 0 && strlen(f[ch]) > 64)) {
+            reject(&st, line, "id longer than the library accepts");
+            continue;
+        }
+        size_t i = b->n;
+        b->cust[i] = keep_str(b, f[cc]);
+        b->item[i] = keep_str(b, f[ci]);
+        b->chan[i] = keep_str(b, ch >= 0 && f[ch][0] ? f[ch] : "web");
+        b->type[i] = type;
+        b->value[i] = (float)v;
+        b->ts[i] = ts;
+        b->line[i] = line;
+        if (++b->n == BATCH)
+            flush(e, b, &st);
+    }
+    flush(e, b, &st);
+    free(b->text);
+    free(b);
+    csv_close(r);
+    return st;
+}
+
+static import_stats import_items(cx_engine *e, const char *path)
+{
+    import_stats st = {0, 0, path};
+    csv_reader *r;
+    if (csv_open(&r, path))
+        die("import: cannot open %s: %s", path, strerror(errno));
+    char **f;
+    int nf = csv_next(r, &f);
+    if (nf <= 0)
+        die("%s: no header line", path);
+    static const char *const i_n[] = {"item", "item_id", "product",
+                                      "product_id", "id", NULL};
+    static const char *const c_n[] = {"category", NULL};
+    static const char *const p_n[] = {"price", NULL};
+    static const char *const s_n[] = {"in_stock", "stock", NULL};
+    static const char *const t_n[] = {"created_at", "created", NULL};
+    static const char *const g_n[] = {"tags", NULL};
+    int ci = column(f, nf, i_n), cc = column(f, nf, c_n),
+        cp = column(f, nf, p_n), cs = column(f, nf, s_n),
+        ct = column(f, nf, t_n), cg = column(f, nf, g_n);
+    if (ci < 0)
+        die("%s:1: the header must name an item column (optional: "
+            "category, price, in_stock, created_at, tags)", path);
+    char msg[256];
+    while ((nf = csv_next(r, &f)) != 0) {
+        long line = csv_line(r);
+        if (nf < 0) {
+            reject(&st, line, csv_error(r));
+            continue;
+        }
+        double price = 0;
+        int64_t created = 0, stock = 1;
+        if ((cc >= 0 && cc >= nf) || (cp >= 0 && cp >= nf) ||
+            (cs >= 0 && cs >= nf) || (ct >= 0 && ct >= nf) ||
+            (cg >= 0 && cg >= nf) || ci >= nf) {
+            reject(&st, line, "too few fields");
+            continue;
+        }
+        if (cp >= 0 && f[cp][0] && !parse_double(f[cp], &price)) {
+            snprintf(msg, sizeof msg, "price '%.64s' is not a number", f[cp]);
+            reject(&st, line, msg);
+            continue;
+        }
+        if ((cs >= 0 && f[cs][0] && !parse_i64(f[cs], &stock)) ||
+            (ct >= 0 && f[ct][0] && !parse_i64(f[ct], &created))) {
+            reject(&st, line, "in_stock and created_at must be integers");
+            continue;
+        }
+        const char *id = f[ci], *cat = cc >= 0 ? f[cc] : "";
+        const char *tags = cg >= 0 ? f[cg] : NULL;
+        int in_stock = stock != 0;
+        if (cx_items_upsert(e, 1, &id, &cat, cp >= 0 ? &price : NULL,
+                            cs >= 0 ? &in_stock : NULL,
+                            ct >= 0 ? &created : NULL,
+                            cg >= 0 ? &tags : NULL))
+            reject(&st, line, cx_errmsg(e));
+        else
+            st.ok++;
+    }
+    csv_close(r);
+    return st;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"items", 1, 0, O_ITEMS}, {"signals", 1, 0, O_SIGNALS},
+        {"strict", 0, 0, O_STRICT}, {0, 0, 0, 0}};
+    const char *items = NULL, *signals = NULL;
+    int c, strict = 0;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (c == O_ITEMS)
+            items = optarg;
+        else if (c == O_SIGNALS)
+            signals = optarg;
+        else if (c == O_STRICT)
+            strict = 1;
+        else
+            return EXIT_USAGE;
+    }
+    if (optind != argc - 1 || (!items && !signals))
+        die("usage: %s import [--items items.csv] [--signals signals.csv] "
+            "[--strict] ENGINE", prog);
+    const char *path = argv[optind];
+    cx_engine *e = open_engine(path, 0);
+    size_t bad = 0;
+    double t = now_s();
+    if (items) {
+        import_stats st = import_items(e, items);
+        printf("%s: %zu items imported, %zu rows rejected\n", items, st.ok,
+               st.bad);
+        bad += st.bad;
+    }
+    if (signals) {
+        import_stats st = import_signals(e, signals);
+        printf("%s: %zu signals imported, %zu rows rejected (%.2fs)\n",
+               signals, st.ok, st.bad, now_s() - t);
+        bad += st.bad;
+    }
+    if (bad && strict) {
+        fprintf(stderr, "%s: --strict: %zu rejected rows, %s not written\n",
+                prog, bad, path);
+        cx_close(e);
+        return 1;
+    }
+    save_engine(e, path);
+    cx_close(e);
+    return bad ? EXIT_PARTIAL : 0;
+}
+
+/* ===================================================================== */
+/* train                                                                 */
+/* ===================================================================== */
+
+static int cmd_train(int argc, char **argv)
+{
+    static const struct option lo[] = {TRAIN_LONGOPTS,
+                                       {"quiet", 0, 0, O_QUIET},
+                                       {0, 0, 0, 0}};
+    pending p = {0};
+    int c, quiet = 0;
+    while ((c = getopt_long(argc, argv, "q", lo, NULL)) != -1) {
+        if (c == '?')
+            return EXIT_USAGE;
+        if (c == 'q' || c == O_QUIET)
+            quiet = 1;
+        else
+            pend(&p, c, optarg);
+    }
+    if (optind != argc - 1)
+        die("usage: %s train [--factors K] [--iterations N] [--lambda L] "
+            "[--alpha A] [--solver cg|cholesky] [--threads T] "
+            "[--half-life SECONDS] [--seed S] ENGINE", prog);
+    const char *path = argv[optind];
+    cx_engine *e = open_engine(path, 1);
+    apply(e, &p);
+    double t0 = now_s();
+    check(e, cx_train(e, quiet ? NULL : progress, &t0), "train");
+    int64_t nc, ni, ns;
+    cx_stat(e, CX_STAT_MODEL_CUSTOMERS, &nc);
+    cx_stat(e, CX_STAT_MODEL_ITEMS, &ni);
+    cx_stat(e, CX_STAT_SIGNALS, &ns);
+    printf("trained on %lld signals: %lld customers x %lld items in %.2fs\n",
+           (long long)ns, (long long)nc, (long long)ni, now_s() - t0);
+    save_engine(e, path);
+    cx_close(e);
+    return 0;
+}
+
+/* ===================================================================== */
+/* recommend, similar                                                    */
+/* ===================================================================== */
+
+static const char *reason_name(int r)
+{
+    switch (r) {
+    case CX_REASON_PERSONAL: return "personal";
+    case CX_REASON_POPULAR: return "popular";
+    case CX_REASON_SIMILAR: return "similar";
+    case CX_REASON_CATEGORY: return "category";
+    }
+    return "?";
+}
+
+static void print_list(cx_engine *e, const char *who, const char **items,
+                       const float *scores, const int *reasons, size_t n)
+{
+    printf("%s:\n", who);
+    for (size_t j = 0; j < n; j++) {
+        const char *cat = "";
+        double price = 0;
+        cx_item_get(e, items[j], &cat, &price, NULL, NULL);
+        printf("  %2zu. %-14s %-10s %9.2f  score %8.4f  %s\n", j + 1,
+               items[j], cat, price, scores[j], reason_name(reasons[j]));
+    }
+    if (!n)
+        printf("  (nothing passes the rules)\n");
+}
+
+static int cmd_rank(int argc, char **argv, int similar)
+{
+    static const struct option lo[] = {
+        {"category", 1, 0, O_CAT}, {"all-stock", 0, 0, O_ALLSTOCK},
+        {"exact", 0, 0, O_EXACT},  {0, 0, 0, 0}};
+    cx_rec_opts o;
+    cx_rec_opts_init(&o);
+    size_t k = 10;
+    int c;
+    while ((c = getopt_long(argc, argv, "k:", lo, NULL)) != -1) {
+        if (c == 'k')
+            k = (size_t)num_arg("-k", optarg);
+        else if (c == O_CAT)
+            o.category = optarg;
+        else if (c == O_ALLSTOCK)
+            o.in_stock_only = 0;
+        else if (c == O_EXACT)
+            o.exact = 1;
+        else
+            return EXIT_USAGE;
+    }
+    if (optind > argc - 2)
+        die("usage: %s %s [-k K] [--category C] [--all-stock] [--exact] "
+            "ENGINE %s...", prog, similar ? "similar" : "recommend",
+            similar ? "ITEM" : "CUSTOMER");
+    if (k == 0 || k > 10000)
+        die("-k must be 1..10000");
+    cx_engine *e = open_engine(argv[optind], 1);
+    const char **items = malloc(k * sizeof *items);
+    float *scores = malloc(k * sizeof *scores);
+    int *reasons = malloc(k * sizeof *reasons);
+    if (!items || !scores || !reasons)
+        die("out of memory");
+    int status = 0;
+    for (int i = optind + 1; i < argc; i++) {
+        size_t n;
+        int rc = similar ? cx_similar_items(e, argv[i], k, &o, items, scores,
+                                            reasons, &n)
+                         : cx_recommend(e, argv[i], k, &o, items, scores,
+                                        reasons, &n);
+        if (rc) {
+            fprintf(stderr, "%s: %s: %s\n", prog, argv[i], cx_errmsg(e));
+            status = 1;
+            continue;
+        }
+        print_list(e, argv[i], items, scores, reasons, n);
+    }
+    free(items), free(scores), free(reasons);
+    cx_close(e);
+    return status;
+}
+
+/* ===================================================================== */
+/* eval                                                                  */
+/* ===================================================================== */
+
+static void print_eval(const double *m, const double *b, size_t k)
+{
+    static const char *names[] = {"precision", "recall", "ndcg", "map",
+                                  "hit_rate", "coverage"};
+    printf("%-14s %10s %10s %8s\n", "metric", "engine", "popularity",
+           "lift");
+    for (int i = 0; i < CX_METRIC_USERS; i++) {
+        char label[32];
+        snprintf(label, sizeof label, "%s@%zu", names[i], k);
+        printf("%-14s %10.4f %10.4f %7.2fx\n", label, m[i], b[i],
+               b[i] > 0 ? m[i] / b[i] : 0.0);
+    }
+    printf("%-14s %10.0f\n", "customers", m[CX_METRIC_USERS]);
+}
+
+static int cmd_eval(int argc, char **argv)
+{
+    static const struct option lo[] = {TRAIN_LONGOPTS,
+                                       {"test-fraction", 1, 0, O_FRAC},
+                                       {0, 0, 0, 0}};
+    cx_eval_opts eo;
+    cx_eval_opts_init(&eo);
+    pending p = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, "k:", lo, NULL)) != -1) {
+        if (c == 'k')
+            eo.k = (size_t)num_arg("-k", optarg);
+        else if (c == O_FRAC)
+            eo.test_fraction = num_arg("--test-fraction", optarg);
+        else if (c == '?')
+            return EXIT_USAGE;
+        else
+            pend(&p, c, optarg);
+    }
+    if (optind != argc - 1)
+        die("usage: %s eval [-k K] [--test-fraction F] [training options] "
+            "ENGINE", prog);
+    cx_engine *e = open_engine(argv[optind], 1);
+    apply(e, &p);
+    double m[CX_METRIC_COUNT], b[CX_METRIC_COUNT], t = now_s();
+    check(e, cx_evaluate(e, &eo, m, b), "eval");
+    printf("time split: newest %.0f%% of each customer's items held out, "
+           "k = %zu (%.2fs)\n", eo.test_fraction * 100, eo.k, now_s() - t);
+    print_eval(m, b, eo.k);
+    cx_close(e);
+    return 0;
+}
+
+/* ===================================================================== */
+/* export, info                                                          */
+/* ===================================================================== */
+
+static int cmd_export(int argc, char **argv)
+{
+    if (argc != 3)
+        die("usage: %s export ENGINE DIR", prog);
+    cx_engine *e = open_engine(argv[1], 1);
+    if (mkdir(argv[2], 0755) && errno != EEXIST)
+        die("export: cannot create %s: %s", argv[2], strerror(errno));
+    check(e, cx_export_npy(e, argv[2]), "export");
+    printf("wrote %s/{customer,item}_factors.npy and "
+           "{customer,item}_ids.txt\n", argv[2]);
+    cx_close(e);
+    return 0;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    if (argc != 2)
+        die("usage: %s info ENGINE", prog);
+    cx_engine *e = open_engine(argv[1], 1);
+    static const struct { int key; const char *name; } s[] = {
+        {CX_STAT_CUSTOMERS, "customers"}, {CX_STAT_ITEMS, "items"},
+        {CX_STAT_SIGNALS, "signals"}, {CX_STAT_GENERATION, "generation"},
+        {CX_STAT_FACTORS, "factors"},
+        {CX_STAT_MODEL_CUSTOMERS, "model_customers"},
+        {CX_STAT_MODEL_ITEMS, "model_items"}, {CX_STAT_MEMORY, "memory_bytes"}};
+    printf("libcxengine %s\n", cx_version());
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+        int64_t v;
+        cx_stat(e, s[i].key, &v);
+        printf("%-16s %lld\n", s[i].name, (long long)v);
+    }
+    cx_close(e);
+    return 0;
+}
+
+/* ===================================================================== */
+/* demo                                                                  */
+/* ===================================================================== */
+
+/* Feed a synthetic shop straight into an engine. */
+static void load_shop(cx_engine *e, const synth_shop *s)
+{
+    size_t n = s->n_items;
+    const char **ids = malloc(n * sizeof *ids), **cats = malloc(n * sizeof *cats);
+    const char **tags = malloc(n * sizeof *tags);
+    double *price = malloc(n * sizeof *price);
+    int *stock = malloc(n * sizeof *stock);
+    int64_t *created = malloc(n * sizeof *created);
+    if (!ids || !cats || !tags || !price || !stock || !created)
+        die("out of memory");
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = s->items[i].id;
+        cats[i] = s->items[i].category;
+        tags[i] = s->items[i].tags;
+        price[i] = s->items[i].price;
+        stock[i] = s->items[i].in_stock;
+        created[i] = s->items[i].created_at;
+    }
+    check(e, cx_items_upsert(e, n, ids, cats, price, stock, created, tags),
+          "catalogue");
+    free(ids), free(cats), free(tags), free(price), free(stock), free(created);
+    static char cid[BATCH][24];
+    static const char *cs[BATCH], *is[BATCH], *ch[BATCH];
+    static int ty[BATCH];
+    static float val[BATCH];
+    static int64_t ts[BATCH];
+    for (size_t i = 0; i < s->n_signals;) {
+        size_t b = 0;
+        for (; b < BATCH && i < s->n_signals; b++, i++) {
+            const synth_signal *g = &s->signals[i];
+            synth_customer_id(g->customer, cid[b]);
+            cs[b] = cid[b];
+            is[b] = s->items[g->item].id;
+            ch[b] = synth_channel_name(g->channel);
+            ty[b] = g->type;
+            val[b] = g->value;
+            ts[b] = g->ts;
+        }
+        check(e, cx_ingest(e, b, cs, is, ty, val, ts, ch), "ingest");
+    }
+}
+
+static int cmd_demo(int argc, char **argv)
+{
+    static const struct option lo[] = {TRAIN_LONGOPTS,
+                                       {"signals", 1, 0, O_SIGNALS},
+                                       {"customers", 1, 0, O_CUSTOMERS},
+                                       {0, 0, 0, 0}};
+    size_t n = 300000, show = 3;
+    pending p = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, "n:", lo, NULL)) != -1) {
+        if (c == 'n' || c == O_SIGNALS)
+            n = (size_t)num_arg("--signals", optarg);
+        else if (c == O_CUSTOMERS)
+            show = (size_t)num_arg("--customers", optarg);
+        else if (c == '?')
+            return EXIT_USAGE;
+        else
+            pend(&p, c, optarg);
+    }
+    printf("libcxengine %s demo\n\n", cx_version());
+    synth_config sc;
+    synth_config_default(&sc, n);
+    synth_shop shop;
+    double t = now_s();
+    if (synth_generate(&sc, &shop))
+        die("demo: cannot generate the sample shop");
+    printf("1. sample shop: %zu customers, %zu items in %zu categories, "
+           "%zu signals over %d days (%.2fs)\n", shop.n_customers,
+           shop.n_items, shop.n_categories, shop.n_signals, sc.days,
+           now_s() - t);
+    cx_engine *e;
+    check(NULL, cx_open(&e, NULL, 0), "open");
+    apply(e, &p);
+    t = now_s();
+    load_shop(e, &shop);
+    printf("2. ingested catalogue and signals (%.2fs)\n", now_s() - t);
+
+    printf("3. offline evaluation: train on the past, predict each "
+           "customer's newest items\n");
+    cx_eval_opts eo;
+    cx_eval_opts_init(&eo);
+    double m[CX_METRIC_COUNT], b[CX_METRIC_COUNT];
+    t = now_s();
+    check(e, cx_evaluate(e, &eo, m, b), "eval");
+    print_eval(m, b, eo.k);
+    printf("   (%.2fs)\n", now_s() - t);
+
+    printf("4. training on everything\n");
+    double t0 = now_s();
+    check(e, cx_train(e, progress, &t0), "train");
+
+    printf("5. recommendations (planted favourite categories in brackets)\n");
+    const char *items[5];
+    float scores[5];
+    int reasons[5];
+    size_t shown = 0;
+    for (uint32_t u = 0; u < shop.n_customers && shown < show; u += 97) {
+        char id[24], who[96];
+        synth_customer_id(u, id);
+        size_t k;
+        if (cx_recommend(e, id, 5, NULL, items, scores, reasons, &k) ||
+            reasons[0] != CX_REASON_PERSONAL)
+            continue;
+        snprintf(who, sizeof who, "%s [cat%02u, cat%02u]", id,
+                 shop.fav[2 * u], shop.fav[2 * u + 1]);
+        print_list(e, who, items, scores, reasons, k);
+        shown++;
+    }
+    size_t k;
+    check(e, cx_recommend(e, "someone-new", 5, NULL, items, scores, reasons,
+                          &k), "recommend");
+    print_list(e, "someone-new (unknown customer)", items, scores, reasons,
+               k);
+    check(e, cx_similar_items(e, shop.items[0].id, 5, NULL, items, scores,
+                              reasons, &k), "similar");
+    char who[64];
+    snprintf(who, sizeof who, "similar to %s (%s)", shop.items[0].id,
+             shop.items[0].category);
+    print_list(e, who, items, scores, reasons, k);
+    synth_free(&shop);
+    cx_close(e);
+    return 0;
+}
+
+/* ===================================================================== */
+/* main                                                                  */
+/* ===================================================================== */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: %s COMMAND [options] ...\n"
+            "  gen [--signals N] [--seed S] DIR     synthetic shop as CSV\n"
+            "  import [--items CSV] [--signals CSV] ENGINE\n"
+            "  train [training options] ENGINE\n"
+            "  recommend [-k K] [--category C] ENGINE CUSTOMER...\n"
+            "  similar [-k K] ENGINE ITEM...\n"
+            "  eval [-k K] [--test-fraction F] [training options] ENGINE\n"
+            "  export ENGINE DIR                    factors as .npy\n"
+            "  info ENGINE\n"
+            "  demo [--signals N]                   the whole job on a "
+            "sample shop\n"
+            "training options: --factors K --iterations N --lambda L "
+            "--alpha A\n"
+            "  --solver cg|cholesky --threads T --half-life SECONDS --seed S "
+            "--cg-steps N\n"
+            "exit status: 0 ok, 1 error, 2 usage, 3 import rejected rows\n",
+            prog);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    argc--, argv++;
+    if (!strcmp(cmd, "gen")) return cmd_gen(argc, argv);
+    if (!strcmp(cmd, "import")) return cmd_import(argc, argv);
+    if (!strcmp(cmd, "train")) return cmd_train(argc, argv);
+    if (!strcmp(cmd, "recommend")) return cmd_rank(argc, argv, 0);
+    if (!strcmp(cmd, "similar")) return cmd_rank(argc, argv, 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc, argv);
+    if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
+    if (!strcmp(cmd, "info")) return cmd_info(argc, argv);
+    if (!strcmp(cmd, "demo")) return cmd_demo(argc, argv);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("%s\n", cx_version());
+        return 0;
+    }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
+    usage(stderr);
+    return EXIT_USAGE;
+}
