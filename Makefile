@@ -41,6 +41,8 @@ BENCHES  = $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
 SAN_FLAGS_asan = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 SAN_FLAGS_tsan = -fsanitize=thread
 
+.SECONDARY:
+
 .PHONY: all lib tools install uninstall check check-c check-asan check-tsan \
         check-pkgconfig bench demo clean
 

@@ -94,7 +94,7 @@ CX_API int cx_items_upsert(cx_engine *e, size_t n, const char *const *ids,
         if (cats)
             e->item_cat[it] = cx__idmap_add(&e->categories, cats[i], NULL);
         if (prices)
-            e->item_price[it] = (float)prices[i];
+            e->item_price[it] = prices[i];
         if (created)
             e->item_created[it] = created[i];
         if (tags)

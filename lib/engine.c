@@ -160,7 +160,22 @@ CX_API int cx_open(cx_engine **out, const char *path, unsigned flags)
     cx_engine *e = calloc(1, sizeof *e);
     if (!e)
         return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
-    if (pthread_rwlock_init(&e->lock, NULL)) {
+    /* Writers first: with glibc's default (readers first) a steady
+     * stream of ranking calls keeps cx_ingest and cx_train waiting for as
+     * long as it lasts.  No call takes the lock twice, which this kind
+     * requires. */
+    pthread_rwlockattr_t attr;
+    int bad = pthread_rwlockattr_init(&attr);
+#ifdef __GLIBC__
+    if (!bad)
+        pthread_rwlockattr_setkind_np(
+            &attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+    if (!bad) {
+        bad = pthread_rwlock_init(&e->lock, &attr);
+        pthread_rwlockattr_destroy(&attr);
+    }
+    if (bad) {
         free(e);
         return cx__fail(NULL, CX_ENOMEM, "cx_open: cannot create lock");
     }
@@ -302,7 +317,7 @@ void cx__item_init(cx_engine *e, uint32_t i)
 static int64_t memory_of(const cx_engine *e)
 {
     int64_t b = (int64_t)sizeof *e;
-    b += (int64_t)e->item_cap * (4 + 4 + 1 + 8 + 4 + 4);
+    b += (int64_t)e->item_cap * (4 + 8 + 1 + 8 + 4 + 4);
     b += (int64_t)e->ev_cap * (sizeof(cx__event) + 4);
     b += (int64_t)e->cust_cap * 4;
     const cx__idmap *maps[] = {&e->customers, &e->items, &e->categories,

@@ -20,12 +20,15 @@ CX_API void cx_eval_opts_init(cx_eval_opts *o)
 
 typedef struct first_seen {
     uint32_t item;
-    uint32_t ev;   /* the customer's oldest event on the item */
+    uint32_t ev;   /* the customer's first event on the item */
+    int64_t ts;    /* its time: the split is by time, not arrival */
 } first_seen;
 
 static int by_first(const void *a, const void *b)
 {
     const first_seen *x = a, *y = b;
+    if (x->ts != y->ts)
+        return (x->ts > y->ts) - (x->ts < y->ts);
     return (x->ev > y->ev) - (x->ev < y->ev);
 }
 
@@ -59,16 +62,18 @@ static int make_split(const cx_engine *e, const cx_eval_opts *o, split *s)
     uint64_t nt = 0;
     for (uint32_t u = 0; u < nu; u++) {
         size_t n = 0;
-        /* Newest first: the last write per item is its oldest event. */
+        /* Newest arrival first: keep each item's earliest event by time,
+         * the earlier arrival on equal times. */
         for (uint32_t ev = e->cust_last[u]; ev != CX_NONE;
              ev = e->ev_prev[ev]) {
             uint32_t it = e->ev[ev].item;
             if (stamp[it] != u) {
                 stamp[it] = u;
                 pos[it] = (uint32_t)n;
-                fs[n++] = (first_seen){it, ev};
-            } else {
+                fs[n++] = (first_seen){it, ev, e->ev[ev].ts};
+            } else if (e->ev[ev].ts <= fs[pos[it]].ts) {
                 fs[pos[it]].ev = ev;
+                fs[pos[it]].ts = e->ev[ev].ts;
             }
         }
         size_t hold = (size_t)floor(o->test_fraction * (double)n + 0.5);

@@ -121,7 +121,7 @@ struct cx_engine {
     /* Catalogue, one column per item field, indexed by item. */
     size_t item_cap;
     uint32_t *item_cat;
-    float *item_price;
+    double *item_price;
     uint8_t *item_flags;
     int64_t *item_created;
     uint32_t *item_tags;     /* index into tagsets, CX_NONE = no tags */

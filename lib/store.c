@@ -57,7 +57,7 @@ typedef struct buf {
 
 static void put(buf *b, const void *src, size_t n)
 {
-    if (b->oom)
+    if (b->oom || n == 0)
         return;
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
@@ -444,7 +444,8 @@ static int get_catalog(cursor *c, cx_engine *e)
         const void *s = take(c, ni * sizeof *e->f);                        \
         if (!s)                                                            \
             return CX_ECORRUPT;                                            \
-        memcpy(e->f, s, ni * sizeof *e->f);                                \
+        if (ni)                                                            \
+            memcpy(e->f, s, ni * sizeof *e->f);                            \
     } while (0)
     COL(item_cat);
     COL(item_price);
@@ -563,26 +564,35 @@ static int parse(cx_engine *e, const unsigned char *p, size_t n,
         if (n - at < SECTION)
             return cx__fail(NULL, CX_ECORRUPT, "cx_load: %s: section %u "
                             "header truncated", path, s);
-        uint32_t tag;
+        uint32_t tag, reserved;
         uint64_t len, sum;
         memcpy(&tag, p + at, 4);
+        memcpy(&reserved, p + at + 4, 4);
         memcpy(&len, p + at + 8, 8);
         memcpy(&sum, p + at + 16, 8);
         at += SECTION;
-        if (tag != expect || len > n - at)
+        /* Neither the reserved word nor the padding is checksummed:
+         * both must be zero, as the writer leaves them. */
+        size_t pad = (size_t)((8 - len % 8) % 8);
+        if (tag != expect || reserved != 0 || len > n - at ||
+            pad > n - at - len)
             return cx__fail(NULL, CX_ECORRUPT, "cx_load: %s: section %u has "
-                            "tag %u / length %llu, which does not fit", path,
-                            s, tag, (unsigned long long)len);
+                            "a bad header (tag %u, length %llu)", path, s,
+                            tag, (unsigned long long)len);
         if (checksum(p + at, len) != sum)
             return cx__fail(NULL, CX_ECORRUPT, "cx_load: %s: checksum "
                             "mismatch in section %u", path, tag);
+        for (size_t q = 0; q < pad; q++)
+            if (p[at + len + q])
+                return cx__fail(NULL, CX_ECORRUPT, "cx_load: %s: section %u "
+                                "has non-zero padding", path, tag);
         cursor c = {p + at, (size_t)len, 0, 0};
         int rc = parse_section(e, tag, &c);
         if (rc)
             return cx__fail(NULL, rc, "cx_load: %s: section %u: %s", path,
                             tag, rc == CX_ENOMEM ? "out of memory"
                                                  : "invalid contents");
-        at += len + (8 - len % 8) % 8;
+        at += len + pad;
     }
     if (expect < S_MODEL || at != n)
         return cx__fail(NULL, CX_ECORRUPT, "cx_load: %s: missing or extra "

@@ -1,0 +1,231 @@
+/* testutil.h -- shared helpers for the cmocka tests.
+ * Every test file includes this first; it pulls in cmocka, the public
+ * header, the library's internals (for the cx__* reference checks) and the
+ * synthetic shop. */
+#ifndef CX_TESTUTIL_H
+#define CX_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include "cxengine.h"
+#include "internal.h"
+#include "synth.h"
+
+#define TU_UNUSED __attribute__((unused))
+
+/* Assert a status, printing the engine's message when it is not the one
+ * expected. */
+#define TU_OK(e, call)                                                      \
+    do {                                                                    \
+        int tu_rc_ = (call);                                                \
+        if (tu_rc_ != CX_OK)                                                \
+            print_error("%s -> %d (%s): %s\n", #call, tu_rc_,               \
+                        cx_strerror(tu_rc_), cx_errmsg(e));                 \
+        assert_int_equal(tu_rc_, CX_OK);                                    \
+    } while (0)
+
+/* Open an engine and ingest n signals from parallel arrays (values,
+ * timestamps may be NULL).  Threads are pinned to 1 unless changed. */
+static TU_UNUSED cx_engine *tu_engine(size_t n, const char *const *cust,
+                                      const char *const *items,
+                                      const int *types, const float *values,
+                                      const int64_t *ts)
+{
+    cx_engine *e = NULL;
+    assert_int_equal(cx_open(&e, NULL, 0), CX_OK);
+    assert_non_null(e);
+    assert_int_equal(cx_set_option(e, CX_OPT_THREADS, 1), CX_OK);
+    if (n)
+        TU_OK(e, cx_ingest(e, n, cust, items, types, values, ts, NULL));
+    return e;
+}
+
+/* Upsert the shop's catalogue, in item order, so that the engine's item
+ * index i is the shop's item i. */
+static TU_UNUSED int tu_upsert_catalogue(cx_engine *e, const synth_shop *s)
+{
+    size_t n = s->n_items;
+    const char **ids = malloc(n * sizeof *ids);
+    const char **cats = malloc(n * sizeof *cats);
+    const char **tags = malloc(n * sizeof *tags);
+    double *price = malloc(n * sizeof *price);
+    int *stock = malloc(n * sizeof *stock);
+    int64_t *created = malloc(n * sizeof *created);
+    int rc = CX_ENOMEM;
+    if (ids && cats && tags && price && stock && created) {
+        for (size_t i = 0; i < n; i++) {
+            ids[i] = s->items[i].id;
+            cats[i] = s->items[i].category;
+            tags[i] = s->items[i].tags;
+            price[i] = s->items[i].price;
+            stock[i] = s->items[i].in_stock;
+            created[i] = s->items[i].created_at;
+        }
+        rc = cx_items_upsert(e, n, ids, cats, price, stock, created, tags);
+    }
+    free(ids), free(cats), free(tags), free(price), free(stock),
+        free(created);
+    return rc;
+}
+
+/* Ingest signals [from, to) of the shop in batches of `batch`. */
+static TU_UNUSED int tu_ingest_signals(cx_engine *e, const synth_shop *s,
+                                       size_t from, size_t to, size_t batch)
+{
+    if (batch == 0)
+        batch = 4096;
+    char (*cid)[24] = malloc(batch * sizeof *cid);
+    const char **cust = malloc(batch * sizeof *cust);
+    const char **items = malloc(batch * sizeof *items);
+    const char **chan = malloc(batch * sizeof *chan);
+    int *types = malloc(batch * sizeof *types);
+    float *vals = malloc(batch * sizeof *vals);
+    int64_t *ts = malloc(batch * sizeof *ts);
+    int rc = CX_ENOMEM;
+    if (cid && cust && items && chan && types && vals && ts) {
+        rc = CX_OK;
+        for (size_t b = from; b < to && rc == CX_OK; b += batch) {
+            size_t m = to - b < batch ? to - b : batch;
+            for (size_t j = 0; j < m; j++) {
+                const synth_signal *g = &s->signals[b + j];
+                synth_customer_id(g->customer, cid[j]);
+                cust[j] = cid[j];
+                items[j] = s->items[g->item].id;
+                chan[j] = synth_channel_name(g->channel);
+                types[j] = g->type; /* SYNTH_* == CX_* for 0..6 */
+                vals[j] = g->value;
+                ts[j] = g->ts;
+            }
+            rc = cx_ingest(e, m, cust, items, types, vals, ts, chan);
+        }
+    }
+    free(cid), free(cust), free(items), free(chan), free(types), free(vals),
+        free(ts);
+    return rc;
+}
+
+/* Generate the shop of config c and load it into a new engine: catalogue
+ * first (engine item i = shop item i), then every signal.  The caller
+ * frees both. */
+static TU_UNUSED cx_engine *tu_shop_engine_cfg(const synth_config *c,
+                                               synth_shop *shop)
+{
+    assert_int_equal(synth_generate(c, shop), 0);
+    cx_engine *e = NULL;
+    assert_int_equal(cx_open(&e, NULL, 0), CX_OK);
+    TU_OK(e, tu_upsert_catalogue(e, shop));
+    TU_OK(e, tu_ingest_signals(e, shop, 0, shop->n_signals, 4096));
+    return e;
+}
+
+/* The default shop of about n_signals signals (taste_strength < 0 keeps
+ * the default 0.8). */
+static TU_UNUSED cx_engine *tu_shop_engine(size_t n_signals, double taste,
+                                           uint64_t seed, synth_shop *shop)
+{
+    synth_config c;
+    synth_config_default(&c, n_signals);
+    c.seed = seed;
+    if (taste >= 0)
+        c.taste_strength = taste;
+    return tu_shop_engine_cfg(&c, shop);
+}
+
+/* Dense index of an id by scanning cx_customer_id / cx_item_id. */
+static TU_UNUSED size_t tu_customer_index(cx_engine *e, const char *id)
+{
+    const char *s;
+    for (size_t i = 0; (s = cx_customer_id(e, i)); i++)
+        if (strcmp(s, id) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+static TU_UNUSED size_t tu_item_index(cx_engine *e, const char *id)
+{
+    const char *s;
+    for (size_t i = 0; (s = cx_item_id(e, i)); i++)
+        if (strcmp(s, id) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+static TU_UNUSED int64_t tu_stat(cx_engine *e, int key)
+{
+    int64_t v = -1;
+    assert_int_equal(cx_stat(e, key, &v), CX_OK);
+    return v;
+}
+
+/* Dot product in double. */
+static TU_UNUSED double tu_dot(const float *a, const float *b, size_t k)
+{
+    double s = 0;
+    for (size_t d = 0; d < k; d++)
+        s += (double)a[d] * b[d];
+    return s;
+}
+
+/* A fresh scratch directory under /tmp; tu_rmdir removes it and the
+ * files in it. */
+static TU_UNUSED void tu_mkdtemp(char *buf, size_t n, const char *tag)
+{
+    snprintf(buf, n, "/tmp/cxtest_%s_XXXXXX", tag);
+    assert_non_null(mkdtemp(buf));
+}
+
+static TU_UNUSED void tu_rmdir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    char path[1024];
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            assert_int_equal(unlink(path), 0);
+        }
+    closedir(d);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/* Read a whole file; *n receives its size. */
+static TU_UNUSED unsigned char *tu_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *p = malloc((size_t)len + 1);
+    if (p && fread(p, 1, (size_t)len, f) != (size_t)len) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    *n = (size_t)len;
+    return p;
+}
+
+static TU_UNUSED void tu_write_file(const char *path, const void *p,
+                                    size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+#endif /* CX_TESTUTIL_H */
