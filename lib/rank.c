@@ -262,7 +262,45 @@ static void scan_exact(const cx__model *m, const float *x, const float *scale,
     }
 }
 
-/* Approximate int8 scan into `cand`, then exact re-ranking into t. */
+/* Keep the best `keep` of h[0..n) in h[0..keep), by quickselect on
+ * (score, item) so ties resolve as in the heap; returns the smallest kept
+ * score. */
+static float select_best(cx__hit *h, size_t n, size_t keep)
+{
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        /* Classic Hoare partition: with the pivot taken from the middle,
+         * lo <= j < hi - 1, so every round shrinks the range. */
+        cx__hit p = h[lo + (hi - lo - 1) / 2];
+        size_t i = lo - 1, j = hi;
+        for (;;) {
+            do
+                i++;
+            while (worse(&p, &h[i]));
+            do
+                j--;
+            while (worse(&h[j], &p));
+            if (i >= j)
+                break;
+            cx__hit t = h[i];
+            h[i] = h[j];
+            h[j] = t;
+        }
+        if (keep <= j + 1)
+            hi = j + 1;
+        else
+            lo = j + 1;
+    }
+    float m = INFINITY;
+    for (size_t i = 0; i < keep; i++)
+        m = h[i].score < m ? h[i].score : m;
+    return m;
+}
+
+/* Approximate int8 scan collecting the best `cand->cap` candidates, then
+ * exact re-ranking into t.  Candidates go into a buffer of twice that
+ * size that is cut back by quickselect when full: O(1) per candidate,
+ * where a heap would pay a sift on every one. */
 static void scan_fast(const cx__model *m, const float *x, const float *scale,
                       const float *qscale, const rules *r, cx__topk *cand,
                       cx__topk *t)
@@ -270,21 +308,28 @@ static void scan_fast(const cx__model *m, const float *x, const float *scale,
     int8_t xq[1024 + 4];
     float buf[BLOCK];
     float qs = cx__quantize(x, m->k, m->kq, xq);
-    size_t nblocks = ((size_t)m->n_items + 7) / 8;
+    size_t nblocks = ((size_t)m->n_items + 7) / 8, keep = cand->cap / 2;
+    size_t n_c = 0;
+    float lim = -INFINITY;
     for (size_t b = 0; b < nblocks; b += BLOCK / 8) {
         size_t nb = nblocks - b < BLOCK / 8 ? nblocks - b : BLOCK / 8;
         cx__k.scores_q(m->Yq, m->kq, b, nb, xq, qs, qscale, buf);
         size_t n = nb * 8, base = b * 8;
         if (base + n > m->n_items)
             n = m->n_items - base;
-        float lim = bar(cand);
-        for (size_t j = 0; j < n; j++)
-            if (buf[j] > lim && allowed(r, (uint32_t)(base + j))) {
-                cx__topk_push(cand, buf[j], (uint32_t)(base + j));
-                lim = bar(cand);
+        for (size_t j = 0; j < n; j++) {
+            if (!(buf[j] > lim) || !allowed(r, (uint32_t)(base + j)))
+                continue;
+            cand->h[n_c++] = (cx__hit){buf[j], (uint32_t)(base + j)};
+            if (n_c == cand->cap) {
+                lim = select_best(cand->h, n_c, keep);
+                n_c = keep;
             }
+        }
     }
-    for (size_t c = 0; c < cand->n; c++) {
+    if (n_c > keep)
+        select_best(cand->h, n_c, keep), n_c = keep;
+    for (size_t c = 0; c < n_c; c++) {
         uint32_t i = cand->h[c].item;
         float s = cx__k.dot(m->Y + (size_t)i * m->k, x, m->k);
         cx__topk_push(t, scale ? s * scale[i] : s, i);
@@ -347,6 +392,7 @@ CX_API void cx_rec_opts_init(cx_rec_opts *o)
     o->size = sizeof *o;
     o->exclude = CX_EXCLUDE_SEEN;
     o->in_stock_only = 1;
+    o->exact = 1;
 }
 
 /* Everything a ranking call needs, resolved from the public arguments. */
@@ -448,7 +494,7 @@ static int rank_one(cx_engine *e, request *q, const float *x, size_t k,
     if (ncand > nitems)
         ncand = nitems;
     cx__topk t, cand = {0};
-    if (heap_for(q, cap + ncand + 1, &t))
+    if (heap_for(q, cap + 2 * ncand + 1, &t))
         return cx__fail(e, CX_ENOMEM, "out of memory");
     t.cap = cap;
     if (!x) {
@@ -456,7 +502,7 @@ static int rank_one(cx_engine *e, request *q, const float *x, size_t k,
     } else if (q->o.n_allow) {
         scan_list(m, x, scale, &q->allow, &q->r, &t);
     } else if (fast) {
-        cand = (cx__topk){t.h + cap, 0, ncand};
+        cand = (cx__topk){t.h + cap, 0, 2 * ncand};
         scan_fast(m, x, scale, qscale, &q->r, &cand, &t);
     } else {
         scan_exact(m, x, scale, &q->r, &t);
