@@ -151,7 +151,7 @@ $(B)/bench/%: bench/%.c bench/benchutil.h $(STATIC) $(TOOL_OBJ)
 	$(CC) $(ALL_CFLAGS) -Itools -o $@ $< $(STATIC) $(TOOL_OBJ) $(LIBS)
 
 bench: $(BENCHES:%=$(B)/bench/%)
-	@set -e; for b in $(BENCHES); do $(B)/bench/$$b; done
+	@mkdir -p $(B)/bench; set -e; for b in $(BENCHES); do $(B)/bench/$$b; done
 
 # ---------------------------------------------------------------- demo
 
