@@ -138,7 +138,8 @@ enum cx_option {
     CX_OPT_HALF_LIFE = 9,      /* seconds, 0 = no time decay (default) */
     CX_OPT_INIT_SCALE = 10,    /* initial factor scale > 0, default 0.01 */
     CX_OPT_CANDIDATES = 11,    /* fast path candidates per result, int
-                                  1..1000, default 8 (see cx_recommend) */
+                                  1..1000, default 4; at least k + 32
+                                  (see cx_rec_opts.exact) */
     /* Confidence weight of signal type t is key CX_OPT_WEIGHT + t. */
     CX_OPT_WEIGHT = 1000
 };

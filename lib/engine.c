@@ -39,7 +39,7 @@ void cx__options_default(cx__options *o)
     o->seed = 42;
     o->half_life = 0;
     o->init_scale = 0.01;
-    o->candidates = 8;
+    o->candidates = 4;
     o->weight[CX_VIEW] = 1;
     o->weight[CX_CLICK] = 2;
     o->weight[CX_ADD_TO_CART] = 5;

@@ -56,6 +56,15 @@ static void gaxpys_c(const float *F, const uint32_t *idx, const float *coef,
         axpy_c(coef[j], F + (size_t)idx[j] * k, out, k);
 }
 
+static size_t above_c(const float *v, size_t n, float lim, uint32_t *out)
+{
+    size_t c = 0;
+    for (size_t j = 0; j < n; j++)
+        if (v[j] > lim)
+            out[c++] = (uint32_t)j;
+    return c;
+}
+
 static void scores_q_c(const int8_t *Yq, int kq, size_t b0, size_t nb,
                        const int8_t *xq, float qs, const float *scale,
                        float *out)
@@ -168,43 +177,51 @@ AVX2 static inline __m256 hsum8(const __m256 *a)
                          _mm256_permute2f128_ps(t0, t2, 0x31));
 }
 
+/* Dot products of eight rows with x, as one vector.  Every path that
+ * scores items (scan, gathered rows, re-ranking) goes through here, so the
+ * same item gets the bit-identical score whichever path computed it. */
+AVX2 static inline __m256 dot8(const float *const *r, const float *x, int k)
+{
+    int k8 = k & ~7;
+    __m256 a[8];
+#pragma GCC unroll 8
+    for (int t = 0; t < 8; t++)
+        a[t] = _mm256_setzero_ps();
+    for (int d = 0; d < k8; d += 8) {
+        __m256 xv = _mm256_loadu_ps(x + d);
+#pragma GCC unroll 8
+        for (int t = 0; t < 8; t++)
+            a[t] = _mm256_fmadd_ps(_mm256_loadu_ps(r[t] + d), xv, a[t]);
+    }
+    __m256 s = hsum8(a);
+    if (k8 < k) {
+        float tail[8];
+        for (int t = 0; t < 8; t++) {
+            float v = 0;
+            for (int d = k8; d < k; d++)
+                v += r[t][d] * x[d];
+            tail[t] = v;
+        }
+        s = _mm256_add_ps(s, _mm256_loadu_ps(tail));
+    }
+    return s;
+}
+
+/* A last group of fewer than 8 rows repeats its last row, so it is
+ * scored exactly like a full group. */
 AVX2 static void scores_avx2(const float *rows, const float *x, int k,
                              size_t n, const float *scale, float *out)
 {
-    int k8 = k & ~7;
-    size_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-        const float *r = rows + j * (size_t)k;
-        __m256 a[8];
-        #pragma GCC unroll 8
-        for (int t = 0; t < 8; t++)
-            a[t] = _mm256_setzero_ps();
-        for (int d = 0; d < k8; d += 8) {
-            __m256 xv = _mm256_loadu_ps(x + d);
-            #pragma GCC unroll 8
-            for (int t = 0; t < 8; t++)
-                a[t] = _mm256_fmadd_ps(
-                    _mm256_loadu_ps(r + (size_t)t * k + d), xv, a[t]);
-        }
-        __m256 s = hsum8(a);
-        if (k8 < k) {
-            float tail[8];
-            #pragma GCC unroll 8
-            for (int t = 0; t < 8; t++) {
-                float v = 0;
-                for (int d = k8; d < k; d++)
-                    v += r[(size_t)t * k + d] * x[d];
-                tail[t] = v;
-            }
-            s = _mm256_add_ps(s, _mm256_loadu_ps(tail));
-        }
-        if (scale)
-            s = _mm256_mul_ps(s, _mm256_loadu_ps(scale + j));
-        _mm256_storeu_ps(out + j, s);
-    }
-    for (; j < n; j++) {
-        float v = dot_avx2(rows + j * (size_t)k, x, k);
-        out[j] = scale ? v * scale[j] : v;
+    for (size_t j = 0; j < n; j += 8) {
+        const float *r[8];
+        size_t m = n - j < 8 ? n - j : 8;
+        for (size_t t = 0; t < 8; t++)
+            r[t] = rows + (j + (t < m ? t : m - 1)) * (size_t)k;
+        __m256 s = dot8(r, x, k);
+        float v[8];
+        _mm256_storeu_ps(v, s);
+        for (size_t t = 0; t < m; t++)
+            out[j + t] = scale ? v[t] * scale[j + t] : v[t];
     }
 }
 
@@ -221,44 +238,45 @@ static inline void prefetch_row(const float *r, int k)
 AVX2 static void gdots_avx2(const float *F, const uint32_t *idx, size_t n,
                             int k, const float *x, float *out)
 {
-    int k8 = k & ~7;
-    size_t j = 0;
     for (size_t t = 8; t < 16 && t < n; t++)
         prefetch_row(F + (size_t)idx[t] * k, k);
-    for (; j + 8 <= n; j += 8) {
+    for (size_t j = 0; j < n; j += 8) {
         const float *r[8];
-        #pragma GCC unroll 8
-        for (int t = 0; t < 8; t++) {
-            r[t] = F + (size_t)idx[j + t] * k;
+        size_t m = n - j < 8 ? n - j : 8;
+        for (size_t t = 0; t < 8; t++) {
+            r[t] = F + (size_t)idx[j + (t < m ? t : m - 1)] * k;
             if (j + 16 + t < n)
                 prefetch_row(F + (size_t)idx[j + 16 + t] * k, k);
         }
-        __m256 a[8];
-        #pragma GCC unroll 8
-        for (int t = 0; t < 8; t++)
-            a[t] = _mm256_setzero_ps();
-        for (int d = 0; d < k8; d += 8) {
-            __m256 xv = _mm256_loadu_ps(x + d);
-            #pragma GCC unroll 8
-            for (int t = 0; t < 8; t++)
-                a[t] = _mm256_fmadd_ps(_mm256_loadu_ps(r[t] + d), xv, a[t]);
+        __m256 s = dot8(r, x, k);
+        if (m == 8) {
+            _mm256_storeu_ps(out + j, s);
+        } else {
+            float v[8];
+            _mm256_storeu_ps(v, s);
+            memcpy(out + j, v, m * sizeof *v);
         }
-        __m256 s = hsum8(a);
-        if (k8 < k) {
-            float tail[8];
-            #pragma GCC unroll 8
-            for (int t = 0; t < 8; t++) {
-                float v = 0;
-                for (int d = k8; d < k; d++)
-                    v += r[t][d] * x[d];
-                tail[t] = v;
-            }
-            s = _mm256_add_ps(s, _mm256_loadu_ps(tail));
+    }
+}
+
+/* Indexes j < n with v[j] > lim, eight compares at a time. */
+AVX2 static size_t above_avx2(const float *v, size_t n, float lim,
+                              uint32_t *out)
+{
+    __m256 l = _mm256_set1_ps(lim);
+    size_t c = 0, j = 0;
+    for (; j + 8 <= n; j += 8) {
+        unsigned m = (unsigned)_mm256_movemask_ps(
+            _mm256_cmp_ps(_mm256_loadu_ps(v + j), l, _CMP_GT_OQ));
+        while (m) {
+            out[c++] = (uint32_t)j + (uint32_t)__builtin_ctz(m);
+            m &= m - 1;
         }
-        _mm256_storeu_ps(out + j, s);
     }
     for (; j < n; j++)
-        out[j] = dot_avx2(F + (size_t)idx[j] * k, x, k);
+        if (v[j] > lim)
+            out[c++] = (uint32_t)j;
+    return c;
 }
 
 /* out += sum coef[j] F[idx[j]]: up to 64 outputs stay in registers while
@@ -355,7 +373,7 @@ AVX2 static void scores_q_avx2(const int8_t *Yq, int kq, size_t b0,
 static void pick(void)
 {
     cx__kernels k = {dot_c,   axpy_c,     symv_c, scores_c, gdots_c,
-                     gaxpys_c, scores_q_c, "portable C"};
+                     gaxpys_c, scores_q_c, above_c, "portable C"};
 #if defined(__x86_64__) && defined(__GNUC__)
     const char *force = getenv("CX_KERNELS");
     __builtin_cpu_init();
@@ -367,6 +385,7 @@ static void pick(void)
         k.scores = scores_avx2;
         k.gdots = gdots_avx2;
         k.gaxpys = gaxpys_avx2;
+        k.above = above_avx2;
         k.scores_q = scores_q_avx2;
         k.name = "avx2+fma";
     }

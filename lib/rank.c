@@ -244,21 +244,27 @@ static int resolve(const cx_engine *e, const char *const *ids, size_t n,
 /* Scans                                                                 */
 /* ===================================================================== */
 
-/* Exact scores of items [0, n) against x (times scale), rules applied. */
+/* Exact scores of items [0, n) against x (times scale), rules applied.
+ * Only scores above the current k-th best reach the rules and the heap;
+ * `above` finds them eight at a time. */
 static void scan_exact(const cx__model *m, const float *x, const float *scale,
                        const rules *r, cx__topk *t)
 {
     float buf[BLOCK];
+    uint32_t hit[BLOCK];
     for (uint32_t b = 0; b < m->n_items; b += BLOCK) {
         size_t n = m->n_items - b < BLOCK ? m->n_items - b : BLOCK;
         cx__k.scores(m->Y + (size_t)b * m->k, x, m->k, n,
                      scale ? scale + b : NULL, buf);
         float lim = bar(t);
-        for (size_t j = 0; j < n; j++)
-            if (buf[j] > lim && allowed(r, b + (uint32_t)j)) {
-                cx__topk_push(t, buf[j], b + (uint32_t)j);
+        size_t nh = cx__k.above(buf, n, lim, hit);
+        for (size_t h = 0; h < nh; h++) {
+            uint32_t j = hit[h];
+            if (buf[j] > lim && allowed(r, b + j)) {
+                cx__topk_push(t, buf[j], b + j);
                 lim = bar(t);
             }
+        }
     }
 }
 
@@ -307,6 +313,7 @@ static void scan_fast(const cx__model *m, const float *x, const float *scale,
 {
     int8_t xq[1024 + 4];
     float buf[BLOCK];
+    uint32_t hit[BLOCK];
     float qs = cx__quantize(x, m->k, m->kq, xq);
     size_t nblocks = ((size_t)m->n_items + 7) / 8, keep = cand->cap / 2;
     size_t n_c = 0;
@@ -317,10 +324,12 @@ static void scan_fast(const cx__model *m, const float *x, const float *scale,
         size_t n = nb * 8, base = b * 8;
         if (base + n > m->n_items)
             n = m->n_items - base;
-        for (size_t j = 0; j < n; j++) {
-            if (!(buf[j] > lim) || !allowed(r, (uint32_t)(base + j)))
+        size_t nh = cx__k.above(buf, n, lim, hit);
+        for (size_t h = 0; h < nh; h++) {
+            uint32_t j = hit[h];
+            if (!(buf[j] > lim) || !allowed(r, (uint32_t)base + j))
                 continue;
-            cand->h[n_c++] = (cx__hit){buf[j], (uint32_t)(base + j)};
+            cand->h[n_c++] = (cx__hit){buf[j], (uint32_t)base + j};
             if (n_c == cand->cap) {
                 lim = select_best(cand->h, n_c, keep);
                 n_c = keep;
@@ -329,11 +338,30 @@ static void scan_fast(const cx__model *m, const float *x, const float *scale,
     }
     if (n_c > keep)
         select_best(cand->h, n_c, keep), n_c = keep;
-    for (size_t c = 0; c < n_c; c++) {
-        uint32_t i = cand->h[c].item;
-        float s = cx__k.dot(m->Y + (size_t)i * m->k, x, m->k);
-        cx__topk_push(t, scale ? s * scale[i] : s, i);
+    /* Re-rank through the same kernel as the exact scan, so a candidate
+     * gets the bit-identical score it would get there. */
+    uint32_t ids_buf[512];
+    float sc_buf[512];
+    uint32_t *ids = n_c <= 512 ? ids_buf : malloc(n_c * sizeof *ids);
+    float *sc = n_c <= 512 ? sc_buf : malloc(n_c * sizeof *sc);
+    if (!ids || !sc) { /* fall back to one row at a time */
+        for (size_t c = 0; c < n_c; c++) {
+            float v;
+            uint32_t i = cand->h[c].item;
+            cx__k.gdots(m->Y, &i, 1, m->k, x, &v);
+            cx__topk_push(t, scale ? v * scale[i] : v, i);
+        }
+    } else {
+        for (size_t c = 0; c < n_c; c++)
+            ids[c] = cand->h[c].item;
+        cx__k.gdots(m->Y, ids, n_c, m->k, x, sc);
+        for (size_t c = 0; c < n_c; c++)
+            cx__topk_push(t, scale ? sc[c] * scale[ids[c]] : sc[c], ids[c]);
     }
+    if (ids != ids_buf)
+        free(ids);
+    if (sc != sc_buf)
+        free(sc);
 }
 
 /* Score only the allowed items (allow list). */
@@ -344,7 +372,8 @@ static void scan_list(const cx__model *m, const float *x, const float *scale,
         uint32_t i = allow->v[j];
         if (i >= m->n_items || !allowed(r, i))
             continue;
-        float s = cx__k.dot(m->Y + (size_t)i * m->k, x, m->k);
+        float s;
+        cx__k.gdots(m->Y, &i, 1, m->k, x, &s);
         cx__topk_push(t, scale ? s * scale[i] : s, i);
     }
 }
@@ -490,7 +519,10 @@ static int rank_one(cx_engine *e, request *q, const float *x, size_t k,
     size_t nitems = e->items.n;
     size_t cap = k < nitems ? k : nitems;
     int fast = x && !q->o.exact && !q->o.n_allow;
+    /* Few results need a wider margin than a multiple of k gives. */
     size_t ncand = fast ? cap * (size_t)e->opt.candidates : 0;
+    if (fast && ncand < cap + 32)
+        ncand = cap + 32;
     if (ncand > nitems)
         ncand = nitems;
     cx__topk t, cand = {0};

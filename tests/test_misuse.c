@@ -151,7 +151,7 @@ static const opt_case opts[] = {
     {CX_OPT_THREADS, 0, 256, 0, 1},
     {CX_OPT_SEED, 0, 9007199254740992.0, 42, 1},
     {CX_OPT_HALF_LIFE, 0, 1e12, 0, 0},
-    {CX_OPT_CANDIDATES, 1, 1000, 8, 1},
+    {CX_OPT_CANDIDATES, 1, 1000, 4, 1},
 };
 
 static void test_options(void **state)
