@@ -32,7 +32,7 @@ CLI      = $(B)/cxengine
 
 LIB_SRC  = $(wildcard lib/*.c)
 LIB_OBJ  = $(LIB_SRC:lib/%.c=$(B)/lib/%.o)
-TOOL_SRC = tools/synth.c tools/csvread.c
+TOOL_SRC = tools/synth.c tools/csvread.c tools/shopload.c
 TOOL_OBJ = $(TOOL_SRC:tools/%.c=$(B)/tools/%.o)
 TESTS    = $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 BENCHES  = $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
@@ -101,7 +101,7 @@ uninstall:
 
 $(B)/tests/%: tests/%.c tests/testutil.h $(STATIC) $(TOOL_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itools -o $@ $< $(STATIC) $(TOOL_OBJ) -lcmocka $(LIBS)
+	$(CC) $(ALL_CFLAGS) -Itools -o $@ $< $(TOOL_OBJ) $(STATIC) -lcmocka $(LIBS)
 
 define san_build
 $(B)/$(1)/lib/%.o: lib/%.c lib/internal.h include/cxengine.h
@@ -148,7 +148,7 @@ check-pkgconfig: lib tools
 
 $(B)/bench/%: bench/%.c bench/benchutil.h $(STATIC) $(TOOL_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itools -o $@ $< $(STATIC) $(TOOL_OBJ) $(LIBS)
+	$(CC) $(ALL_CFLAGS) -Itools -o $@ $< $(TOOL_OBJ) $(STATIC) $(LIBS)
 
 bench: $(BENCHES:%=$(B)/bench/%)
 	@mkdir -p $(B)/bench; set -e; for b in $(BENCHES); do $(B)/bench/$$b; done

@@ -16,6 +16,7 @@
 #include "benchutil.h"
 #include "cxengine.h"
 #include "synth.h"
+#include "shopload.h"
 
 #include <cblas.h>
 #include <inttypes.h>
@@ -165,44 +166,8 @@ static built build_synth(size_t nsig)
         exit(1);
     }
     die_on(NULL, cx_open(&b.e, NULL, 0), "open");
-    size_t n = s.n_items;
-    const char **ids = malloc(n * sizeof *ids);
-    const char **cats = malloc(n * sizeof *cats);
-    const char **tags = malloc(n * sizeof *tags);
-    double *price = malloc(n * sizeof *price);
-    int *stock = malloc(n * sizeof *stock);
-    int64_t *created = malloc(n * sizeof *created);
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = s.items[i].id;
-        cats[i] = s.items[i].category;
-        tags[i] = s.items[i].tags;
-        price[i] = s.items[i].price;
-        stock[i] = s.items[i].in_stock;
-        created[i] = s.items[i].created_at;
-    }
-    die_on(b.e, cx_items_upsert(b.e, n, ids, cats, price, stock, created,
-                                tags), "catalogue");
-    free(ids), free(cats), free(tags), free(price), free(stock), free(created);
-    enum { B = 10000 };
-    static char cid[B][24];
-    static const char *cs[B], *is[B], *ch[B];
-    static int ty[B];
-    static float val[B];
-    static int64_t ts[B];
-    for (size_t i = 0; i < s.n_signals;) {
-        size_t j = 0;
-        for (; j < B && i < s.n_signals; j++, i++) {
-            const synth_signal *g = &s.signals[i];
-            synth_customer_id(g->customer, cid[j]);
-            cs[j] = cid[j];
-            is[j] = s.items[g->item].id;
-            ch[j] = synth_channel_name(g->channel);
-            ty[j] = g->type;
-            val[j] = g->value;
-            ts[j] = g->ts;
-        }
-        die_on(b.e, cx_ingest(b.e, j, cs, is, ty, val, ts, ch), "ingest");
-    }
+    die_on(b.e, shop_upsert_catalogue(b.e, &s), "catalogue");
+    die_on(b.e, shop_ingest(b.e, &s, 0, s.n_signals, 10000), "ingest");
     printf("synthetic shop: %zu customers, %zu items, %zu signals\n",
            s.n_customers, s.n_items, s.n_signals);
     cx_stat(b.e, CX_STAT_MEMORY, &b.mem_untrained);

@@ -301,8 +301,8 @@ double cx__loss(const cx__csr *ui, const float *X, const float *Y,
 /* ===================================================================== */
 
 /* Uniform [0, scale) values that depend only on (seed, side, row). */
-static void init_factors(float *F, uint32_t rows, int k, uint64_t seed,
-                         uint64_t side, double scale)
+void cx__init_factors(float *F, uint32_t rows, int k, uint64_t seed,
+                      uint64_t side, double scale)
 {
     for (uint32_t r = 0; r < rows; r++) {
         uint64_t s = seed ^ (side << 62) ^ ((uint64_t)r * 0x9E3779B97F4A7C15ull);
@@ -363,8 +363,8 @@ int cx__train_model(const cx_engine *e, const cx__train_input *in,
     for (int t = 0; t < nt; t++)
         if (!(ws[t].scratch = malloc(per * sizeof(float))))
             goto fail;
-    init_factors(m->X, in->n_users, k, o->seed, 0, o->init_scale);
-    init_factors(m->Y, in->n_items, k, o->seed, 1, o->init_scale);
+    cx__init_factors(m->X, in->n_users, k, o->seed, 0, o->init_scale);
+    cx__init_factors(m->Y, in->n_items, k, o->seed, 1, o->init_scale);
     h.k = k;
     h.solver = o->solver;
     h.cg_steps = o->cg_steps;

@@ -190,6 +190,10 @@ void cx__solve_cg(const float *G, const float *F, int k, const uint32_t *idx,
 int cx__solve_cholesky(const float *G, const float *F, int k,
                        const uint32_t *idx, const float *conf, size_t n,
                        float *x, float *scratch /* k*k + k + 128*(k+1) + n */);
+/* Uniform [0, scale) initial factors that depend only on (seed, side,
+ * row): side 0 = customers, 1 = items. */
+void cx__init_factors(float *F, uint32_t rows, int k, uint64_t seed,
+                      uint64_t side, double scale);
 /* The implicit-library loss of (X, Y) on ui, normalised. */
 double cx__loss(const cx__csr *ui, const float *X, const float *Y,
                 uint32_t n_users, uint32_t n_items, int k, double lambda);
@@ -217,6 +221,8 @@ typedef struct cx__kernels {
     void (*scores_q)(const int8_t *Yq, int kq, size_t b0, size_t nb,
                      const int8_t *xq, float qs, const float *scale,
                      float *out);
+    /* Indexes of the v[j] > lim, j < n, into out; returns their count. */
+    size_t (*above)(const float *v, size_t n, float lim, uint32_t *out);
     const char *name;
 } cx__kernels;
 
@@ -253,6 +259,9 @@ float cx__quantize(const float *x, int k, int kq, int8_t *xq);
 /* ===================================================================== */
 /* misc                                                                  */
 /* ===================================================================== */
+
+/* store.c: the file format's 64-bit checksum. */
+uint64_t cx__checksum(const void *p, size_t n);
 
 /* splitmix64: seeds, and reproducible initialisation. */
 static inline uint64_t cx__mix64(uint64_t *s)

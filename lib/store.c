@@ -29,7 +29,7 @@ enum { S_OPTIONS = 1, S_TYPES, S_CUSTOMERS, S_ITEMS, S_CATEGORIES,
 
 /* Each 8-byte word passes through an invertible step, so any change to a
  * single word always changes the result. */
-static uint64_t checksum(const void *p, size_t n)
+uint64_t cx__checksum(const void *p, size_t n)
 {
     const unsigned char *s = p;
     uint64_t h = 0x243F6A8885A308D3ull ^ n;
@@ -108,7 +108,7 @@ static void put_section(buf *out, int tag, buf *s)
     put_u32(out, (uint32_t)tag);
     put_u32(out, 0);
     put_u64(out, s->n);
-    put_u64(out, checksum(s->p, s->n));
+    put_u64(out, cx__checksum(s->p, s->n));
     put(out, s->p, s->n);
     put(out, zero, (8 - s->n % 8) % 8);
     out->oom |= s->oom;
@@ -177,7 +177,7 @@ static void serialize(const cx_engine *e, buf *out)
     if (!out->oom) {
         uint64_t size = out->n, h;
         memcpy(out->p + 16, &size, 8);
-        h = checksum(out->p, 24);
+        h = cx__checksum(out->p, 24);
         memcpy(out->p + 24, &h, 8);
     }
 }
@@ -547,7 +547,7 @@ static int parse(cx_engine *e, const unsigned char *p, size_t n,
     memcpy(&nsec, p + 12, 4);
     memcpy(&size, p + 16, 8);
     memcpy(&h, p + 24, 8);
-    if (h != checksum(p, 24))
+    if (h != cx__checksum(p, 24))
         return cx__fail(NULL, CX_ECORRUPT, "cx_load: %s: header checksum "
                         "mismatch", path);
     if (version != FORMAT_VERSION)
@@ -579,7 +579,7 @@ static int parse(cx_engine *e, const unsigned char *p, size_t n,
             return cx__fail(NULL, CX_ECORRUPT, "cx_load: %s: section %u has "
                             "a bad header (tag %u, length %llu)", path, s,
                             tag, (unsigned long long)len);
-        if (checksum(p + at, len) != sum)
+        if (cx__checksum(p + at, len) != sum)
             return cx__fail(NULL, CX_ECORRUPT, "cx_load: %s: checksum "
                             "mismatch in section %u", path, tag);
         for (size_t q = 0; q < pad; q++)

@@ -299,18 +299,7 @@ static cx__options tiny_options(int solver, int iterations)
     return o;
 }
 
-/* The library's init_factors (als.c), reproduced: uniform [0, scale)
- * values that depend only on (seed, side, row). */
-static void ref_init(float *F, uint32_t n, int k, uint64_t seed,
-                     uint64_t side, double scale)
-{
-    for (uint32_t r = 0; r < n; r++) {
-        uint64_t s = seed ^ (side << 62) ^ ((uint64_t)r * 0x9E3779B97F4A7C15ull);
-        for (int d = 0; d < k; d++)
-            F[(size_t)r * k + d] =
-                (float)((double)(cx__mix64(&s) >> 11) * 0x1.0p-53 * scale);
-    }
-}
+#define ref_init cx__init_factors
 
 /* Every customer row of X solves its normal equations against Y. */
 static void check_customer_rows(const cx__csr *ui, const float *X,

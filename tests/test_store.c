@@ -469,23 +469,7 @@ static void test_bit_flips(void **state)
     free(p);
 }
 
-/* The loader's header checksum (store.c), reproduced to forge a header
- * that is intact apart from its version. */
-static uint64_t checksum(const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    uint64_t h = 0x243F6A8885A308D3ull ^ n;
-    while (n) {
-        uint64_t w = 0;
-        size_t take = n < 8 ? n : 8;
-        memcpy(&w, s, take);
-        h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-        h ^= h >> 29;
-        s += take;
-        n -= take;
-    }
-    return h;
-}
+#define checksum cx__checksum
 
 static void test_unknown_version(void **state)
 {

@@ -3,6 +3,7 @@
 #include "cxengine.h"
 #include "csvread.h"
 #include "synth.h"
+#include "shopload.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -725,44 +726,8 @@ static int cmd_info(int argc, char **argv)
 /* Feed a synthetic shop straight into an engine. */
 static void load_shop(cx_engine *e, const synth_shop *s)
 {
-    size_t n = s->n_items;
-    const char **ids = malloc(n * sizeof *ids), **cats = malloc(n * sizeof *cats);
-    const char **tags = malloc(n * sizeof *tags);
-    double *price = malloc(n * sizeof *price);
-    int *stock = malloc(n * sizeof *stock);
-    int64_t *created = malloc(n * sizeof *created);
-    if (!ids || !cats || !tags || !price || !stock || !created)
-        die("out of memory");
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = s->items[i].id;
-        cats[i] = s->items[i].category;
-        tags[i] = s->items[i].tags;
-        price[i] = s->items[i].price;
-        stock[i] = s->items[i].in_stock;
-        created[i] = s->items[i].created_at;
-    }
-    check(e, cx_items_upsert(e, n, ids, cats, price, stock, created, tags),
-          "catalogue");
-    free(ids), free(cats), free(tags), free(price), free(stock), free(created);
-    static char cid[BATCH][24];
-    static const char *cs[BATCH], *is[BATCH], *ch[BATCH];
-    static int ty[BATCH];
-    static float val[BATCH];
-    static int64_t ts[BATCH];
-    for (size_t i = 0; i < s->n_signals;) {
-        size_t b = 0;
-        for (; b < BATCH && i < s->n_signals; b++, i++) {
-            const synth_signal *g = &s->signals[i];
-            synth_customer_id(g->customer, cid[b]);
-            cs[b] = cid[b];
-            is[b] = s->items[g->item].id;
-            ch[b] = synth_channel_name(g->channel);
-            ty[b] = g->type;
-            val[b] = g->value;
-            ts[b] = g->ts;
-        }
-        check(e, cx_ingest(e, b, cs, is, ty, val, ts, ch), "ingest");
-    }
+    check(e, shop_upsert_catalogue(e, s), "catalogue");
+    check(e, shop_ingest(e, s, 0, s->n_signals, 0), "ingest");
 }
 
 static int cmd_demo(int argc, char **argv)
