@@ -281,11 +281,11 @@ typedef struct cx_rec_opts {
     size_t n_allow;
     const char *const *deny;  /* never these items */
     size_t n_deny;
-    int exact;            /* 1 (default): exact fp32 scan fused with top-k
-                             selection; 0: scan an int8 copy and re-rank
-                             the CX_OPT_CANDIDATES * k best exactly (not
-                             yet faster than the exact scan on 20k items,
-                             see README) */
+    int exact;            /* 0 (default): scan an int8 copy of the item
+                             vectors, re-rank the CX_OPT_CANDIDATES * k
+                             best (at least k + 32) exactly, with the same
+                             arithmetic as the exact scan; 1: exact fp32
+                             scan fused with top-k selection */
 } cx_rec_opts;
 
 #define CX_EXCLUDE_SEEN                                                   \

@@ -212,14 +212,24 @@ AVX2 static inline __m256 dot8(const float *const *r, const float *x, int k)
 AVX2 static void scores_avx2(const float *rows, const float *x, int k,
                              size_t n, const float *scale, float *out)
 {
-    for (size_t j = 0; j < n; j += 8) {
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
         const float *r[8];
-        size_t m = n - j < 8 ? n - j : 8;
+#pragma GCC unroll 8
+        for (size_t t = 0; t < 8; t++)
+            r[t] = rows + (j + t) * (size_t)k;
+        __m256 s = dot8(r, x, k);
+        if (scale)
+            s = _mm256_mul_ps(s, _mm256_loadu_ps(scale + j));
+        _mm256_storeu_ps(out + j, s);
+    }
+    if (j < n) {
+        const float *r[8];
+        size_t m = n - j;
         for (size_t t = 0; t < 8; t++)
             r[t] = rows + (j + (t < m ? t : m - 1)) * (size_t)k;
-        __m256 s = dot8(r, x, k);
         float v[8];
-        _mm256_storeu_ps(v, s);
+        _mm256_storeu_ps(v, dot8(r, x, k));
         for (size_t t = 0; t < m; t++)
             out[j + t] = scale ? v[t] * scale[j + t] : v[t];
     }

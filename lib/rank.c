@@ -421,7 +421,7 @@ CX_API void cx_rec_opts_init(cx_rec_opts *o)
     o->size = sizeof *o;
     o->exclude = CX_EXCLUDE_SEEN;
     o->in_stock_only = 1;
-    o->exact = 1;
+    o->exact = 0;
 }
 
 /* Everything a ranking call needs, resolved from the public arguments. */

@@ -123,7 +123,7 @@ static void test_open_close(void **state)
     assert_int_equal(ro.size, sizeof ro);
     assert_int_equal(ro.exclude, CX_EXCLUDE_SEEN);
     assert_int_equal(ro.in_stock_only, 1);
-    assert_int_equal(ro.exact, 1);
+    assert_int_equal(ro.exact, 0);
     cx_eval_opts eo;
     cx_eval_opts_init(&eo);
     assert_int_equal(eo.size, sizeof eo);
