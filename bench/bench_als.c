@@ -21,11 +21,11 @@ static cx_engine *build(void)
     cx_engine *e;
     if (cx_open(&e, NULL, 0))
         exit(1);
-    char(*cid)[16] = malloc(NU * 16), (*iid)[16] = malloc(NI * 16);
+    char(*cid)[24] = malloc(NU * 24), (*iid)[24] = malloc(NI * 24);
     for (size_t i = 0; i < NU; i++)
-        snprintf(cid[i], 16, "c%zu", i);
+        snprintf(cid[i], 24, "c%zu", i);
     for (size_t i = 0; i < NI; i++)
-        snprintf(iid[i], 16, "i%zu", i);
+        snprintf(iid[i], 24, "i%zu", i);
     enum { B = 10000 };
     static const char *cs[B], *is[B];
     static int ty[B];
@@ -94,15 +94,14 @@ int main(int argc, char **argv)
     cx_set_option(e, CX_OPT_REGULARIZATION, 0.05);
     struct { const char *name; int solver, threads; double ref, target; } run[] = {
         {"cg_1t", CX_SOLVER_CG, 1, REF_CG_1T, TARGET_CG_1T},
-        {"cg_1t", CX_SOLVER_CG, 1, REF_CG_1T, TARGET_CG_1T},
         {"cg_2t", CX_SOLVER_CG, 2, REF_CG_2T, TARGET_CG_2T},
         {"cholesky_1t", CX_SOLVER_CHOLESKY, 1, REF_CHOL, TARGET_CHOL},
         {"cholesky_2t", CX_SOLVER_CHOLESKY, 2, REF_CHOL, TARGET_CHOL},
     };
-    double loss[5];
+    double loss[4];
     printf("%-12s %10s %10s %12s %10s %10s %12s\n", "solver", "s/iter",
            "+setup", "implicit", "target", "met", "final loss");
-    for (int r = 0; r < 5; r++) {
+    for (int r = 0; r < 4; r++) {
         double t1 = train(e, run[r].solver, run[r].threads, 1, NULL);
         double t15 = train(e, run[r].solver, run[r].threads, 15, &loss[r]);
         double per = (t15 - t1) / 14, all = t15 / 15;
