@@ -656,11 +656,12 @@ CX_API int cx_recommend_batch(cx_engine *e, size_t mcount,
     int rc = CX_OK;
     size_t kk = m ? (size_t)m->k : 0;
     float *S = m ? malloc((size_t)BATCH_USERS * BATCH_ITEMS * sizeof *S) : NULL;
+    uint32_t *hit = malloc(BATCH_ITEMS * sizeof *hit);
     float *Xb = m ? malloc((size_t)BATCH_USERS * kk * sizeof *Xb) : NULL;
     size_t cap = k < e->items.n ? k : e->items.n;
     cx__hit *hits = malloc((size_t)BATCH_USERS * (cap + 1) * sizeof *hits);
     request *qs = malloc(BATCH_USERS * sizeof *qs);
-    if ((m && (!S || !Xb)) || !hits || !qs)
+    if ((m && (!S || !Xb)) || !hits || !qs || !hit)
         rc = cx__fail(e, CX_ENOMEM, "cx_recommend_batch: out of memory");
     for (size_t u0 = 0; rc == CX_OK && u0 < mcount; u0 += BATCH_USERS) {
         size_t nu = mcount - u0 < BATCH_USERS ? mcount - u0 : BATCH_USERS;
@@ -718,11 +719,14 @@ CX_API int cx_recommend_batch(cx_engine *e, size_t mcount,
                 cx__topk *tt = &t[slot[j]];
                 const float *s = S + slot[j] * ni;
                 float lim = bar(tt);
-                for (size_t i = 0; i < ni; i++)
-                    if (s[i] > lim && allowed(&qs[j].r, (uint32_t)(b + i))) {
-                        cx__topk_push(tt, s[i], (uint32_t)(b + i));
+                size_t nh = cx__k.above(s, ni, lim, hit);
+                for (size_t h = 0; h < nh; h++) {
+                    uint32_t i = hit[h];
+                    if (s[i] > lim && allowed(&qs[j].r, (uint32_t)b + i)) {
+                        cx__topk_push(tt, s[i], (uint32_t)b + i);
                         lim = bar(tt);
                     }
+                }
             }
         }
         for (size_t j = 0; rc == CX_OK && j < nu; j++)
@@ -737,6 +741,7 @@ CX_API int cx_recommend_batch(cx_engine *e, size_t mcount,
             request_free(&qs[j]);
     }
     free(S);
+    free(hit);
     free(Xb);
     free(hits);
     free(qs);
