@@ -36,10 +36,12 @@
  *   nginx, in init_worker_by_lua).
  *
  * OPENBLAS
- *   The library parallelises training itself (CX_OPT_THREADS) and calls
- *   OpenBLAS from inside its worker threads; while cx_train runs with more
- *   than one thread it sets OpenBLAS to one thread and restores the previous
- *   setting afterwards.  Serving calls OpenBLAS only in cx_recommend_batch.
+ *   Training parallelises itself (CX_OPT_THREADS) with the library's own
+ *   kernels.  Only the Cholesky solver calls OpenBLAS from its worker
+ *   threads; while it runs with more than one thread it sets OpenBLAS to
+ *   one thread and restores the previous setting afterwards (a process-wide
+ *   setting).  Otherwise OpenBLAS is called from the calling thread only:
+ *   the Gram matrices in training, and cx_recommend_batch.
  */
 #ifndef CXENGINE_H
 #define CXENGINE_H
