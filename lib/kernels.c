@@ -235,8 +235,6 @@ AVX2 static void scores_avx2(const float *rows, const float *x, int k,
     }
 }
 
-#define PREFETCH_AHEAD 8
-
 static inline void prefetch_row(const float *r, int k)
 {
     for (int d = 0; d < k; d += 16)

@@ -128,7 +128,7 @@ void cx__topk_sort(cx__topk *t)
 /* ===================================================================== */
 
 typedef struct rules {
-    const cx_engine *e;
+    const cx_engine *e;    /* NULL: no catalogue rules (evaluation) */
     uint32_t cat;          /* CX_NONE = any */
     int in_stock_only;
     uint32_t self;         /* excluded item (similar_items), or CX_NONE */
@@ -153,6 +153,8 @@ static int in_sorted(const uint32_t *a, size_t n, uint32_t x)
 
 static int allowed(const rules *r, uint32_t i)
 {
+    if (!r->e)
+        return !in_sorted(r->skip, r->n_skip, i);
     uint8_t f = r->e->item_flags[i];
     if ((f & CX__ITEM_REMOVED) ||
         (r->in_stock_only && !(f & CX__ITEM_IN_STOCK)) ||
@@ -396,15 +398,9 @@ static void scan_popular(const cx_engine *e, const idlist *allow,
 size_t cx__rank_exact(const cx__model *m, const float *x, size_t k,
                       const uint32_t *skip, size_t n_skip, cx__hit *out)
 {
+    rules r = {NULL, CX_NONE, 0, CX_NONE, NULL, 0, skip, n_skip};
     cx__topk t = {out, 0, k};
-    float buf[BLOCK];
-    for (uint32_t b = 0; b < m->n_items; b += BLOCK) {
-        size_t n = m->n_items - b < BLOCK ? m->n_items - b : BLOCK;
-        cx__k.scores(m->Y + (size_t)b * m->k, x, m->k, n, NULL, buf);
-        for (size_t j = 0; j < n; j++)
-            if (buf[j] > bar(&t) && !in_sorted(skip, n_skip, b + (uint32_t)j))
-                cx__topk_push(&t, buf[j], b + (uint32_t)j);
-    }
+    scan_exact(m, x, NULL, &r, &t);
     cx__topk_sort(&t);
     return t.n;
 }
