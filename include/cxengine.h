@@ -23,13 +23,35 @@
  *   - Output arrays are owned by the caller; the library writes at most the
  *     capacity it is told and returns the count written.
  *
- * THREADS
- *   An engine is safe to use from many threads at once.  Reads
- *   (cx_recommend*, cx_similar_items, cx_get_*, cx_stat, cx_save,
- *   cx_export_npy, cx_evaluate) run concurrently with each other; writes
- *   (cx_ingest, cx_items_upsert, cx_item_remove, cx_set_option, cx_train)
- *   take the engine exclusively for their duration.  Functions that take no
- *   engine are thread-safe.
+ * THREADS AND FRESHNESS
+ *   An engine is safe to use from many threads at once, and serving never
+ *   waits for learning:
+ *   - Reads (cx_recommend*, cx_similar_items, cx_trending, cx_popular,
+ *     cx_new_arrivals, cx_item_get, cx_get_option, cx_stat, cx_*_id,
+ *     cx_signal_type_*) run concurrently with each other and with every
+ *     write.  They hold the engine's read lock for the length of the call.
+ *   - Writes (cx_ingest, cx_items_upsert, cx_item_remove, cx_set_option,
+ *     cx_signal_type_define) are serialised among themselves by a writer
+ *     mutex.  A writer validates, allocates and computes outside the read
+ *     lock and takes the lock exclusively only to publish: pointer swaps
+ *     and O(1) updates, at most 64 rows per hold, so a reader never waits
+ *     for more than a few microseconds of writer work.
+ *   - Training (cx_train, cx_train_start) copies the signals under the
+ *     writer mutex (a memcpy), trains with no lock held, and publishes the
+ *     new model with one pointer swap: a reader sees the old model or the
+ *     new one, never a mix.  Signals ingested while it trains are kept and
+ *     their customers are folded in against the new model.  One training
+ *     runs at a time; a second cx_train waits for the first.
+ *   - cx_save, cx_export_npy and cx_evaluate hold the writer mutex while
+ *     they copy what they need (writes wait, reads do not).
+ *   - cx_close must not run concurrently with any other call.
+ *   Functions that take no engine are thread-safe.
+ *
+ *   Freshness: with CX_OPT_FOLD_IN on (the default), a customer's next
+ *   recommendation reflects every signal ingested before it, without
+ *   retraining (see CX_OPT_FOLD_IN); items new since training get vectors
+ *   from their customers as soon as they have signals, and trending and
+ *   popular lists move with every signal.
  *
  * FORK
  *   Never use an engine across fork(): create engines in the child (for
@@ -142,11 +164,43 @@ enum cx_option {
     CX_OPT_CANDIDATES = 11,    /* fast path candidates per result, int
                                   1..1000, default 4; at least k + 32
                                   (see cx_rec_opts.exact) */
+    CX_OPT_FOLD_IN = 12,       /* CX_FOLD_LAZY (default), _EAGER, _OFF */
+    CX_OPT_TRENDING_HALF_LIFE = 13, /* seconds > 0, default 86400: the
+                                  half-life of the trending score */
+    CX_OPT_POPULAR_HALF_LIFE = 14,  /* seconds, 0 = never decays; default
+                                  30 days: the popularity used for
+                                  cx_popular and the cold-start fallback */
     /* Confidence weight of signal type t is key CX_OPT_WEIGHT + t. */
     CX_OPT_WEIGHT = 1000
 };
 
 enum cx_solver { CX_SOLVER_CG = 0, CX_SOLVER_CHOLESKY = 1 };
+
+/*
+ * FOLD-IN.  After training, a customer with signals the model has not
+ * seen (a known customer's new signals, or a customer new since training)
+ * gets a vector by the exact ALS least-squares solve of their whole row
+ * against the current item vectors:
+ *     x = (Y'Y + lambda I + sum_i (c_i - 1) y_i y_i')^-1  sum_{p_i = 1} c_i y_i
+ * with Y'Y + lambda I computed once per model, the confidences c_i from
+ * the convention of cx_ingest (with the options and time reference of the
+ * model), and a double-precision Cholesky factorisation: O(n k^2 + k^3)
+ * for n distinct items; about 10 us for 20 items at k = 64 (see the
+ * README's benchmarks).  A customer whose signals are all negative has no
+ * vector and gets popular items.
+ *   CX_FOLD_LAZY  (default) cx_ingest only appends; the next read for that
+ *                 customer solves once and caches the vector, however many
+ *                 signals arrived in between.  Cheapest when customers
+ *                 send several signals per page they are served.
+ *   CX_FOLD_EAGER cx_ingest solves every customer of the batch before it
+ *                 returns (writers pay, reads stay flat).
+ *   CX_FOLD_OFF   customers keep their trained vectors until the next
+ *                 training; customers new since training get popular items.
+ * Items new since training (or without signals at training time) are
+ * folded in the same way against the customer vectors, eagerly, in every
+ * mode but CX_FOLD_OFF.
+ */
+enum cx_fold { CX_FOLD_OFF = 0, CX_FOLD_LAZY = 1, CX_FOLD_EAGER = 2 };
 
 CX_API int cx_set_option(cx_engine *e, int key, double value);
 CX_API int cx_get_option(const cx_engine *e, int key, double *value);
@@ -255,8 +309,19 @@ typedef int (*cx_progress_fn)(void *user, int iteration, int iterations,
 /* Train ALS on every signal ingested so far with the current options.
  * Reproducible: the same signals, options and seed give the same factors
  * for any thread count.  Runs in the calling thread plus CX_OPT_THREADS-1
- * workers.  CX_EINVAL when there are no signals. */
+ * workers, while other threads keep serving and ingesting (see THREADS).
+ * CX_EINVAL when there are no signals. */
 CX_API int cx_train(cx_engine *e, cx_progress_fn progress, void *user);
+
+/* cx_train in a background thread of the library: returns at once.  The
+ * progress callback (may be NULL) runs in that thread.  CX_EBUSY if a
+ * background training started by cx_train_start has not been waited for.
+ * cx_close cancels a running one and waits for it. */
+CX_API int cx_train_start(cx_engine *e, cx_progress_fn progress, void *user);
+
+/* Wait for the background training to end and return its status (with
+ * its message in cx_errmsg).  CX_EINVAL if none was started. */
+CX_API int cx_train_wait(cx_engine *e);
 
 /* ===================================================================== */
 /* Serving                                                               */
@@ -267,7 +332,9 @@ enum cx_reason {
     CX_REASON_PERSONAL = 1, /* the customer's vector scored it */
     CX_REASON_POPULAR = 2,  /* popularity fallback (unknown/new customer) */
     CX_REASON_SIMILAR = 3,  /* similar to the given item (cosine) */
-    CX_REASON_CATEGORY = 4  /* popular in the given item's category */
+    CX_REASON_CATEGORY = 4, /* popular in the given item's category */
+    CX_REASON_TRENDING = 5, /* trending now (cx_trending) */
+    CX_REASON_NEW = 6       /* a new arrival (cx_new_arrivals) */
 };
 
 /* Business rules for the ranking calls.  Initialise with
@@ -314,6 +381,21 @@ CX_API int cx_recommend_batch(cx_engine *e, size_t m,
                               const cx_rec_opts *opts, const char **items,
                               float *scores, int *reasons, size_t *counts);
 
+/* Recommendations for an anonymous visitor from the signals of their
+ * session: n_signals (item, type, value) triples, values NULL = all 1.  A
+ * stateless fold-in (see CX_OPT_FOLD_IN): nothing is stored, and the
+ * result equals cx_recommend for a stored customer who has exactly these
+ * signals and no vector from training.  Items unknown to the engine are
+ * ignored; the session's items are excluded as a customer's would be.
+ * With no usable signal, or before training, popular items.  n_signals
+ * may be 0 (then sig_items and sig_types may be NULL); at most 10000. */
+CX_API int cx_recommend_session(cx_engine *e, size_t n_signals,
+                                const char *const *sig_items,
+                                const int *sig_types, const float *sig_values,
+                                size_t k, const cx_rec_opts *opts,
+                                const char **items, float *scores,
+                                int *reasons, size_t *n);
+
 /* Items most similar to `item` by cosine of the item vectors, excluding
  * the item itself.  opts->exclude is ignored (there is no customer).  An
  * item without a vector (added after training) gets the popular items of
@@ -322,6 +404,29 @@ CX_API int cx_recommend_batch(cx_engine *e, size_t m,
 CX_API int cx_similar_items(cx_engine *e, const char *item, size_t k,
                             const cx_rec_opts *opts, const char **items,
                             float *scores, int *reasons, size_t *n);
+
+/* Lists that need no customer.  They apply the rules of opts (category,
+ * in stock, allow, deny; exclude is ignored) and work before training.
+ *   cx_trending     items by time-decayed signal strength, half-life
+ *                   CX_OPT_TRENDING_HALF_LIFE; scores are that strength
+ *                   at the time of the newest signal.  CX_REASON_TRENDING.
+ *   cx_popular      the same with CX_OPT_POPULAR_HALF_LIFE: the list that
+ *                   unknown customers get.  CX_REASON_POPULAR.
+ *   cx_new_arrivals catalogued items by created_at, newest first (items
+ *                   without a created_at are left out); scores are the
+ *                   age in days at the time of the newest signal or
+ *                   creation.  CX_REASON_NEW.
+ * Both decayed scores are updated in O(1) per signal, on the signals'
+ * own timestamps; only positive signal strengths count. */
+CX_API int cx_trending(cx_engine *e, size_t k, const cx_rec_opts *opts,
+                       const char **items, float *scores, int *reasons,
+                       size_t *n);
+CX_API int cx_popular(cx_engine *e, size_t k, const cx_rec_opts *opts,
+                      const char **items, float *scores, int *reasons,
+                      size_t *n);
+CX_API int cx_new_arrivals(cx_engine *e, size_t k, const cx_rec_opts *opts,
+                           const char **items, float *scores, int *reasons,
+                           size_t *n);
 
 /* ===================================================================== */
 /* Introspection                                                         */
@@ -335,16 +440,32 @@ enum cx_stat {
     CX_STAT_FACTORS = 5,    /* factors of the current model */
     CX_STAT_MODEL_CUSTOMERS = 6, /* rows of the customer factor matrix */
     CX_STAT_MODEL_ITEMS = 7,     /* rows of the item factor matrix */
-    CX_STAT_MEMORY = 8      /* bytes held by the engine (approximate) */
+    CX_STAT_MEMORY = 8,     /* bytes held by the engine (approximate) */
+    CX_STAT_FOLDED_CUSTOMERS = 9, /* fold-ins computed since the model was
+                                     published (customers re-solved) */
+    CX_STAT_FOLDED_ITEMS = 10,    /* items with a fold-in vector now */
+    CX_STAT_TRAINING = 11   /* 1 while a training runs, else 0 */
 };
 CX_API int cx_stat(cx_engine *e, int key, int64_t *value);
 
 /* The factor matrices of the current model, row-major float32:
  * which = 0 for customers, 1 for items.  Row i belongs to the id
- * cx_customer_id(e, i) / cx_item_id(e, i).  The pointer stays valid until
- * the next cx_train, cx_load or cx_close on the engine. */
+ * cx_customer_id(e, i) / cx_item_id(e, i).  These are the trained
+ * factors (fold-in vectors are not included).  The pointer stays valid
+ * until the next model is published (a training ends) or cx_close. */
 CX_API int cx_factors(cx_engine *e, int which, const float **data,
                       size_t *rows, size_t *cols);
+/* The vector serving uses now for a customer / an item: k floats into
+ * x[0..cap) (cap >= CX_STAT_FACTORS).  *source (may be NULL) receives 0
+ * for a trained vector and 1 for a fold-in (computed now if stale, as
+ * cx_recommend would).  CX_ENOTFOUND for an unknown id or one without a
+ * vector (no positive signal, or CX_FOLD_OFF), CX_ENOTTRAINED before
+ * training, CX_EINVAL if cap is too small. */
+CX_API int cx_customer_vector(cx_engine *e, const char *customer, float *x,
+                              size_t cap, int *source);
+CX_API int cx_item_vector(cx_engine *e, const char *item, float *x,
+                          size_t cap, int *source);
+
 /* Id of the customer / item with dense index i, or NULL. */
 CX_API const char *cx_customer_id(cx_engine *e, size_t i);
 CX_API const char *cx_item_id(cx_engine *e, size_t i);
