@@ -6,6 +6,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ===================================================================== */
@@ -382,6 +383,11 @@ int cx__train_model(const cx_engine *e, const cx__train_input *in,
         h.out = m->Y;
         h.nchunks = (in->n_items + CHUNK - 1) / CHUNK;
         run(&h, ws, nt, 0);
+        if (in->cancel && atomic_load(in->cancel)) {
+            rc = cx__fail(e, CX_ECANCELED, "training canceled after "
+                          "iteration %d", it + 1);
+            goto fail;
+        }
         if (progress) {
             m->loss = loss_with(&h, ws, nt, &m->ui, m->X, m->Y, in->n_items,
                                 k, o->regularization, G);
@@ -425,26 +431,156 @@ fail:
 /* Public entry                                                          */
 /* ===================================================================== */
 
+/* Build the fold-in table for a new model: a page per CX__FOLD_PAGE
+ * customers, all empty. */
+static int new_fold_table(size_t customers, void ***dir, size_t *npages)
+{
+    size_t n = (customers + CX__FOLD_PAGE - 1) / CX__FOLD_PAGE;
+    *npages = n;
+    *dir = calloc(n ? n : 1, sizeof **dir);
+    if (!*dir)
+        return CX_ENOMEM;
+    for (size_t p = 0; p < n; p++)
+        if (!((*dir)[p] = calloc(CX__FOLD_PAGE, sizeof(cx__fold *)))) {
+            cx__fold_free_table(*dir, n);
+            *dir = NULL;
+            return CX_ENOMEM;
+        }
+    return CX_OK;
+}
+
+/* Copy the signals under the writer mutex, train with no lock held, then
+ * publish the model with a pointer swap and fold in what arrived
+ * meanwhile. */
+static int train(cx_engine *e, cx_progress_fn progress, void *user)
+{
+    pthread_mutex_lock(&e->train_mu);
+    atomic_store(&e->training, 1);
+    pthread_mutex_lock(&e->wmu);
+    size_t n = e->n_ev;
+    cx__options o = e->opt;
+    cx__train_input in = {NULL, n, NULL, e->customers.n, e->items.n,
+                          e->ts_max, &e->cancel};
+    cx__event *ev = n ? malloc(n * sizeof *ev) : NULL;
+    if (ev)
+        memcpy(ev, e->ev, n * sizeof *ev);
+    pthread_mutex_unlock(&e->wmu);
+    in.ev = ev;
+    int rc = CX_OK;
+    cx__model *m = NULL;
+    if (n == 0)
+        rc = cx__fail(e, CX_EINVAL, "cx_train: no signals to train on");
+    else if (!ev)
+        rc = cx__fail(e, CX_ENOMEM, "cx_train: out of memory");
+    if (rc == CX_OK)
+        rc = cx__train_model(e, &in, &o, progress, user, &m);
+    free(ev);
+    if (rc == CX_OK) {
+        m->n_events = n;
+        if ((rc = cx__model_prepare_fold(m, &o, in.ts_ref)))
+            rc = cx__fail(e, rc, "cx_train: out of memory");
+    }
+    if (rc == CX_OK) {
+        pthread_mutex_lock(&e->wmu);
+        cx__plan p;
+        memset(&p, 0, sizeof p);
+        void **dir = NULL;
+        size_t npages = 0;
+        if ((rc = new_fold_table(e->customers.n, &dir, &npages)) ||
+            (rc = cx__fold_plan_reset(e, m, &p))) {
+            rc = cx__fail(e, rc, "cx_train: out of memory");
+            cx__fold_free_table(dir, npages);
+            cx__plan_release(&p, 0);
+        } else {
+            void **old_dir = e->fold_pages;
+            size_t old_np = e->fold_npages;
+            cx__model *old = e->model;
+            cx__wrlock(e);
+            cx__plan_commit(&p);
+            e->model = m;
+            e->fold_pages = dir;
+            e->fold_npages = npages;
+            e->fold_cap = npages;
+            atomic_store(&e->n_folded, 0);
+            e->generation++;
+            cx__wrunlock(e);
+            cx__plan_release(&p, 1);
+            cx__fold_free_table(old_dir, old_np);
+            cx__model_free(old);
+            m = NULL;
+            /* Signals that arrived while training: new items get
+             * vectors, and in eager mode their customers too. */
+            if (cx__fold_after_ingest(e, n))
+                cx__fail(e, CX_ENOMEM, "cx_train: fold-in skipped");
+        }
+        pthread_mutex_unlock(&e->wmu);
+    }
+    cx__model_free(m);
+    atomic_store(&e->training, 0);
+    pthread_mutex_unlock(&e->train_mu);
+    return rc;
+}
+
 CX_API int cx_train(cx_engine *e, cx_progress_fn progress, void *user)
 {
     if (!e)
         return cx__fail(NULL, CX_EINVAL, "cx_train: engine is NULL");
-    pthread_rwlock_wrlock(&e->lock);
-    int rc;
-    if (e->n_ev == 0) {
-        rc = cx__fail(e, CX_EINVAL, "cx_train: no signals to train on");
+    return train(e, progress, user);
+}
+
+static void *background(void *arg)
+{
+    cx_engine *e = arg;
+    int rc = train(e, e->bg_progress, e->bg_user);
+    pthread_mutex_lock(&e->bg_mu);
+    e->bg_status = rc;
+    snprintf(e->bg_msg, sizeof e->bg_msg, "%s", rc ? cx_errmsg(e) : "");
+    pthread_mutex_unlock(&e->bg_mu);
+    cx__forget_errors(e);
+    return NULL;
+}
+
+CX_API int cx_train_start(cx_engine *e, cx_progress_fn progress, void *user)
+{
+    if (!e)
+        return cx__fail(NULL, CX_EINVAL, "cx_train_start: engine is NULL");
+    pthread_mutex_lock(&e->bg_mu);
+    int rc = CX_OK;
+    if (e->bg_started) {
+        rc = cx__fail(e, CX_EBUSY, "cx_train_start: a background training "
+                      "is running or has not been waited for");
     } else {
-        cx__train_input in = {e->ev, e->n_ev, NULL, e->customers.n,
-                              e->items.n, e->ts_max};
-        cx__model *m;
-        rc = cx__train_model(e, &in, &e->opt, progress, user, &m);
-        if (rc == CX_OK) {
-            m->n_events = e->n_ev;
-            cx__model_free(e->model);
-            e->model = m;
-            e->generation++;
-        }
+        e->bg_progress = progress;
+        e->bg_user = user;
+        e->bg_status = CX_OK;
+        e->bg_msg[0] = 0;
+        if (pthread_create(&e->bg, NULL, background, e))
+            rc = cx__fail(e, CX_ENOMEM, "cx_train_start: cannot create a "
+                          "thread");
+        else
+            e->bg_started = 1;
     }
-    pthread_rwlock_unlock(&e->lock);
+    pthread_mutex_unlock(&e->bg_mu);
+    return rc;
+}
+
+CX_API int cx_train_wait(cx_engine *e)
+{
+    if (!e)
+        return cx__fail(NULL, CX_EINVAL, "cx_train_wait: engine is NULL");
+    pthread_mutex_lock(&e->bg_mu);
+    int started = e->bg_started;
+    pthread_t t = e->bg;
+    pthread_mutex_unlock(&e->bg_mu);
+    if (!started)
+        return cx__fail(e, CX_EINVAL, "cx_train_wait: no background "
+                        "training was started");
+    pthread_join(t, NULL);
+    pthread_mutex_lock(&e->bg_mu);
+    e->bg_started = 0;
+    int rc = e->bg_status;
+    if (rc)
+        cx__fail(e, rc, "%s", e->bg_msg);
+    pthread_mutex_unlock(&e->bg_mu);
     return rc;
 }

@@ -71,38 +71,49 @@ CX_API int cx_items_upsert(cx_engine *e, size_t n, const char *const *ids,
     if (!ids)
         return cx__fail(e, CX_EINVAL, "cx_items_upsert: ids is NULL");
     size_t bytes, cb, tb;
-    pthread_rwlock_wrlock(&e->lock);
+    cx__plan p;
+    memset(&p, 0, sizeof p);
+    pthread_mutex_lock(&e->wmu);
     int rc = validate(e, n, ids, cats, prices, created, tags, &bytes, &cb,
                       &tb);
     if (rc == CX_OK &&
-        ((rc = cx__idmap_reserve(&e->items, n, bytes)) ||
-         (rc = cx__idmap_reserve(&e->categories, cats ? n : 0, cb)) ||
-         (rc = cx__idmap_reserve(&e->tagsets, tags ? n : 0, tb)) ||
-         (rc = cx__reserve_items(e, n))))
+        ((rc = cx__idmap_plan(&e->items, n, bytes, &p)) ||
+         (rc = cx__idmap_plan(&e->categories, cats ? n : 0, cb, &p)) ||
+         (rc = cx__idmap_plan(&e->tagsets, tags ? n : 0, tb, &p)) ||
+         (rc = cx__plan_items(e, n, &p))))
         rc = cx__fail(e, rc, "cx_items_upsert: %s", cx_strerror(rc));
-    for (size_t i = 0; rc == CX_OK && i < n; i++) {
-        int added;
-        uint32_t it = cx__idmap_add(&e->items, ids[i], &added);
-        if (added)
-            cx__item_init(e, it);
-        uint8_t f = e->item_flags[it];
-        f = (uint8_t)((f | CX__ITEM_CATALOGUED) & ~CX__ITEM_REMOVED);
-        if (in_stock)
-            f = (uint8_t)(in_stock[i] ? f | CX__ITEM_IN_STOCK
-                                      : f & ~CX__ITEM_IN_STOCK);
-        e->item_flags[it] = f;
-        if (cats)
-            e->item_cat[it] = cx__idmap_add(&e->categories, cats[i], NULL);
-        if (prices)
-            e->item_price[it] = prices[i];
-        if (created)
-            e->item_created[it] = created[i];
-        if (tags)
-            e->item_tags[it] = tags[i] && tags[i][0]
-                                   ? cx__idmap_add(&e->tagsets, tags[i], NULL)
-                                   : CX_NONE;
+    /* Publish a slice of rows per hold of the lock; nothing can fail. */
+    for (size_t i = 0; rc == CX_OK && i < n;) {
+        cx__wrlock(e);
+        if (i == 0)
+            cx__plan_commit(&p);
+        for (size_t end = i + 64 < n ? i + 64 : n; i < end; i++) {
+            int added;
+            uint32_t it = cx__idmap_add(&e->items, ids[i], &added);
+            if (added)
+                cx__item_init(e, it);
+            uint8_t f = e->item_flags[it];
+            f = (uint8_t)((f | CX__ITEM_CATALOGUED) & ~CX__ITEM_REMOVED);
+            if (in_stock)
+                f = (uint8_t)(in_stock[i] ? f | CX__ITEM_IN_STOCK
+                                          : f & ~CX__ITEM_IN_STOCK);
+            e->item_flags[it] = f;
+            if (cats)
+                e->item_cat[it] = cx__idmap_add(&e->categories, cats[i], NULL);
+            if (prices)
+                e->item_price[it] = prices[i];
+            if (created)
+                e->item_created[it] = created[i];
+            if (tags)
+                e->item_tags[it] =
+                    tags[i] && tags[i][0]
+                        ? cx__idmap_add(&e->tagsets, tags[i], NULL)
+                        : CX_NONE;
+        }
+        cx__wrunlock(e);
     }
-    pthread_rwlock_unlock(&e->lock);
+    cx__plan_release(&p, rc == CX_OK);
+    pthread_mutex_unlock(&e->wmu);
     return rc;
 }
 
@@ -112,15 +123,18 @@ CX_API int cx_item_remove(cx_engine *e, const char *id)
         return cx__fail(NULL, CX_EINVAL, "cx_item_remove: engine is NULL");
     if (!cx__id_len(id))
         return cx__fail(e, CX_EINVAL, "cx_item_remove: invalid id");
-    pthread_rwlock_wrlock(&e->lock);
+    pthread_mutex_lock(&e->wmu);
     uint32_t it = cx__idmap_find(&e->items, id);
     int rc = CX_OK;
-    if (it == CX_NONE)
+    if (it == CX_NONE) {
         rc = cx__fail(e, CX_ENOTFOUND, "cx_item_remove: unknown item '%s'",
                       id);
-    else
+    } else {
+        cx__wrlock(e);
         e->item_flags[it] |= CX__ITEM_REMOVED;
-    pthread_rwlock_unlock(&e->lock);
+        cx__wrunlock(e);
+    }
+    pthread_mutex_unlock(&e->wmu);
     return rc;
 }
 

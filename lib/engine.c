@@ -1,9 +1,11 @@
 /* engine.c -- engine lifecycle, options by key, statistics and locking.
- * The engine is guarded by one reader-writer lock: ranking calls read,
- * ingest/catalogue/training write. */
+ * Readers hold the engine's rwlock for reading; writers are serialised by
+ * a mutex and take the rwlock for writing only to publish what they
+ * prepared outside it (see cx__plan). */
 #include "internal.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -40,6 +42,9 @@ void cx__options_default(cx__options *o)
     o->half_life = 0;
     o->init_scale = 0.01;
     o->candidates = 4;
+    o->fold_in = CX_FOLD_LAZY;
+    o->trend_half_life = 86400;
+    o->pop_half_life = 30 * 86400;
     o->weight[CX_VIEW] = 1;
     o->weight[CX_CLICK] = 2;
     o->weight[CX_ADD_TO_CART] = 5;
@@ -71,6 +76,11 @@ static const opt_spec specs[] = {
     {CX_OPT_HALF_LIFE, "half_life", 0, 1e12, 0, OFF(half_life)},
     {CX_OPT_INIT_SCALE, "init_scale", 1e-9, 10, 0, OFF(init_scale)},
     {CX_OPT_CANDIDATES, "candidates", 1, 1000, 1, OFF(candidates)},
+    {CX_OPT_FOLD_IN, "fold_in", 0, 2, 1, OFF(fold_in)},
+    {CX_OPT_TRENDING_HALF_LIFE, "trending_half_life", 1, 1e12, 0,
+     OFF(trend_half_life)},
+    {CX_OPT_POPULAR_HALF_LIFE, "popular_half_life", 0, 1e12, 0,
+     OFF(pop_half_life)},
 };
 
 static const opt_spec *find_spec(int key)
@@ -91,10 +101,15 @@ CX_API int cx_set_option(cx_engine *e, int key, double v)
         if (!isfinite(v) || fabs(v) > 1e6)
             return cx__fail(e, CX_ERANGE,
                             "signal weight %g out of range [-1e6, 1e6]", v);
-        pthread_rwlock_wrlock(&e->lock);
+        pthread_mutex_lock(&e->wmu);
+        cx__wrlock(e);
         e->opt.weight[key - CX_OPT_WEIGHT] = v;
-        pthread_rwlock_unlock(&e->lock);
-        return CX_OK;
+        cx__wrunlock(e);
+        /* Popularity counts positive strengths: a weight change
+         * re-counts them. */
+        int rc = cx__pop_rebuild(e);
+        pthread_mutex_unlock(&e->wmu);
+        return rc;
     }
     const opt_spec *s = find_spec(key);
     if (!s)
@@ -105,7 +120,8 @@ CX_API int cx_set_option(cx_engine *e, int key, double v)
     if (s->is_int && v != floor(v))
         return cx__fail(e, CX_EINVAL, "option %s needs an integer, not %g",
                         s->name, v);
-    pthread_rwlock_wrlock(&e->lock);
+    pthread_mutex_lock(&e->wmu);
+    cx__wrlock(e);
     char *p = (char *)&e->opt + s->off;
     if (s->is_int == 1)
         *(int *)p = (int)v;
@@ -113,8 +129,12 @@ CX_API int cx_set_option(cx_engine *e, int key, double v)
         *(uint64_t *)p = (uint64_t)v;
     else
         *(double *)p = v;
-    pthread_rwlock_unlock(&e->lock);
-    return CX_OK;
+    cx__wrunlock(e);
+    int rc = CX_OK;
+    if (key == CX_OPT_TRENDING_HALF_LIFE || key == CX_OPT_POPULAR_HALF_LIFE)
+        rc = cx__pop_rebuild(e);
+    pthread_mutex_unlock(&e->wmu);
+    return rc;
 }
 
 CX_API int cx_get_option(const cx_engine *e, int key, double *v)
@@ -179,6 +199,10 @@ CX_API int cx_open(cx_engine **out, const char *path, unsigned flags)
         free(e);
         return cx__fail(NULL, CX_ENOMEM, "cx_open: cannot create lock");
     }
+    pthread_mutex_init(&e->wmu, NULL);
+    pthread_mutex_init(&e->train_mu, NULL);
+    pthread_mutex_init(&e->retire_mu, NULL);
+    pthread_mutex_init(&e->bg_mu, NULL);
     cx__options_default(&e->opt);
     /* The "no category" category is index 0 and the default channel
      * "web" is channel 0, so defaults never need a lookup. */
@@ -213,14 +237,61 @@ void cx__model_free(cx__model *m)
     free(m->Yq);
     free(m->q_scale);
     free(m->q_cos_scale);
+    free(m->Gy);
+    free(m->Gx);
     cx__csr_free(&m->ui);
     free(m);
+}
+
+void cx__fold_free_table(void **pages, size_t npages)
+{
+    for (size_t p = 0; p < npages; p++) {
+        _Atomic(cx__fold *) *page = pages[p];
+        for (size_t j = 0; page && j < CX__FOLD_PAGE; j++)
+            free(atomic_load_explicit(&page[j], memory_order_relaxed));
+        free(page);
+    }
+    free(pages);
+}
+
+static void free_retired(cx__fold *f)
+{
+    while (f) {
+        cx__fold *next = f->next;
+        free(f);
+        f = next;
+    }
+}
+
+void cx__wrlock(cx_engine *e) { pthread_rwlock_wrlock(&e->lock); }
+
+void cx__wrunlock(cx_engine *e)
+{
+    /* No reader is inside: nobody holds a retired fold-in any more. */
+    pthread_mutex_lock(&e->retire_mu);
+    cx__fold *r = e->retired;
+    e->retired = NULL;
+    pthread_mutex_unlock(&e->retire_mu);
+    pthread_rwlock_unlock(&e->lock);
+    free_retired(r);
+}
+
+void cx__retire(cx_engine *e, cx__fold *f)
+{
+    pthread_mutex_lock(&e->retire_mu);
+    f->next = e->retired;
+    e->retired = f;
+    pthread_mutex_unlock(&e->retire_mu);
 }
 
 CX_API void cx_close(cx_engine *e)
 {
     if (!e)
         return;
+    if (e->bg_started) {
+        atomic_store(&e->cancel, 1);
+        pthread_join(e->bg, NULL);
+    }
     cx__forget_errors(e);
     cx__model_free(e->model);
     cx__idmap_free(&e->customers);
@@ -236,9 +307,22 @@ CX_API void cx_close(cx_engine *e)
     free(e->item_created);
     free(e->item_tags);
     free(e->item_pop);
+    free(e->item_trend);
+    free(e->item_last);
+    free(e->item_xslot);
     free(e->ev);
     free(e->ev_prev);
+    free(e->ev_iprev);
     free(e->cust_last);
+    cx__fold_free_table(e->fold_pages, e->fold_npages);
+    free_retired(e->retired);
+    free(e->xv);
+    free(e->xv_inv_norm);
+    free(e->xv_item);
+    pthread_mutex_destroy(&e->retire_mu);
+    pthread_mutex_destroy(&e->bg_mu);
+    pthread_mutex_destroy(&e->train_mu);
+    pthread_mutex_destroy(&e->wmu);
     pthread_rwlock_destroy(&e->lock);
     free(e);
 }
@@ -262,42 +346,188 @@ int cx__grow(void **p, size_t *cap, size_t need, size_t elem)
     return CX_OK;
 }
 
-int cx__reserve_items(cx_engine *e, size_t n)
+/* ===================================================================== */
+/* Plans: grow outside the lock, publish under it                        */
+/* ===================================================================== */
+
+void *cx__plan_array(cx__plan *p, void **where, size_t used_bytes,
+                     size_t new_bytes)
 {
-    size_t need = (size_t)e->items.n + n;
-    if (need <= e->item_cap)
-        return CX_OK;
-    size_t c = e->item_cap ? e->item_cap : 256;
+    if (p->failed)
+        return NULL;
+    if (p->n == (int)(sizeof p->g / sizeof p->g[0])) {
+        p->failed = 1;
+        return NULL;
+    }
+    char *q = malloc(new_bytes ? new_bytes : 1);
+    if (!q) {
+        p->failed = 1;
+        return NULL;
+    }
+    if (used_bytes)
+        memcpy(q, *where, used_bytes);
+    memset(q + used_bytes, 0, new_bytes - used_bytes);
+    p->g[p->n].where = where;
+    p->g[p->n].fresh = q;
+    p->g[p->n].old = NULL;
+    p->g[p->n].keep_old = 0;
+    p->n++;
+    return q;
+}
+
+void cx__plan_link(cx__plan *p, void **where, void *fresh)
+{
+    if (p->n == (int)(sizeof p->g / sizeof p->g[0])) {
+        p->failed = 1;
+        free(fresh);
+        return;
+    }
+    p->g[p->n].where = where;
+    p->g[p->n].fresh = fresh;
+    p->g[p->n].old = NULL;
+    p->g[p->n].keep_old = 1;
+    p->n++;
+}
+
+void cx__plan_cap(cx__plan *p, void *where, int size, uint64_t value)
+{
+    if (p->ncap == (int)(sizeof p->cap / sizeof p->cap[0])) {
+        p->failed = 1;
+        return;
+    }
+    p->cap[p->ncap].where = where;
+    p->cap[p->ncap].size = size;
+    p->cap[p->ncap].value = value;
+    p->ncap++;
+}
+
+void cx__plan_commit(cx__plan *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        p->g[i].old = *p->g[i].where;
+        *p->g[i].where = p->g[i].fresh;
+    }
+    for (int i = 0; i < p->ncap; i++) {
+        if (p->cap[i].size == 4)
+            *(uint32_t *)p->cap[i].where = (uint32_t)p->cap[i].value;
+        else
+            *(uint64_t *)p->cap[i].where = p->cap[i].value;
+    }
+}
+
+void cx__plan_release(cx__plan *p, int committed)
+{
+    for (int i = 0; i < p->n; i++) {
+        if (!committed)
+            free(p->g[i].fresh);
+        else if (!p->g[i].keep_old)
+            free(p->g[i].old);
+    }
+    memset(p, 0, sizeof *p);
+}
+
+static size_t grown(size_t cap, size_t need)
+{
+    size_t c = cap ? cap : 256;
     while (c < need)
         c *= 2;
-    /* Grow every column to c; a failure leaves the old ones valid. */
-#define GROW_COL(f)                                                        \
-    do {                                                                   \
-        void *q = realloc(e->f, c * sizeof *e->f);                         \
-        if (!q)                                                            \
-            return CX_ENOMEM;                                              \
-        e->f = q;                                                          \
-    } while (0)
-    GROW_COL(item_cat);
-    GROW_COL(item_price);
-    GROW_COL(item_flags);
-    GROW_COL(item_created);
-    GROW_COL(item_tags);
-    GROW_COL(item_pop);
-#undef GROW_COL
-    e->item_cap = c;
-    return CX_OK;
+    return c;
+}
+
+int cx__plan_items(cx_engine *e, size_t n, cx__plan *p)
+{
+    size_t need = (size_t)e->items.n + n, old = e->item_cap;
+    if (need <= old)
+        return CX_OK;
+    size_t c = grown(old, need);
+#define COL(f)                                                             \
+    cx__plan_array(p, (void **)&e->f, old * sizeof *e->f, c * sizeof *e->f)
+    COL(item_cat);
+    COL(item_price);
+    COL(item_flags);
+    COL(item_created);
+    COL(item_tags);
+    COL(item_pop);
+    COL(item_trend);
+    COL(item_last);
+    COL(item_xslot);
+#undef COL
+    cx__plan_cap(p, &e->item_cap, 8, c);
+    return p->failed ? CX_ENOMEM : CX_OK;
+}
+
+int cx__plan_customers(cx_engine *e, size_t n, cx__plan *p)
+{
+    size_t need = (size_t)e->customers.n + n;
+    if (need > e->cust_cap) {
+        size_t c = grown(e->cust_cap, need);
+        uint32_t *l = cx__plan_array(p, (void **)&e->cust_last,
+                                     e->cust_cap * sizeof *l, c * sizeof *l);
+        if (l)
+            for (size_t i = e->cust_cap; i < c; i++)
+                l[i] = CX_NONE;
+        cx__plan_cap(p, &e->cust_cap, 8, c);
+    }
+    /* Fold-in pages for every customer, allocated by writers only. */
+    size_t pages = (need + CX__FOLD_PAGE - 1) / CX__FOLD_PAGE;
+    if (pages > e->fold_npages && !p->failed) {
+        void **dir = (void **)e->fold_pages;
+        if (pages > e->fold_cap) {
+            size_t c = grown(e->fold_cap, pages);
+            dir = cx__plan_array(p, (void **)&e->fold_pages,
+                                 e->fold_npages * sizeof *dir,
+                                 c * sizeof *dir);
+            cx__plan_cap(p, &e->fold_cap, 8, c);
+        }
+        /* New pages go into the directory slots past fold_npages, which
+         * readers never look at until fold_npages is published. */
+        for (size_t q = e->fold_npages; dir && q < pages; q++)
+            if (!(dir[q] = calloc(CX__FOLD_PAGE, sizeof(cx__fold *))))
+                p->failed = 1;
+        cx__plan_cap(p, &e->fold_npages, 8, pages);
+        if (p->failed && dir)
+            for (size_t q = e->fold_npages; q < pages; q++)
+                free(dir[q]), dir[q] = NULL;
+    }
+    return p->failed ? CX_ENOMEM : CX_OK;
+}
+
+int cx__plan_events(cx_engine *e, size_t n, cx__plan *p)
+{
+    size_t need = e->n_ev + n, old = e->ev_cap;
+    if (need <= old)
+        return CX_OK;
+    size_t c = grown(old, need);
+    cx__plan_array(p, (void **)&e->ev, old * sizeof *e->ev,
+                   c * sizeof *e->ev);
+    cx__plan_array(p, (void **)&e->ev_prev, old * sizeof *e->ev_prev,
+                   c * sizeof *e->ev_prev);
+    cx__plan_array(p, (void **)&e->ev_iprev, old * sizeof *e->ev_iprev,
+                   c * sizeof *e->ev_iprev);
+    cx__plan_cap(p, &e->ev_cap, 8, c);
+    return p->failed ? CX_ENOMEM : CX_OK;
+}
+
+static int reserve_now(cx_engine *e, size_t n,
+                       int (*plan)(cx_engine *, size_t, cx__plan *))
+{
+    cx__plan p;
+    memset(&p, 0, sizeof p);
+    int rc = plan(e, n, &p);
+    if (rc == CX_OK)
+        cx__plan_commit(&p);
+    cx__plan_release(&p, rc == CX_OK);
+    return rc;
+}
+
+int cx__reserve_items(cx_engine *e, size_t n)
+{
+    return reserve_now(e, n, cx__plan_items);
 }
 
 int cx__reserve_customers(cx_engine *e, size_t n)
 {
-    size_t old = e->cust_cap;
-    int rc = cx__grow((void **)&e->cust_last, &e->cust_cap,
-                      (size_t)e->customers.n + n, sizeof *e->cust_last);
-    if (rc == CX_OK)
-        for (size_t i = old; i < e->cust_cap; i++)
-            e->cust_last[i] = CX_NONE;
-    return rc;
+    return reserve_now(e, n, cx__plan_customers);
 }
 
 void cx__item_init(cx_engine *e, uint32_t i)
@@ -308,6 +538,9 @@ void cx__item_init(cx_engine *e, uint32_t i)
     e->item_created[i] = 0;
     e->item_tags[i] = CX_NONE;
     e->item_pop[i] = 0;
+    e->item_trend[i] = 0;
+    e->item_last[i] = CX_NONE;
+    e->item_xslot[i] = CX_NONE;
 }
 
 /* ===================================================================== */
@@ -317,9 +550,13 @@ void cx__item_init(cx_engine *e, uint32_t i)
 static int64_t memory_of(const cx_engine *e)
 {
     int64_t b = (int64_t)sizeof *e;
-    b += (int64_t)e->item_cap * (4 + 8 + 1 + 8 + 4 + 4);
-    b += (int64_t)e->ev_cap * (sizeof(cx__event) + 4);
+    b += (int64_t)e->item_cap * (4 + 8 + 1 + 8 + 4 + 8 + 8 + 4 + 4);
+    b += (int64_t)e->ev_cap * (sizeof(cx__event) + 8);
     b += (int64_t)e->cust_cap * 4;
+    b += (int64_t)e->fold_cap * 8 + (int64_t)e->fold_npages * CX__FOLD_PAGE * 8;
+    b += (int64_t)atomic_load(&e->n_folded) *
+         (int64_t)(sizeof(cx__fold) + (e->model ? e->model->k * 4 : 0));
+    b += (int64_t)e->xv_cap * ((e->model ? e->model->k : 0) * 4 + 8);
     const cx__idmap *maps[] = {&e->customers, &e->items, &e->categories,
                                &e->channels, &e->tagsets};
     for (size_t i = 0; i < 5; i++) {
@@ -333,6 +570,7 @@ static int64_t memory_of(const cx_engine *e)
         b += (u + it) * k * 4 + u + it * 12;
         b += ((it + 7) / 8 * 8) * m->kq;
         b += (u + 1) * 8 + (int64_t)m->ui.ptr[u] * 12;
+        b += 2 * k * k * 8;
     }
     return b;
 }
@@ -353,6 +591,11 @@ CX_API int cx_stat(cx_engine *e, int key, int64_t *v)
     case CX_STAT_MODEL_CUSTOMERS: *v = m ? m->n_users : 0; break;
     case CX_STAT_MODEL_ITEMS: *v = m ? m->n_items : 0; break;
     case CX_STAT_MEMORY: *v = memory_of(e); break;
+    case CX_STAT_FOLDED_CUSTOMERS:
+        *v = atomic_load(&e->n_folded);
+        break;
+    case CX_STAT_FOLDED_ITEMS: *v = e->xv_n; break;
+    case CX_STAT_TRAINING: *v = atomic_load(&e->training); break;
     default: rc = cx__fail(e, CX_EINVAL, "cx_stat: unknown key %d", key);
     }
     pthread_rwlock_unlock(&e->lock);

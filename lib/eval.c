@@ -201,27 +201,37 @@ CX_API int cx_evaluate(cx_engine *e, const cx_eval_opts *opts, double *model,
     if (!(o.test_fraction > 0 && o.test_fraction < 1))
         return cx__fail(e, CX_EINVAL, "cx_evaluate: test_fraction must be "
                         "in (0, 1)");
-    pthread_rwlock_rdlock(&e->lock);
+    /* The split and a copy of the signals are taken under the writer
+     * mutex; the training and scoring run with no lock held. */
+    pthread_mutex_lock(&e->wmu);
     split s = {0};
     cx__model *m = NULL;
+    uint32_t n_items = e->items.n, n_users = e->customers.n;
+    size_t n_ev = e->n_ev;
+    cx__options opt = e->opt;
+    int64_t ts_max = e->ts_max;
     cx__hit *h = malloc(o.k * sizeof *h);
-    uint8_t *seen_m = calloc((size_t)e->items.n + 1, 1);
-    uint8_t *seen_b = calloc((size_t)e->items.n + 1, 1);
+    uint8_t *seen_m = calloc((size_t)n_items + 1, 1);
+    uint8_t *seen_b = calloc((size_t)n_items + 1, 1);
+    cx__event *ev = malloc((n_ev + 1) * sizeof *ev);
     uint32_t *order = NULL;
     int rc = CX_OK;
-    if (!h || !seen_m || !seen_b || (rc = make_split(e, &o, &s)))
+    if (!h || !seen_m || !seen_b || !ev || (rc = make_split(e, &o, &s)))
         rc = cx__fail(e, CX_ENOMEM, "cx_evaluate: out of memory");
-    if (rc == CX_OK && e->n_ev == 0)
+    if (rc == CX_OK && n_ev == 0)
         rc = cx__fail(e, CX_EINVAL, "cx_evaluate: no signals");
+    if (rc == CX_OK)
+        memcpy(ev, e->ev, n_ev * sizeof *ev);
+    pthread_mutex_unlock(&e->wmu);
     if (rc == CX_OK) {
-        cx__train_input in = {e->ev, e->n_ev, s.keep, e->customers.n,
-                              e->items.n, e->ts_max};
-        rc = cx__train_model(e, &in, &e->opt, NULL, NULL, &m);
+        cx__train_input in = {ev, n_ev, s.keep, n_users, n_items, ts_max,
+                              NULL};
+        rc = cx__train_model(e, &in, &opt, NULL, NULL, &m);
     }
     if (rc == CX_OK && !(order = popular_order(m)))
         rc = cx__fail(e, CX_ENOMEM, "cx_evaluate: out of memory");
     double acc_m[CX_METRIC_COUNT] = {0}, acc_b[CX_METRIC_COUNT] = {0};
-    for (uint32_t u = 0; rc == CX_OK && u < e->customers.n; u++) {
+    for (uint32_t u = 0; rc == CX_OK && u < n_users; u++) {
         size_t n_rel = (size_t)(s.test_ptr[u + 1] - s.test_ptr[u]);
         if (!n_rel)
             continue;
@@ -252,14 +262,14 @@ CX_API int cx_evaluate(cx_engine *e, const cx_eval_opts *opts, double *model,
         }
     }
     if (rc == CX_OK) {
-        finish(acc_m, seen_m, e->items.n);
-        finish(acc_b, seen_b, e->items.n);
+        finish(acc_m, seen_m, n_items);
+        finish(acc_b, seen_b, n_items);
         memcpy(model, acc_m, sizeof acc_m);
         if (baseline)
             memcpy(baseline, acc_b, sizeof acc_b);
     }
-    pthread_rwlock_unlock(&e->lock);
     cx__model_free(m);
+    free(ev);
     free(s.keep), free(s.test_ptr), free(s.test_items);
     free(h), free(seen_m), free(seen_b), free(order);
     return rc;

@@ -52,24 +52,7 @@ uint32_t cx__idmap_find(const cx__idmap *m, const char *s)
     }
 }
 
-static int rehash(cx__idmap *m, uint32_t nslot)
-{
-    uint32_t *slot = calloc(nslot, sizeof *slot);
-    if (!slot)
-        return CX_ENOMEM;
-    for (uint32_t i = 0; i < m->n; i++) {
-        uint32_t p = m->hash[i] & (nslot - 1);
-        while (slot[p])
-            p = (p + 1) & (nslot - 1);
-        slot[p] = i + 1;
-    }
-    free(m->slot);
-    m->slot = slot;
-    m->nslot = nslot;
-    return CX_OK;
-}
-
-int cx__idmap_reserve(cx__idmap *m, size_t ids, size_t bytes)
+int cx__idmap_plan(cx__idmap *m, size_t ids, size_t bytes, cx__plan *p)
 {
     size_t need = (size_t)m->n + ids;
     if (need >= CX_NONE / 2)
@@ -78,27 +61,30 @@ int cx__idmap_reserve(cx__idmap *m, size_t ids, size_t bytes)
         size_t cap = m->cap ? m->cap : 64;
         while (cap < need)
             cap *= 2;
-        const char **s = realloc(m->str, cap * sizeof *s);
-        if (!s)
-            return CX_ENOMEM;
-        m->str = s;
-        uint32_t *h = realloc(m->hash, cap * sizeof *h);
-        if (!h)
-            return CX_ENOMEM;
-        m->hash = h;
-        m->cap = (uint32_t)cap;
+        cx__plan_array(p, (void **)&m->str, m->n * sizeof *m->str,
+                       cap * sizeof *m->str);
+        cx__plan_array(p, (void **)&m->hash, m->n * sizeof *m->hash,
+                       cap * sizeof *m->hash);
+        cx__plan_cap(p, &m->cap, 4, cap);
     }
-    /* Keep the load factor under 1/2. */
+    /* Keep the load factor under 1/2: a new table, filled from the
+     * current entries while readers keep using the old one. */
     if (need * 2 > m->nslot) {
         uint32_t nslot = m->nslot ? m->nslot : 128;
         while ((size_t)nslot < need * 2)
             nslot *= 2;
-        int rc = rehash(m, nslot);
-        if (rc)
-            return rc;
+        uint32_t *slot = cx__plan_array(p, (void **)&m->slot, 0,
+                                        (size_t)nslot * sizeof *slot);
+        for (uint32_t i = 0; slot && i < m->n; i++) {
+            uint32_t q = m->hash[i] & (nslot - 1);
+            while (slot[q])
+                q = (q + 1) & (nslot - 1);
+            slot[q] = i + 1;
+        }
+        cx__plan_cap(p, &m->nslot, 4, nslot);
     }
     cx__chunk *c = m->chunks;
-    if (bytes && (!c || c->cap - c->used < bytes)) {
+    if (bytes && !p->failed && (!c || c->cap - c->used < bytes)) {
         size_t cap = bytes > CHUNK_MIN ? bytes : CHUNK_MIN;
         cx__chunk *n = malloc(sizeof *n + cap);
         if (!n)
@@ -106,9 +92,20 @@ int cx__idmap_reserve(cx__idmap *m, size_t ids, size_t bytes)
         n->next = c;
         n->used = 0;
         n->cap = cap;
-        m->chunks = n;
+        cx__plan_link(p, (void **)&m->chunks, n);
     }
-    return CX_OK;
+    return p->failed ? CX_ENOMEM : CX_OK;
+}
+
+int cx__idmap_reserve(cx__idmap *m, size_t ids, size_t bytes)
+{
+    cx__plan p;
+    memset(&p, 0, sizeof p);
+    int rc = cx__idmap_plan(m, ids, bytes, &p);
+    if (rc == CX_OK)
+        cx__plan_commit(&p);
+    cx__plan_release(&p, rc == CX_OK);
+    return rc;
 }
 
 uint32_t cx__idmap_add(cx__idmap *m, const char *s, int *added)

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -53,6 +54,10 @@ uint32_t cx__idmap_find(const cx__idmap *m, const char *s);
 /* Make room for `ids` more ids totalling `bytes` bytes, so that the next
  * cx__idmap_add calls within that budget cannot fail. */
 int cx__idmap_reserve(cx__idmap *m, size_t ids, size_t bytes);
+/* The same as a plan (see cx__plan), for a map readers are using. */
+struct cx__plan;
+int cx__idmap_plan(cx__idmap *m, size_t ids, size_t bytes,
+                   struct cx__plan *p);
 /* Index of s, inserting it if new (*added = 1).  Must be preceded by a
  * sufficient reserve; never fails then. */
 uint32_t cx__idmap_add(cx__idmap *m, const char *s, int *added);
@@ -66,8 +71,9 @@ size_t cx__id_len(const char *s);
 /* ===================================================================== */
 
 typedef struct cx__options {
-    int factors, iterations, solver, cg_steps, threads, candidates;
+    int factors, iterations, solver, cg_steps, threads, candidates, fold_in;
     double regularization, alpha, half_life, init_scale;
+    double trend_half_life, pop_half_life;
     uint64_t seed;
     double weight[CX_MAX_SIGNAL_TYPES];
 } cx__options;
@@ -109,10 +115,62 @@ typedef struct cx__model {
     cx__csr ui;            /* customer x item pairs the model saw */
     uint64_t n_events;     /* events [0, n_events) were trained on */
     double loss;
+    /* Fold-in: the Gram matrices Y'Y + lambda I and X'X + lambda I (k x k,
+     * double), and the options and time reference the model was trained
+     * with, so a fold-in solves the same problem as training did. */
+    double *Gy, *Gx;
+    cx__options opt;
+    int64_t ts_ref;
 } cx__model;
 
+/* A customer's fold-in vector.  Immutable once published in the fold
+ * table; replaced ones go to the retired list until no reader can hold
+ * them (the next time a writer holds the engine lock). */
+typedef struct cx__fold {
+    struct cx__fold *next;   /* retired list */
+    uint32_t last_ev;        /* the customer's newest event it includes */
+    uint32_t has_vec;        /* 0: no positive signal, x is unused */
+    float x[];
+} cx__fold;
+
+#define CX__FOLD_PAGE 1024   /* customers per fold-table page */
+
+/* Writers grow reader-visible arrays outside the engine lock: the copy is
+ * made while holding only the writer mutex (so the contents cannot
+ * change), the new pointers are published under the write lock, and the
+ * old arrays freed after it is released. */
+typedef struct cx__plan {
+    int n, failed;
+    struct {
+        void **where;
+        void *fresh, *old;
+        int keep_old;        /* the old value is not to be freed */
+    } g[40];
+    int ncap;
+    struct {
+        void *where;
+        int size;            /* 4 or 8 bytes */
+        uint64_t value;
+    } cap[16];
+} cx__plan;
+
+/* Allocate `new_bytes` for *where, copy its first `used_bytes`, zero the
+ * rest; published by cx__plan_commit.  Returns the new array or NULL. */
+void *cx__plan_array(cx__plan *p, void **where, size_t used_bytes,
+                     size_t new_bytes);
+/* Publish `fresh` into *where at commit without freeing the old value. */
+void cx__plan_link(cx__plan *p, void **where, void *fresh);
+/* Set a 4- or 8-byte capacity at commit. */
+void cx__plan_cap(cx__plan *p, void *where, int size, uint64_t value);
+/* Under the write lock: swap everything in. */
+void cx__plan_commit(cx__plan *p);
+/* After the lock: free the old arrays (committed) or the new ones (not). */
+void cx__plan_release(cx__plan *p, int committed);
+
 struct cx_engine {
-    pthread_rwlock_t lock;
+    pthread_rwlock_t lock;   /* readers; writers only to publish */
+    pthread_mutex_t wmu;     /* serialises writers */
+    pthread_mutex_t train_mu;/* one training at a time */
     cx__options opt;
     char *type_name[CX_MAX_SIGNAL_TYPES]; /* custom names, owned */
 
@@ -125,11 +183,18 @@ struct cx_engine {
     uint8_t *item_flags;
     int64_t *item_created;
     uint32_t *item_tags;     /* index into tagsets, CX_NONE = no tags */
-    float *item_pop;         /* live popularity: sum of positive weights */
+    /* Live popularity: sum of positive strengths * 2^((ts - t0) / h),
+     * for the popular and the trending half-life (no decay: h = 0). */
+    double *item_pop, *item_trend;
+    int64_t pop_t0, trend_t0;
+    uint32_t *item_last;     /* newest event of each item */
+    uint32_t *item_xslot;    /* fold-in slot of the item, or CX_NONE */
 
-    /* Signals, in arrival order, with a newest-first chain per customer. */
+    /* Signals, in arrival order, with a newest-first chain per customer
+     * and per item. */
     cx__event *ev;
     uint32_t *ev_prev;       /* previous event of the same customer */
+    uint32_t *ev_iprev;      /* previous event of the same item */
     size_t n_ev, ev_cap;
     uint32_t *cust_last;     /* newest event of each customer */
     size_t cust_cap;
@@ -137,17 +202,95 @@ struct cx_engine {
 
     cx__model *model;        /* NULL until trained */
     int64_t generation;
+
+    /* Customer fold-ins for the current model: a table of pages of
+     * atomic pointers (pages never move, so readers can publish into
+     * them), and the list of replaced entries. */
+    void **fold_pages;       /* _Atomic(cx__fold *) [CX__FOLD_PAGE] each */
+    size_t fold_npages, fold_cap;
+    pthread_mutex_t retire_mu;
+    cx__fold *retired;
+    atomic_long n_folded;
+
+    /* Item fold-ins for the current model, by slot. */
+    float *xv;               /* xv_cap x k */
+    float *xv_inv_norm;
+    uint32_t *xv_item;
+    uint32_t xv_n;
+    size_t xv_cap;
+
+    /* Background training. */
+    pthread_t bg;
+    pthread_mutex_t bg_mu;   /* guards the bg_* fields */
+    int bg_started, bg_status;
+    atomic_int cancel;
+    cx_progress_fn bg_progress;
+    void *bg_user;
+    char bg_msg[512];
+    atomic_int training;
 };
 
 /* engine.c */
 void cx__options_default(cx__options *o);
 void cx__model_free(cx__model *m);
 int cx__grow(void **p, size_t *cap, size_t need, size_t elem);
-/* Make room for n more items / customers in the per-index columns. */
+/* Plan room for n more items / customers / events in the per-index
+ * columns (see cx__plan).  CX_ENOMEM when an allocation fails. */
+int cx__plan_items(cx_engine *e, size_t n, cx__plan *p);
+int cx__plan_customers(cx_engine *e, size_t n, cx__plan *p);
+int cx__plan_events(cx_engine *e, size_t n, cx__plan *p);
+/* Plan and publish at once, for an engine no other thread can see. */
 int cx__reserve_items(cx_engine *e, size_t n);
 int cx__reserve_customers(cx_engine *e, size_t n);
 /* Initialise a new item's catalogue columns to the defaults. */
 void cx__item_init(cx_engine *e, uint32_t i);
+/* Take the write lock, free what readers may still have held (retired
+ * fold-ins), and release it. */
+void cx__wrlock(cx_engine *e);
+void cx__wrunlock(cx_engine *e);
+
+/* ===================================================================== */
+/* live.c: fold-in, live popularity, item fold-in                        */
+/* ===================================================================== */
+
+/* Add a signal's positive strength s at time ts to the live popularity
+ * of item i (under the write lock; the arrays were planned). */
+void cx__pop_add(cx_engine *e, uint32_t i, double s, int64_t ts);
+/* Plan rescaled popularity arrays if signals up to ts_max would push the
+ * scale factor out of range. */
+int cx__pop_plan(cx_engine *e, int64_t ts_max, cx__plan *p,
+                 int64_t *t0_pop, int64_t *t0_trend);
+/* Recompute the popularity arrays from the events (half-life change,
+ * load); publishes under the write lock. */
+int cx__pop_rebuild(cx_engine *e);
+/* Live score of item i now (at the newest signal time). */
+double cx__pop_score(const cx_engine *e, uint32_t i, int trending);
+
+/* The Gram matrices and fold-in state of a freshly trained model. */
+int cx__model_prepare_fold(cx__model *m, const cx__options *o,
+                           int64_t ts_ref);
+/* A reader's customer vector: the model row, a fresh fold-in from the
+ * table, or one computed now (and published).  NULL if the customer has
+ * no vector.  *tmp receives an unpublished fold-in the caller frees (or
+ * NULL).  Needs the read lock. */
+const float *cx__customer_vec(cx_engine *e, uint32_t u, int *folded,
+                              cx__fold **tmp);
+/* A reader's item vector: model row or fold-in slot; NULL if none. */
+const float *cx__item_vec(const cx_engine *e, uint32_t i, float *inv_norm);
+/* Fold-in from explicit (item, strength) pairs: the anonymous session.
+ * Returns CX_OK with *has_vec = 0 when no pair is usable. */
+int cx__fold_pairs(const cx_engine *e, const cx__model *m,
+                   const uint32_t *items, const double *r, size_t n,
+                   float *x, int *has_vec);
+/* Writer side, after a batch is published (writer mutex held, engine
+ * lock not held): fold in the batch's items without trained vectors and,
+ * in eager mode, its customers. */
+int cx__fold_after_ingest(cx_engine *e, size_t ev_from);
+/* Reset the fold-in state for a new model (plan), and re-fold what the
+ * model has not seen: events [from, n_ev). */
+int cx__fold_plan_reset(cx_engine *e, const cx__model *m, cx__plan *p);
+void cx__fold_free_table(void **pages, size_t npages);
+void cx__retire(cx_engine *e, cx__fold *f);
 /* Contribution of one signal to r, before decay. */
 double cx__signal_strength(const cx__options *o, const cx__event *ev);
 /* Types whose signal means "never show this again": return, dislike and
@@ -166,7 +309,13 @@ typedef struct cx__train_input {
     const uint8_t *keep;    /* NULL = all events; else keep[i] != 0 */
     uint32_t n_users, n_items;
     int64_t ts_ref;         /* "now" for time decay */
+    atomic_int *cancel;     /* NULL, or stop when it becomes non-zero */
 } cx__train_input;
+
+/* Signed confidence of a pair with net strength r (see cxengine.h). */
+float cx__confidence(double r, double alpha);
+/* Time-decay factor of a signal at ts seen from ref. */
+double cx__decay(const cx__options *o, int64_t ref, int64_t ts);
 
 /* Build the customer x item CSR (signed confidences, type masks). */
 int cx__build_pairs(const cx__train_input *in, const cx__options *o,
@@ -223,6 +372,13 @@ typedef struct cx__kernels {
                      float *out);
     /* Indexes of the v[j] > lim, j < n, into out; returns their count. */
     size_t (*above)(const float *v, size_t n, float lim, uint32_t *out);
+    /* Fold-in: A += sum_j (|c_j| - 1) y_j y_j' (upper triangle of the
+     * row-major k x k double A) and b += sum_{c_j > 0} c_j y_j. */
+    void (*fold_update)(double *A, double *b, int k, const float *const *y,
+                        const float *c, size_t n);
+    /* Solve A x = b in place (x into b) by Cholesky on the upper triangle
+     * (A is destroyed).  Non-zero if A is not positive definite. */
+    int (*chol_solve)(double *A, double *b, int k);
     const char *name;
 } cx__kernels;
 

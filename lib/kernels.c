@@ -3,6 +3,7 @@
  * otherwise; both compute the same sums in the same order per lane. */
 #include "internal.h"
 
+#include <math.h>
 #include <string.h>
 
 cx__kernels cx__k;
@@ -54,6 +55,60 @@ static void gaxpys_c(const float *F, const uint32_t *idx, const float *coef,
 {
     for (size_t j = 0; j < n; j++)
         axpy_c(coef[j], F + (size_t)idx[j] * k, out, k);
+}
+
+static void fold_update_c(double *A, double *b, int k, const float *const *y,
+                          const float *c, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        const float *v = y[j];
+        double ca = c[j] < 0 ? -(double)c[j] : (double)c[j], w = ca - 1;
+        if (c[j] > 0)
+            for (int d = 0; d < k; d++)
+                b[d] += (double)c[j] * v[d];
+        if (w == 0)
+            continue;
+        for (int a = 0; a < k; a++) {
+            double s = w * v[a];
+            double *row = A + (size_t)a * k;
+            for (int d = a; d < k; d++)
+                row[d] += s * v[d];
+        }
+    }
+}
+
+/* Right-looking Cholesky A = U'U on the upper triangle, row by row, then
+ * U'z = b and U x = z; every inner loop runs along a row. */
+static int chol_solve_c(double *A, double *b, int k)
+{
+    for (int j = 0; j < k; j++) {
+        double *rj = A + (size_t)j * k;
+        if (!(rj[j] > 0))
+            return -1;
+        double d = sqrt(rj[j]), inv = 1.0 / d;
+        rj[j] = d;
+        for (int c = j + 1; c < k; c++)
+            rj[c] *= inv;
+        for (int i = j + 1; i < k; i++) {
+            double a = rj[i], *ri = A + (size_t)i * k;
+            for (int c = i; c < k; c++)
+                ri[c] -= a * rj[c];
+        }
+    }
+    for (int j = 0; j < k; j++) {
+        const double *rj = A + (size_t)j * k;
+        b[j] /= rj[j];
+        for (int c = j + 1; c < k; c++)
+            b[c] -= rj[c] * b[j];
+    }
+    for (int i = k - 1; i >= 0; i--) {
+        const double *ri = A + (size_t)i * k;
+        double s = b[i];
+        for (int c = i + 1; c < k; c++)
+            s -= ri[c] * b[c];
+        b[i] = s / ri[i];
+    }
+    return 0;
 }
 
 static size_t above_c(const float *v, size_t n, float lim, uint32_t *out)
@@ -380,8 +435,17 @@ AVX2 static void scores_q_avx2(const int8_t *Yq, int kq, size_t b0,
 
 static void pick(void)
 {
-    cx__kernels k = {dot_c,   axpy_c,     symv_c, scores_c, gdots_c,
-                     gaxpys_c, scores_q_c, above_c, "portable C"};
+    cx__kernels k = {.dot = dot_c,
+                     .axpy = axpy_c,
+                     .symv = symv_c,
+                     .scores = scores_c,
+                     .gdots = gdots_c,
+                     .gaxpys = gaxpys_c,
+                     .scores_q = scores_q_c,
+                     .above = above_c,
+                     .fold_update = fold_update_c,
+                     .chol_solve = chol_solve_c,
+                     .name = "portable C"};
 #if defined(__x86_64__) && defined(__GNUC__)
     const char *force = getenv("CX_KERNELS");
     __builtin_cpu_init();

@@ -23,7 +23,7 @@ static int sort_by(const cx__event *ev, const uint32_t *in, uint32_t *out,
     return CX_OK;
 }
 
-static float confidence(double r, double alpha)
+float cx__confidence(double r, double alpha)
 {
     if (r > 0)
         return (float)(1.0 + alpha * r);
@@ -64,14 +64,11 @@ int cx__build_pairs(const cx__train_input *in, const cx__options *o,
         for (; s < n && in->ev[a[s]].cust == u && in->ev[a[s]].item == it;
              s++) {
             const cx__event *ev = &in->ev[a[s]];
-            double v = cx__signal_strength(o, ev);
-            if (o->half_life > 0 && ev->ts < in->ts_ref)
-                v *= exp2(-(double)(in->ts_ref - ev->ts) / o->half_life);
-            r += v;
+            r += cx__signal_strength(o, ev) * cx__decay(o, in->ts_ref, ev->ts);
             mask |= CX_TYPE_BIT(ev->type);
         }
         ui->idx[nnz] = it;
-        ui->conf[nnz] = confidence(r, o->alpha);
+        ui->conf[nnz] = cx__confidence(r, o->alpha);
         ui->mask[nnz] = mask;
         nnz++;
         ui->ptr[u + 1] = nnz;

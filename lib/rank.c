@@ -136,6 +136,8 @@ typedef struct rules {
     size_t n_deny;
     const uint32_t *skip;  /* sorted: the customer's excluded items */
     size_t n_skip;
+    int no_x;              /* drop items with a fold-in slot: the model
+                              scans see them as zero vectors */
 } rules;
 
 static int in_sorted(const uint32_t *a, size_t n, uint32_t x)
@@ -158,7 +160,8 @@ static int allowed(const rules *r, uint32_t i)
     uint8_t f = r->e->item_flags[i];
     if ((f & CX__ITEM_REMOVED) ||
         (r->in_stock_only && !(f & CX__ITEM_IN_STOCK)) ||
-        (r->cat != CX_NONE && r->e->item_cat[i] != r->cat) || i == r->self)
+        (r->cat != CX_NONE && r->e->item_cat[i] != r->cat) || i == r->self ||
+        (r->no_x && r->e->item_xslot[i] != CX_NONE))
         return 0;
     return !in_sorted(r->deny, r->n_deny, i) &&
            !in_sorted(r->skip, r->n_skip, i);
@@ -367,38 +370,91 @@ static void scan_fast(const cx__model *m, const float *x, const float *scale,
 }
 
 /* Score only the allowed items (allow list). */
-static void scan_list(const cx__model *m, const float *x, const float *scale,
+static void scan_list(const cx_engine *e, const float *x, int cosine,
                       const idlist *allow, const rules *r, cx__topk *t)
 {
+    const cx__model *m = e->model;
     for (size_t j = 0; j < allow->n; j++) {
         uint32_t i = allow->v[j];
-        if (i >= m->n_items || !allowed(r, i))
+        float inv, s;
+        const float *y = cx__item_vec(e, i, &inv);
+        if (!y || !allowed(r, i))
             continue;
-        float s;
-        cx__k.gdots(m->Y, &i, 1, m->k, x, &s);
-        cx__topk_push(t, scale ? s * scale[i] : s, i);
+        s = cx__k.dot(y, x, m->k);
+        if (i < m->n_items && y == m->Y + (size_t)i * m->k) {
+            /* the same arithmetic as the scans */
+            cx__k.gdots(m->Y, &i, 1, m->k, x, &s);
+        }
+        cx__topk_push(t, cosine ? s * inv : s, i);
     }
 }
 
-/* Live popularity over every item the catalogue knows. */
-static void scan_popular(const cx_engine *e, const idlist *allow,
+/* Items folded in since training: few, scored exactly. */
+static void scan_extra(const cx_engine *e, const float *x, int cosine,
+                       rules *r, cx__topk *t)
+{
+    int k = e->model->k, no_x = r->no_x;
+    r->no_x = 0;
+    for (uint32_t s = 0; s < e->xv_n; s++) {
+        float v = cx__k.dot(e->xv + (size_t)s * k, x, k);
+        if (cosine)
+            v *= e->xv_inv_norm[s];
+        uint32_t i = e->xv_item[s];
+        if (v >= bar(t) && allowed(r, i))
+            cx__topk_push(t, v, i);
+    }
+    r->no_x = no_x;
+}
+
+/* Live popularity (trending = 1: the trending half-life) over every item
+ * the catalogue knows, scored as of the newest signal. */
+static void scan_popular(const cx_engine *e, int trending, const idlist *allow,
                          const rules *r, cx__topk *t)
 {
+    const double *raw = trending ? e->item_trend : e->item_pop;
+    double h = trending ? e->opt.trend_half_life : e->opt.pop_half_life;
+    int64_t t0 = trending ? e->trend_t0 : e->pop_t0;
+    double f = h > 0 ? exp2((double)(t0 - e->ts_max) / h) : 1.0;
     if (allow) {
         for (size_t j = 0; j < allow->n; j++)
             if (allowed(r, allow->v[j]))
-                cx__topk_push(t, e->item_pop[allow->v[j]], allow->v[j]);
+                cx__topk_push(t, (float)(raw[allow->v[j]] * f), allow->v[j]);
         return;
     }
+    for (uint32_t i = 0; i < e->items.n; i++) {
+        float v = (float)(raw[i] * f);
+        if (v >= bar(t) && allowed(r, i))
+            cx__topk_push(t, v, i);
+    }
+}
+
+/* Catalogued items by creation time, newest first; the score is the age
+ * in days as of the newest signal or creation time. */
+static void scan_new(const cx_engine *e, const idlist *allow, const rules *r,
+                     cx__topk *t)
+{
+    int64_t now = e->ts_max;
     for (uint32_t i = 0; i < e->items.n; i++)
-        if (e->item_pop[i] >= bar(t) && allowed(r, i))
-            cx__topk_push(t, e->item_pop[i], i);
+        if (e->item_created[i] > now)
+            now = e->item_created[i];
+    size_t n = allow ? allow->n : e->items.n;
+    for (size_t j = 0; j < n; j++) {
+        uint32_t i = allow ? allow->v[j] : (uint32_t)j;
+        int64_t c = e->item_created[i];
+        if (c <= 0 || !(e->item_flags[i] & CX__ITEM_CATALOGUED))
+            continue;
+        /* Rank by -age in seconds (exact in a float up to ~6 months;
+         * ties beyond resolve by index). */
+        float v = -(float)(now - c);
+        if (v >= bar(t) && allowed(r, i))
+            cx__topk_push(t, v, i);
+    }
 }
 
 size_t cx__rank_exact(const cx__model *m, const float *x, size_t k,
                       const uint32_t *skip, size_t n_skip, cx__hit *out)
 {
-    rules r = {NULL, CX_NONE, 0, CX_NONE, NULL, 0, skip, n_skip};
+    rules r = {NULL, CX_NONE, 0, CX_NONE, NULL, 0, skip, n_skip, 0};
     cx__topk t = {out, 0, k};
     scan_exact(m, x, NULL, &r, &t);
     cx__topk_sort(&t);
@@ -505,11 +561,13 @@ static size_t emit(const cx_engine *e, cx__topk *t, int reason,
     return t->n;
 }
 
-/* Personal scores for customer u with vector x, or popularity. */
-static int rank_one(cx_engine *e, request *q, const float *x, size_t k,
-                    int reason, const float *scale, const float *qscale,
-                    const char **items, float *scores, int *reasons,
-                    size_t *n)
+enum { LIST_POPULAR = 0, LIST_TRENDING = 1, LIST_NEW = 2 };
+
+/* Personal scores for vector x (cosine: x is a unit item vector and items
+ * are scored by cosine), or, with x NULL, the list `list`. */
+static int rank_one(cx_engine *e, request *q, const float *x, int cosine,
+                    int list, size_t k, int reason, const char **items,
+                    float *scores, int *reasons, size_t *n)
 {
     const cx__model *m = e->model;
     size_t nitems = e->items.n;
@@ -525,17 +583,40 @@ static int rank_one(cx_engine *e, request *q, const float *x, size_t k,
     if (heap_for(q, cap + 2 * ncand + 1, &t))
         return cx__fail(e, CX_ENOMEM, "out of memory");
     t.cap = cap;
+    const idlist *allow = q->o.n_allow ? &q->allow : NULL;
     if (!x) {
-        scan_popular(e, q->o.n_allow ? &q->allow : NULL, &q->r, &t);
-    } else if (q->o.n_allow) {
-        scan_list(m, x, scale, &q->allow, &q->r, &t);
-    } else if (fast) {
-        cand = (cx__topk){t.h + cap, 0, 2 * ncand};
-        scan_fast(m, x, scale, qscale, &q->r, &cand, &t);
+        if (list == LIST_NEW)
+            scan_new(e, allow, &q->r, &t);
+        else
+            scan_popular(e, list == LIST_TRENDING, allow, &q->r, &t);
+    } else if (allow) {
+        scan_list(e, x, cosine, allow, &q->r, &t);
     } else {
-        scan_exact(m, x, scale, &q->r, &t);
+        const float *scale = cosine ? m->inv_norm : NULL;
+        q->r.no_x = e->xv_n > 0;
+        if (fast) {
+            cand = (cx__topk){t.h + cap, 0, 2 * ncand};
+            scan_fast(m, x, scale, cosine ? m->q_cos_scale : m->q_scale,
+                      &q->r, &cand, &t);
+        } else {
+            scan_exact(m, x, scale, &q->r, &t);
+        }
+        if (e->xv_n)
+            scan_extra(e, x, cosine, &q->r, &t);
     }
-    *n = emit(e, &t, x ? reason : CX_REASON_POPULAR, items, scores, reasons);
+    *n = emit(e, &t, reason, items, scores, reasons);
+    return CX_OK;
+}
+
+/* The skip list of customer u (may be CX_NONE) into q. */
+static int skip_for(cx_engine *e, request *q, uint32_t u)
+{
+    if (u == CX_NONE)
+        return CX_OK;
+    if (customer_skip(e, u, q->o.exclude, &q->skip))
+        return cx__fail(e, CX_ENOMEM, "out of memory");
+    q->r.skip = q->skip.v;
+    q->r.n_skip = q->skip.n;
     return CX_OK;
 }
 
@@ -552,27 +633,166 @@ CX_API int cx_recommend(cx_engine *e, const char *customer, size_t k,
         return cx__fail(e, CX_EINVAL, "cx_recommend: customer id is NULL, "
                         "empty or longer than %d bytes", CX_MAX_ID_LEN);
     request q;
+    cx__fold *tmp = NULL;
     pthread_rwlock_rdlock(&e->lock);
     int rc = request_init(e, opts, k, "cx_recommend", &q);
     if (rc == CX_OK) {
         uint32_t u = cx__idmap_find(&e->customers, customer);
-        const cx__model *m = e->model;
         const float *x = NULL;
         if (u != CX_NONE) {
-            if ((rc = customer_skip(e, u, q.o.exclude, &q.skip)))
-                rc = cx__fail(e, rc, "out of memory");
-            q.r.skip = q.skip.v;
-            q.r.n_skip = q.skip.n;
-            if (m && u < m->n_users && m->has_vec[u])
-                x = m->X + (size_t)u * m->k;
+            rc = skip_for(e, &q, u);
+            x = cx__customer_vec(e, u, NULL, &tmp);
         }
         if (rc == CX_OK)
-            rc = rank_one(e, &q, x, k, CX_REASON_PERSONAL, NULL,
-                          m ? m->q_scale : NULL, items, scores, reasons, n);
+            rc = rank_one(e, &q, x, 0, LIST_POPULAR, k,
+                          x ? CX_REASON_PERSONAL : CX_REASON_POPULAR, items,
+                          scores, reasons, n);
     }
     request_free(&q);
     pthread_rwlock_unlock(&e->lock);
+    free(tmp);
     return rc;
+}
+
+#define MAX_SESSION 10000
+
+CX_API int cx_recommend_session(cx_engine *e, size_t n_sig,
+                                const char *const *sig_items,
+                                const int *sig_types, const float *sig_values,
+                                size_t k, const cx_rec_opts *opts,
+                                const char **items, float *scores,
+                                int *reasons, size_t *n)
+{
+    if (!e)
+        return cx__fail(NULL, CX_EINVAL,
+                        "cx_recommend_session: engine is NULL");
+    if (!n || !items)
+        return cx__fail(e, CX_EINVAL,
+                        "cx_recommend_session: items or n is NULL");
+    *n = 0;
+    if (n_sig > MAX_SESSION)
+        return cx__fail(e, CX_EINVAL, "cx_recommend_session: %zu signals, "
+                        "at most %d", n_sig, MAX_SESSION);
+    if (n_sig && (!sig_items || !sig_types))
+        return cx__fail(e, CX_EINVAL, "cx_recommend_session: signal items "
+                        "or types is NULL");
+    for (size_t j = 0; j < n_sig; j++) {
+        float v = sig_values ? sig_values[j] : 1.0f;
+        int t = sig_types[j];
+        if (!cx__id_len(sig_items[j]))
+            return cx__fail(e, CX_EINVAL, "cx_recommend_session: signal %zu:"
+                            " item id is not valid", j);
+        if (t < 0 || t >= CX_MAX_SIGNAL_TYPES)
+            return cx__fail(e, CX_EINVAL, "cx_recommend_session: signal %zu:"
+                            " undefined type %d", j, t);
+        if (!isfinite(v) || (t == CX_RATING ? (v < 0 || v > 5)
+                                            : (v <= 0 || v > 1e6)))
+            return cx__fail(e, CX_EINVAL, "cx_recommend_session: signal %zu:"
+                            " value %g out of range", j, (double)v);
+    }
+    uint32_t it_buf[64];
+    double r_buf[64];
+    uint32_t *its = n_sig <= 64 ? it_buf : malloc(n_sig * sizeof *its);
+    double *r = n_sig <= 64 ? r_buf : malloc(n_sig * sizeof *r);
+    float x_buf[1024];
+    request q;
+    pthread_rwlock_rdlock(&e->lock);
+    int rc = request_init(e, opts, k, "cx_recommend_session", &q);
+    if (rc == CX_OK && (!its || !r))
+        rc = cx__fail(e, CX_ENOMEM, "out of memory");
+    size_t m = 0;
+    unsigned neg = cx__negative_types(&e->opt);
+    for (size_t j = 0; rc == CX_OK && j < n_sig; j++) {
+        if (!cx_signal_type_name(e, sig_types[j])) {
+            rc = cx__fail(e, CX_EINVAL, "cx_recommend_session: signal %zu: "
+                          "undefined type %d", j, sig_types[j]);
+            break;
+        }
+        uint32_t i = cx__idmap_find(&e->items, sig_items[j]);
+        if (i == CX_NONE)
+            continue;
+        const cx__options *o = e->model ? &e->model->opt : &e->opt;
+        cx__event ev = {0, i, 0, sig_values ? sig_values[j] : 1.0f,
+                        (uint8_t)sig_types[j], 0, 0};
+        its[m] = i;
+        r[m] = cx__signal_strength(o, &ev);
+        if ((CX_TYPE_BIT(sig_types[j]) & (q.o.exclude | neg)) &&
+            idlist_push(&q.skip, i))
+            rc = cx__fail(e, CX_ENOMEM, "out of memory");
+        m++;
+    }
+    const float *x = NULL;
+    if (rc == CX_OK) {
+        idlist_sort(&q.skip);
+        q.r.skip = q.skip.v;
+        q.r.n_skip = q.skip.n;
+        int hv = 0;
+        if (e->model && e->opt.fold_in != CX_FOLD_OFF && m &&
+            (rc = cx__fold_pairs(e, e->model, its, r, m, x_buf, &hv)))
+            rc = cx__fail(e, rc, "out of memory");
+        x = hv ? x_buf : NULL;
+    }
+    if (rc == CX_OK)
+        rc = rank_one(e, &q, x, 0, LIST_POPULAR, k,
+                      x ? CX_REASON_PERSONAL : CX_REASON_POPULAR, items,
+                      scores, reasons, n);
+    request_free(&q);
+    pthread_rwlock_unlock(&e->lock);
+    if (its != it_buf)
+        free(its);
+    if (r != r_buf)
+        free(r);
+    return rc;
+}
+
+/* cx_trending, cx_popular, cx_new_arrivals. */
+static int list_call(cx_engine *e, int list, const char *fn, size_t k,
+                     const cx_rec_opts *opts, const char **items,
+                     float *scores, int *reasons, size_t *n)
+{
+    if (!e)
+        return cx__fail(NULL, CX_EINVAL, "%s: engine is NULL", fn);
+    if (!n || !items)
+        return cx__fail(e, CX_EINVAL, "%s: items or n is NULL", fn);
+    *n = 0;
+    request q;
+    pthread_rwlock_rdlock(&e->lock);
+    int rc = request_init(e, opts, k, fn, &q);
+    static const int reason[] = {CX_REASON_POPULAR, CX_REASON_TRENDING,
+                                 CX_REASON_NEW};
+    if (rc == CX_OK)
+        rc = rank_one(e, &q, NULL, 0, list, k, reason[list], items, scores,
+                      reasons, n);
+    request_free(&q);
+    pthread_rwlock_unlock(&e->lock);
+    for (size_t j = 0; rc == CX_OK && list == LIST_NEW && scores && j < *n;
+         j++)
+        scores[j] = -scores[j] / 86400.0f;
+    return rc;
+}
+
+CX_API int cx_trending(cx_engine *e, size_t k, const cx_rec_opts *opts,
+                       const char **items, float *scores, int *reasons,
+                       size_t *n)
+{
+    return list_call(e, LIST_TRENDING, "cx_trending", k, opts, items, scores,
+                     reasons, n);
+}
+
+CX_API int cx_popular(cx_engine *e, size_t k, const cx_rec_opts *opts,
+                      const char **items, float *scores, int *reasons,
+                      size_t *n)
+{
+    return list_call(e, LIST_POPULAR, "cx_popular", k, opts, items, scores,
+                     reasons, n);
+}
+
+CX_API int cx_new_arrivals(cx_engine *e, size_t k, const cx_rec_opts *opts,
+                           const char **items, float *scores, int *reasons,
+                           size_t *n)
+{
+    return list_call(e, LIST_NEW, "cx_new_arrivals", k, opts, items, scores,
+                     reasons, n);
 }
 
 CX_API int cx_similar_items(cx_engine *e, const char *item, size_t k,
@@ -601,25 +821,78 @@ CX_API int cx_similar_items(cx_engine *e, const char *item, size_t k,
                       "model yet (call cx_train)");
     if (rc == CX_OK) {
         q.r.self = i;
-        if (i < m->n_items && m->inv_norm[i] > 0) {
+        float inv = 0;
+        const float *y = cx__item_vec(e, i, &inv);
+        if (y && inv > 0) {
             float x[1024];
             for (int d = 0; d < m->k; d++)
-                x[d] = m->Y[(size_t)i * m->k + d] * m->inv_norm[i];
-            rc = rank_one(e, &q, x, k, CX_REASON_SIMILAR, m->inv_norm,
-                          m->q_cos_scale, items, scores, reasons, n);
+                x[d] = y[d] * inv;
+            rc = rank_one(e, &q, x, 1, 0, k, CX_REASON_SIMILAR, items,
+                          scores, reasons, n);
         } else {
             /* No vector yet: what sells in its category. */
             if (q.r.cat == CX_NONE)
                 q.r.cat = e->item_cat[i];
-            rc = rank_one(e, &q, NULL, k, 0, NULL, NULL, items, scores,
-                          reasons, n);
-            for (size_t j = 0; reasons && j < *n; j++)
-                reasons[j] = CX_REASON_CATEGORY;
+            rc = rank_one(e, &q, NULL, 0, LIST_POPULAR, k, CX_REASON_CATEGORY,
+                          items, scores, reasons, n);
         }
     }
     request_free(&q);
     pthread_rwlock_unlock(&e->lock);
     return rc;
+}
+
+/* Copy out the vector serving uses for a customer or an item. */
+static int vector_call(cx_engine *e, int item, const char *id, float *x,
+                       size_t cap, int *source)
+{
+    const char *fn = item ? "cx_item_vector" : "cx_customer_vector";
+    if (!e)
+        return cx__fail(NULL, CX_EINVAL, "%s: engine is NULL", fn);
+    if (!x || !cx__id_len(id))
+        return cx__fail(e, CX_EINVAL, "%s: NULL output or invalid id", fn);
+    cx__fold *tmp = NULL;
+    int rc = CX_OK, folded = 0;
+    pthread_rwlock_rdlock(&e->lock);
+    const cx__model *m = e->model;
+    uint32_t i = cx__idmap_find(item ? &e->items : &e->customers, id);
+    const float *v = NULL;
+    if (!m) {
+        rc = cx__fail(e, CX_ENOTTRAINED, "%s: no trained model", fn);
+    } else if (cap < (size_t)m->k) {
+        rc = cx__fail(e, CX_EINVAL, "%s: room for %zu floats, the model has "
+                      "%d factors", fn, cap, m->k);
+    } else if (i == CX_NONE) {
+        rc = cx__fail(e, CX_ENOTFOUND, "%s: unknown id '%s'", fn, id);
+    } else if (item) {
+        float inv;
+        v = cx__item_vec(e, i, &inv);
+        folded = v && !(i < m->n_items && v == m->Y + (size_t)i * m->k);
+    } else {
+        v = cx__customer_vec(e, i, &folded, &tmp);
+    }
+    if (rc == CX_OK && !v)
+        rc = cx__fail(e, CX_ENOTFOUND, "%s: '%s' has no vector", fn, id);
+    if (rc == CX_OK) {
+        memcpy(x, v, (size_t)m->k * sizeof *x);
+        if (source)
+            *source = folded;
+    }
+    pthread_rwlock_unlock(&e->lock);
+    free(tmp);
+    return rc;
+}
+
+CX_API int cx_customer_vector(cx_engine *e, const char *customer, float *x,
+                              size_t cap, int *source)
+{
+    return vector_call(e, 0, customer, x, cap, source);
+}
+
+CX_API int cx_item_vector(cx_engine *e, const char *item, float *x,
+                          size_t cap, int *source)
+{
+    return vector_call(e, 1, item, x, cap, source);
 }
 
 /* ===================================================================== */
@@ -674,33 +947,29 @@ CX_API int cx_recommend_batch(cx_engine *e, size_t mcount,
                 break;
             }
             uint32_t u = cx__idmap_find(&e->customers, customers[row]);
-            if (u != CX_NONE) {
-                if (customer_skip(e, u, q->o.exclude, &q->skip)) {
-                    rc = cx__fail(e, CX_ENOMEM, "out of memory");
-                    ready++;
-                    break;
-                }
-                q->r.skip = q->skip.v;
-                q->r.n_skip = q->skip.n;
+            if (skip_for(e, q, u)) {
+                rc = CX_ENOMEM;
+                ready++;
+                break;
             }
-            if (m && u != CX_NONE && u < m->n_users && m->has_vec[u] &&
-                !q->o.n_allow) {
-                memcpy(Xb + nvec * kk, m->X + (size_t)u * kk,
-                       kk * sizeof *Xb);
+            cx__fold *tmp = NULL;
+            const float *x = u != CX_NONE ? cx__customer_vec(e, u, NULL, &tmp)
+                                          : NULL;
+            if (x && !q->o.n_allow) {
+                memcpy(Xb + nvec * kk, x, kk * sizeof *Xb);
                 slot[j] = nvec;
                 t[nvec] = (cx__topk){hits + nvec * (cap + 1), 0, cap};
                 nvec++;
             } else {
-                const float *x = m && u != CX_NONE && u < m->n_users &&
-                                         m->has_vec[u]
-                                     ? m->X + (size_t)u * kk
-                                     : NULL;
-                rc = rank_one(e, q, x, k, CX_REASON_PERSONAL, NULL,
-                              m ? m->q_scale : NULL, items + row * k,
+                rc = rank_one(e, q, x, 0, LIST_POPULAR, k,
+                              x ? CX_REASON_PERSONAL : CX_REASON_POPULAR,
+                              items + row * k,
                               scores ? scores + row * k : NULL,
                               reasons ? reasons + row * k : NULL,
                               &counts[row]);
             }
+            free(tmp);
+            q->r.no_x = e->xv_n > 0;
         }
         for (size_t b = 0; rc == CX_OK && nvec && b < m->n_items;
              b += BATCH_ITEMS) {
@@ -728,6 +997,9 @@ CX_API int cx_recommend_batch(cx_engine *e, size_t mcount,
         for (size_t j = 0; rc == CX_OK && j < nu; j++)
             if (slot[j] != SIZE_MAX) {
                 size_t row = u0 + j;
+                if (e->xv_n)
+                    scan_extra(e, Xb + slot[j] * kk, 0, &qs[j].r,
+                               &t[slot[j]]);
                 counts[row] = emit(e, &t[slot[j]], CX_REASON_PERSONAL,
                                    items + row * k,
                                    scores ? scores + row * k : NULL,

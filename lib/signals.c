@@ -62,8 +62,9 @@ CX_API int cx_signal_type_define(cx_engine *e, const char *name,
         return cx__fail(e, CX_ERANGE, "signal weight %g out of range",
                         weight);
     int rc = CX_OK;
-    pthread_rwlock_wrlock(&e->lock);
+    pthread_mutex_lock(&e->wmu);
     int t = lookup(e, name);
+    char *dup = NULL;
     if (t < 0) {
         for (t = CX_SIGNAL_CUSTOM; t < CX_MAX_SIGNAL_TYPES; t++)
             if (!e->type_name[t])
@@ -71,14 +72,21 @@ CX_API int cx_signal_type_define(cx_engine *e, const char *name,
         if (t == CX_MAX_SIGNAL_TYPES)
             rc = cx__fail(e, CX_ELIMIT, "all %d custom signal types are "
                           "defined", CX_MAX_SIGNAL_TYPES - CX_SIGNAL_CUSTOM);
-        else if (!(e->type_name[t] = strdup(name)))
+        else if (!(dup = strdup(name)))
             rc = cx__fail(e, CX_ENOMEM, "out of memory");
     }
-    if (rc == CX_OK) {
+    if (rc == CX_OK && t < CX_MAX_SIGNAL_TYPES) {
+        int reweight = e->opt.weight[t] != weight;
+        cx__wrlock(e);
+        if (dup)
+            e->type_name[t] = dup;
         e->opt.weight[t] = weight;
+        cx__wrunlock(e);
         *type = t;
+        if (reweight)
+            rc = cx__pop_rebuild(e);
     }
-    pthread_rwlock_unlock(&e->lock);
+    pthread_mutex_unlock(&e->wmu);
     return rc;
 }
 
@@ -166,7 +174,8 @@ static int check_row(cx_engine *e, size_t i, const char *c, const char *it,
     return CX_OK;
 }
 
-static int reserve(cx_engine *e, size_t n, const batch_need *need)
+static int plan(cx_engine *e, size_t n, const batch_need *need,
+                int64_t ts_max, cx__plan *p, int64_t t0[2])
 {
     int rc;
     if (e->channels.n + need->chan_ids > MAX_CHANNELS)
@@ -174,26 +183,22 @@ static int reserve(cx_engine *e, size_t n, const batch_need *need)
                         MAX_CHANNELS);
     if (e->n_ev + n >= CX_NONE)
         return cx__fail(e, CX_ELIMIT, "more than %u signals", CX_NONE - 1);
-    if ((rc = cx__idmap_reserve(&e->customers, need->cust_ids,
-                                need->cust_bytes)) ||
-        (rc = cx__idmap_reserve(&e->items, need->item_ids,
-                                need->item_bytes)) ||
-        (rc = cx__idmap_reserve(&e->channels, need->chan_ids,
-                                need->chan_bytes)) ||
-        (rc = cx__reserve_items(e, need->item_ids)) ||
-        (rc = cx__reserve_customers(e, need->cust_ids)))
+    if ((rc = cx__idmap_plan(&e->customers, need->cust_ids,
+                             need->cust_bytes, p)) ||
+        (rc = cx__idmap_plan(&e->items, need->item_ids, need->item_bytes,
+                             p)) ||
+        (rc = cx__idmap_plan(&e->channels, need->chan_ids, need->chan_bytes,
+                             p)) ||
+        (rc = cx__plan_items(e, need->item_ids, p)) ||
+        (rc = cx__plan_customers(e, need->cust_ids, p)) ||
+        (rc = cx__plan_events(e, n, p)) ||
+        (rc = cx__pop_plan(e, ts_max, p, &t0[0], &t0[1])))
         return cx__fail(e, rc, "cx_ingest: %s", cx_strerror(rc));
-    size_t cap = e->ev_cap;
-    if ((rc = cx__grow((void **)&e->ev, &cap, e->n_ev + n, sizeof *e->ev)))
-        return cx__fail(e, rc, "cx_ingest: %s", cx_strerror(rc));
-    cap = e->ev_cap;
-    if ((rc = cx__grow((void **)&e->ev_prev, &cap, e->n_ev + n,
-                       sizeof *e->ev_prev)))
-        return cx__fail(e, rc, "cx_ingest: %s", cx_strerror(rc));
-    /* Both arrays now hold at least `cap` entries. */
-    e->ev_cap = cap;
     return CX_OK;
 }
+
+/* Rows applied per hold of the write lock. */
+#define SLICE 64
 
 CX_API int cx_ingest(cx_engine *e, size_t n, const char *const *customers,
                      const char *const *items, const int *types,
@@ -207,43 +212,71 @@ CX_API int cx_ingest(cx_engine *e, size_t n, const char *const *customers,
     if (!customers || !items || !types)
         return cx__fail(e, CX_EINVAL,
                         "cx_ingest: customers, items and types are required");
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = (int64_t)time(NULL), ts_max = 0;
     batch_need need;
     memset(&need, 0, sizeof need);
+    cx__plan p;
+    memset(&p, 0, sizeof p);
+    int64_t t0[2];
     int rc = CX_OK;
-    pthread_rwlock_wrlock(&e->lock);
-    for (size_t i = 0; i < n && rc == CX_OK; i++)
+    /* Validate and allocate with only the writer mutex: readers go on. */
+    pthread_mutex_lock(&e->wmu);
+    for (size_t i = 0; i < n && rc == CX_OK; i++) {
+        int64_t ts = timestamps ? timestamps[i] : now;
         rc = check_row(e, i, customers[i], items[i], types[i],
-                       values ? values[i] : 1.0f,
-                       timestamps ? timestamps[i] : now,
+                       values ? values[i] : 1.0f, ts,
                        channels ? channels[i] : NULL, &need);
-    if (rc == CX_OK)
-        rc = reserve(e, n, &need);
-    for (size_t i = 0; rc == CX_OK && i < n; i++) {
-        int added;
-        uint32_t c = cx__idmap_add(&e->customers, customers[i], NULL);
-        uint32_t it = cx__idmap_add(&e->items, items[i], &added);
-        if (added)
-            cx__item_init(e, it);
-        cx__event *ev = &e->ev[e->n_ev];
-        ev->cust = c;
-        ev->item = it;
-        ev->ts = timestamps ? timestamps[i] : now;
-        ev->value = values ? values[i] : 1.0f;
-        ev->type = (uint8_t)types[i];
-        ev->channel = channels ? (uint8_t)cx__idmap_add(&e->channels,
-                                                        channels[i], NULL)
-                               : 0;
-        ev->pad = 0;
-        e->ev_prev[e->n_ev] = e->cust_last[c];
-        e->cust_last[c] = (uint32_t)e->n_ev;
-        e->n_ev++;
-        if (ev->ts > e->ts_max)
-            e->ts_max = ev->ts;
-        double s = cx__signal_strength(&e->opt, ev);
-        if (s > 0)
-            e->item_pop[it] += (float)s;
+        ts_max = ts > ts_max ? ts : ts_max;
     }
-    pthread_rwlock_unlock(&e->lock);
-    return rc;
+    if (rc == CX_OK)
+        rc = plan(e, n, &need, ts_max, &p, t0);
+    if (rc) {
+        cx__plan_release(&p, 0);
+        pthread_mutex_unlock(&e->wmu);
+        return rc;
+    }
+    /* Publish, a slice of rows per hold of the lock.  Nothing below can
+     * fail: every id, column and event slot was reserved above. */
+    size_t from = e->n_ev;
+    for (size_t i = 0; i < n;) {
+        cx__wrlock(e);
+        if (i == 0) {
+            cx__plan_commit(&p);
+            e->pop_t0 = t0[0];
+            e->trend_t0 = t0[1];
+        }
+        for (size_t end = i + SLICE < n ? i + SLICE : n; i < end; i++) {
+            int added;
+            uint32_t c = cx__idmap_add(&e->customers, customers[i], NULL);
+            uint32_t it = cx__idmap_add(&e->items, items[i], &added);
+            if (added)
+                cx__item_init(e, it);
+            uint32_t at = (uint32_t)e->n_ev;
+            cx__event *ev = &e->ev[at];
+            ev->cust = c;
+            ev->item = it;
+            ev->ts = timestamps ? timestamps[i] : now;
+            ev->value = values ? values[i] : 1.0f;
+            ev->type = (uint8_t)types[i];
+            ev->channel = channels ? (uint8_t)cx__idmap_add(&e->channels,
+                                                            channels[i], NULL)
+                                   : 0;
+            ev->pad = 0;
+            e->ev_prev[at] = e->cust_last[c];
+            e->cust_last[c] = at;
+            e->ev_iprev[at] = e->item_last[it];
+            e->item_last[it] = at;
+            e->n_ev++;
+            if (ev->ts > e->ts_max)
+                e->ts_max = ev->ts;
+            cx__pop_add(e, it, cx__signal_strength(&e->opt, ev), ev->ts);
+        }
+        cx__wrunlock(e);
+    }
+    cx__plan_release(&p, 1);
+    /* Acknowledged from here on; fold-in failures only cost freshness. */
+    if (cx__fold_after_ingest(e, from))
+        cx__fail(e, CX_ENOMEM, "cx_ingest: fold-in skipped: out of memory");
+    pthread_mutex_unlock(&e->wmu);
+    return CX_OK;
 }

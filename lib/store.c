@@ -150,7 +150,10 @@ static void serialize(const cx_engine *e, buf *out)
     put(&s, e->item_flags, ni * sizeof *e->item_flags);
     put(&s, e->item_created, ni * sizeof *e->item_created);
     put(&s, e->item_tags, ni * sizeof *e->item_tags);
-    put(&s, e->item_pop, ni * sizeof *e->item_pop);
+    for (size_t i = 0; i < ni; i++) {
+        float v = (float)cx__pop_score(e, (uint32_t)i, 0);
+        put(&s, &v, sizeof v);
+    }
     put_section(out, S_CATALOG, &s);
     put_u64(&s, e->n_ev);
     put(&s, e->ev, e->n_ev * sizeof *e->ev);
@@ -241,9 +244,9 @@ CX_API int cx_save(cx_engine *e, const char *path)
     if (!path || !*path)
         return cx__fail(e, CX_EINVAL, "cx_save: path is NULL or empty");
     buf out = {0};
-    pthread_rwlock_rdlock(&e->lock);
+    pthread_mutex_lock(&e->wmu); /* writes wait; reads go on */
     serialize(e, &out);
-    pthread_rwlock_unlock(&e->lock);
+    pthread_mutex_unlock(&e->wmu);
     int rc = out.oom ? cx__fail(e, CX_ENOMEM, "cx_save: out of memory")
                      : write_atomic(e, path, out.p, out.n);
     free(out.p);
@@ -431,7 +434,11 @@ static int get_model(cursor *c, cx_engine *e)
     for (uint64_t p = 0; p < nnz; p++)
         if (m->ui.idx[p] >= m->n_items || !isfinite(m->ui.conf[p]))
             return CX_ECORRUPT;
-    return cx__model_finish(m);
+    int64_t ts_ref = 0;
+    for (uint64_t i = 0; i < m->n_events; i++)
+        ts_ref = e->ev[i].ts > ts_ref ? e->ev[i].ts : ts_ref;
+    int rc = cx__model_finish(m);
+    return rc ? rc : cx__model_prepare_fold(m, &e->opt, ts_ref);
 }
 
 static int get_catalog(cursor *c, cx_engine *e)
@@ -452,13 +459,22 @@ static int get_catalog(cursor *c, cx_engine *e)
     COL(item_flags);
     COL(item_created);
     COL(item_tags);
-    COL(item_pop);
 #undef COL
-    for (size_t i = 0; i < ni; i++)
+    /* The popularity column is informative: it is recomputed from the
+     * signals after loading. */
+    const float *pop = take(c, ni * sizeof(float));
+    if (!pop)
+        return CX_ECORRUPT;
+    for (size_t i = 0; i < ni; i++) {
+        float v;
+        memcpy(&v, pop + i, sizeof v);
         if (e->item_cat[i] >= e->categories.n || e->item_flags[i] > 7 ||
             (e->item_tags[i] != CX_NONE && e->item_tags[i] >= e->tagsets.n) ||
-            !isfinite(e->item_price[i]) || !isfinite(e->item_pop[i]))
+            !isfinite(e->item_price[i]) || !isfinite(v))
             return CX_ECORRUPT;
+        e->item_pop[i] = e->item_trend[i] = 0;
+        e->item_last[i] = e->item_xslot[i] = CX_NONE;
+    }
     return CX_OK;
 }
 
@@ -472,6 +488,9 @@ static int get_events(cursor *c, cx_engine *e)
         return CX_ENOMEM;
     cap = 0;
     if (cx__grow((void **)&e->ev_prev, &cap, n + 1, sizeof *e->ev_prev))
+        return CX_ENOMEM;
+    cap = 0;
+    if (cx__grow((void **)&e->ev_iprev, &cap, n + 1, sizeof *e->ev_iprev))
         return CX_ENOMEM;
     e->ev_cap = cap;
     if (cx__reserve_customers(e, 0))
@@ -488,6 +507,8 @@ static int get_events(cursor *c, cx_engine *e)
             return CX_ECORRUPT;
         e->ev_prev[i] = e->cust_last[ev->cust];
         e->cust_last[ev->cust] = (uint32_t)i;
+        e->ev_iprev[i] = e->item_last[ev->item];
+        e->item_last[ev->item] = (uint32_t)i;
         if (ev->ts > e->ts_max)
             e->ts_max = ev->ts;
     }
@@ -631,6 +652,8 @@ CX_API int cx_load(cx_engine **out, const char *path)
         if (rc == CX_OK && (e->categories.n == 0 || e->channels.n == 0))
             rc = cx__fail(NULL, CX_ECORRUPT, "cx_load: %s: no default "
                           "category or channel", path);
+        if (rc == CX_OK && cx__pop_rebuild(e))
+            rc = cx__fail(NULL, CX_ENOMEM, "cx_load: out of memory");
     }
     free(p);
     if (rc) {
@@ -692,7 +715,7 @@ CX_API int cx_export_npy(cx_engine *e, const char *dir)
     if (!dir || !*dir || strlen(dir) > 4000)
         return cx__fail(e, CX_EINVAL, "cx_export_npy: bad directory");
     char path[4096 + 32];
-    pthread_rwlock_rdlock(&e->lock);
+    pthread_mutex_lock(&e->wmu); /* the model cannot change meanwhile */
     const cx__model *m = e->model;
     int rc = CX_OK;
     if (!m) {
@@ -710,6 +733,6 @@ CX_API int cx_export_npy(cx_engine *e, const char *dir)
         if (!rc)
             rc = write_ids(e, path, &e->items, m->n_items);
     }
-    pthread_rwlock_unlock(&e->lock);
+    pthread_mutex_unlock(&e->wmu);
     return rc;
 }

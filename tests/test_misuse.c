@@ -152,6 +152,9 @@ static const opt_case opts[] = {
     {CX_OPT_SEED, 0, 9007199254740992.0, 42, 1},
     {CX_OPT_HALF_LIFE, 0, 1e12, 0, 0},
     {CX_OPT_CANDIDATES, 1, 1000, 4, 1},
+    {CX_OPT_FOLD_IN, 0, 2, CX_FOLD_LAZY, 1},
+    {CX_OPT_TRENDING_HALF_LIFE, 1, 1e12, 86400, 0},
+    {CX_OPT_POPULAR_HALF_LIFE, 0, 1e12, 30 * 86400, 0},
 };
 
 static void test_options(void **state)
@@ -163,7 +166,7 @@ static void test_options(void **state)
     FAILS(NULL, cx_set_option(NULL, CX_OPT_FACTORS, 8), CX_EINVAL);
     FAILS(NULL, cx_get_option(NULL, CX_OPT_FACTORS, &v), CX_EINVAL);
     FAILS(e, cx_get_option(e, CX_OPT_FACTORS, NULL), CX_EINVAL);
-    const int unknown[] = {0, -1, 12, 999, CX_OPT_WEIGHT - 1,
+    const int unknown[] = {0, -1, 15, 999, CX_OPT_WEIGHT - 1,
                            CX_OPT_WEIGHT + CX_MAX_SIGNAL_TYPES, INT_MAX};
     for (size_t j = 0; j < sizeof unknown / sizeof *unknown; j++) {
         FAILS(e, cx_set_option(e, unknown[j], 1), CX_EINVAL);
@@ -752,7 +755,7 @@ static void test_introspection_misuse(void **state)
     FAILS(NULL, cx_stat(NULL, CX_STAT_ITEMS, &v), CX_EINVAL);
     FAILS(e, cx_stat(e, CX_STAT_ITEMS, NULL), CX_EINVAL);
     FAILS(e, cx_stat(e, 0, &v), CX_EINVAL);
-    FAILS(e, cx_stat(e, CX_STAT_MEMORY + 1, &v), CX_EINVAL);
+    FAILS(e, cx_stat(e, CX_STAT_TRAINING + 1, &v), CX_EINVAL);
     FAILS(NULL, cx_factors(NULL, 0, &data, &rows, &cols), CX_EINVAL);
     FAILS(e, cx_factors(e, 0, NULL, &rows, &cols), CX_EINVAL);
     FAILS(e, cx_factors(e, 0, &data, NULL, &cols), CX_EINVAL);

@@ -34,6 +34,9 @@ static int setup(void **state)
     c.n_items = 400;
     c.n_categories = 16;
     f->e = tu_shop_engine_cfg(&c, &f->shop);
+    /* Popularity without decay: the plain sums below (the decayed kind
+     * is tested in test_live.c). */
+    TU_OK(f->e, cx_set_option(f->e, CX_OPT_POPULAR_HALF_LIFE, 0));
     TU_OK(f->e, cx_train(f->e, NULL, NULL));
     size_t nc = f->shop.n_customers, ni = f->shop.n_items;
     f->n_items = ni;
@@ -438,6 +441,7 @@ static void test_untrained_engine_gets_popular(void **state)
     fixture *f = *state;
     cx_engine *e;
     assert_int_equal(cx_open(&e, NULL, 0), CX_OK);
+    TU_OK(e, cx_set_option(e, CX_OPT_POPULAR_HALF_LIFE, 0));
     TU_OK(e, tu_upsert_catalogue(e, &f->shop));
     result r;
     /* A catalogue and no signals: nothing is popular yet, but the items

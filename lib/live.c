@@ -1,0 +1,577 @@
+/* live.c -- what keeps the engine fresh between trainings: fold-in of
+ * customers and new items against the current model, and time-decayed
+ * popularity updated in O(1) per signal.
+ *
+ * Concurrency: customer fold-ins are published by readers into a table
+ * of atomic pointers whose pages never move; a replaced entry is retired
+ * and freed by the next writer that holds the engine lock (when no reader
+ * can still hold it).  Item fold-ins are computed by writers and
+ * published under the write lock. */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ===================================================================== */
+/* Live popularity                                                       */
+/* ===================================================================== */
+
+/* Scores are kept as sum s * 2^((ts - t0) / h): adding is O(1), and all
+ * items share the factor 2^(-(now - t0) / h), so the raw values rank
+ * correctly.  t0 moves forward (and the arrays are rescaled) before the
+ * exponent passes SPAN half-lives. */
+#define SPAN 60.0
+
+static double pop_weight(double h, int64_t t0, int64_t ts)
+{
+    return h > 0 ? exp2((double)(ts - t0) / h) : 1.0;
+}
+
+void cx__pop_add(cx_engine *e, uint32_t i, double s, int64_t ts)
+{
+    if (!(s > 0))
+        return;
+    e->item_pop[i] += s * pop_weight(e->opt.pop_half_life, e->pop_t0, ts);
+    e->item_trend[i] += s * pop_weight(e->opt.trend_half_life, e->trend_t0,
+                                       ts);
+}
+
+double cx__pop_score(const cx_engine *e, uint32_t i, int trending)
+{
+    double h = trending ? e->opt.trend_half_life : e->opt.pop_half_life;
+    int64_t t0 = trending ? e->trend_t0 : e->pop_t0;
+    double raw = trending ? e->item_trend[i] : e->item_pop[i];
+    return raw * pop_weight(h, e->ts_max, t0);
+}
+
+/* The planned copy of *where in p, if there is one. */
+static void *planned(cx__plan *p, void **where)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->g[i].where == where)
+            return p->g[i].fresh;
+    return NULL;
+}
+
+static int plan_rescale(cx_engine *e, cx__plan *p, double **col, double h,
+                        int64_t t0, int64_t ts_max, int64_t *t0_out)
+{
+    *t0_out = t0;
+    if (!(h > 0) || (double)(ts_max - t0) <= SPAN * h)
+        return CX_OK;
+    *t0_out = ts_max;
+    double *a = planned(p, (void **)col);
+    if (!a)
+        a = cx__plan_array(p, (void **)col, e->items.n * sizeof **col,
+                           e->item_cap * sizeof **col);
+    if (!a)
+        return CX_ENOMEM;
+    double f = pop_weight(h, ts_max, t0);
+    for (uint32_t i = 0; i < e->items.n; i++)
+        a[i] *= f;
+    return CX_OK;
+}
+
+int cx__pop_plan(cx_engine *e, int64_t ts_max, cx__plan *p, int64_t *t0_pop,
+                 int64_t *t0_trend)
+{
+    int rc = plan_rescale(e, p, &e->item_pop, e->opt.pop_half_life,
+                          e->pop_t0, ts_max, t0_pop);
+    if (rc == CX_OK)
+        rc = plan_rescale(e, p, &e->item_trend, e->opt.trend_half_life,
+                          e->trend_t0, ts_max, t0_trend);
+    return rc;
+}
+
+int cx__pop_rebuild(cx_engine *e)
+{
+    cx__plan p;
+    memset(&p, 0, sizeof p);
+    double *pop = cx__plan_array(&p, (void **)&e->item_pop, 0,
+                                 e->item_cap * sizeof *pop);
+    double *trend = cx__plan_array(&p, (void **)&e->item_trend, 0,
+                                   e->item_cap * sizeof *trend);
+    if (p.failed) {
+        cx__plan_release(&p, 0);
+        return cx__fail(e, CX_ENOMEM, "out of memory");
+    }
+    int64_t t0 = e->ts_max;
+    double hp = e->opt.pop_half_life, ht = e->opt.trend_half_life;
+    for (size_t j = 0; j < e->n_ev; j++) {
+        const cx__event *ev = &e->ev[j];
+        double s = cx__signal_strength(&e->opt, ev);
+        if (s > 0) {
+            pop[ev->item] += s * pop_weight(hp, t0, ev->ts);
+            trend[ev->item] += s * pop_weight(ht, t0, ev->ts);
+        }
+    }
+    cx__wrlock(e);
+    cx__plan_commit(&p);
+    e->pop_t0 = e->trend_t0 = t0;
+    cx__wrunlock(e);
+    cx__plan_release(&p, 1);
+    return CX_OK;
+}
+
+/* ===================================================================== */
+/* The least-squares solve                                               */
+/* ===================================================================== */
+
+double cx__decay(const cx__options *o, int64_t ref, int64_t ts)
+{
+    return o->half_life > 0 && ts < ref
+               ? exp2(-(double)(ref - ts) / o->half_life)
+               : 1.0;
+}
+
+/* x = (G + sum_j (|c_j| - 1) y_j y_j')^-1 sum_{c_j > 0} c_j y_j, in double.
+ * G is the full k x k Gram matrix; rows[j] the item (or customer) vectors.
+ * work: k*k + k doubles.  CX_EINVAL when the system is not numerically
+ * positive definite. */
+static int solve(const double *G, int k, const float *const *rows,
+                 const float *conf, size_t n, float *x, double *work)
+{
+    double *A = work, *b = work + (size_t)k * k;
+    memcpy(A, G, (size_t)k * k * sizeof *A);
+    memset(b, 0, (size_t)k * sizeof *b);
+    cx__k.fold_update(A, b, k, rows, conf, n);
+    if (cx__k.chol_solve(A, b, k))
+        return CX_EINVAL;
+    for (int d = 0; d < k; d++) {
+        if (!isfinite(b[d]))
+            return CX_EINVAL;
+        x[d] = (float)b[d];
+    }
+    return CX_OK;
+}
+
+/* ===================================================================== */
+/* Model fold-in state                                                   */
+/* ===================================================================== */
+
+static int gram_d(const float *F, uint32_t n, int k, double lambda,
+                  double **out)
+{
+    /* Float ssyrk would lose digits the fold-in needs; accumulate rows
+     * in double (once per model, O(n k^2)). */
+    double *G = calloc((size_t)k * k, sizeof *G);
+    double *row = malloc((size_t)k * sizeof *row);
+    if (!G || !row) {
+        free(G), free(row);
+        return CX_ENOMEM;
+    }
+    for (uint32_t r = 0; r < n; r++) {
+        const float *f = F + (size_t)r * k;
+        for (int d = 0; d < k; d++)
+            row[d] = f[d];
+        for (int a = 0; a < k; a++) {
+            double v = row[a];
+            if (v == 0)
+                continue;
+            double *g = G + (size_t)a * k;
+            for (int c = a; c < k; c++)
+                g[c] += v * row[c];
+        }
+    }
+    for (int a = 0; a < k; a++) {
+        G[(size_t)a * k + a] += lambda;
+        for (int c = 0; c < a; c++)
+            G[(size_t)a * k + c] = G[(size_t)c * k + a];
+    }
+    free(row);
+    *out = G;
+    return CX_OK;
+}
+
+int cx__model_prepare_fold(cx__model *m, const cx__options *o,
+                           int64_t ts_ref)
+{
+    m->opt = *o;
+    m->ts_ref = ts_ref;
+    int rc = gram_d(m->Y, m->n_items, m->k, o->regularization, &m->Gy);
+    if (rc == CX_OK)
+        rc = gram_d(m->X, m->n_users, m->k, o->regularization, &m->Gx);
+    return rc;
+}
+
+/* ===================================================================== */
+/* Gathering a row                                                       */
+/* ===================================================================== */
+
+typedef struct fpair {
+    uint32_t key;   /* item (customer fold-in) or customer (item fold-in) */
+    float conf;
+    double r;
+} fpair;
+
+static int by_key(const void *a, const void *b)
+{
+    uint32_t x = ((const fpair *)a)->key, y = ((const fpair *)b)->key;
+    return (x > y) - (x < y);
+}
+
+/* Sort by key and merge equal keys (summing r); returns the new count. */
+static size_t merge(fpair *p, size_t n)
+{
+    if (n > 32) {
+        qsort(p, n, sizeof *p, by_key);
+    } else {
+        for (size_t i = 1; i < n; i++) {
+            fpair t = p[i];
+            size_t j = i;
+            for (; j && p[j - 1].key > t.key; j--)
+                p[j] = p[j - 1];
+            p[j] = t;
+        }
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (w && p[w - 1].key == p[i].key)
+            p[w - 1].r += p[i].r;
+        else
+            p[w++] = p[i];
+    }
+    return w;
+}
+
+const float *cx__item_vec(const cx_engine *e, uint32_t i, float *inv_norm)
+{
+    const cx__model *m = e->model;
+    if (!m)
+        return NULL;
+    if (i < m->n_items && m->inv_norm[i] > 0) {
+        if (inv_norm)
+            *inv_norm = m->inv_norm[i];
+        return m->Y + (size_t)i * m->k;
+    }
+    uint32_t s = i < e->items.n ? e->item_xslot[i] : CX_NONE;
+    if (s == CX_NONE)
+        return NULL;
+    if (inv_norm)
+        *inv_norm = e->xv_inv_norm[s];
+    return e->xv + (size_t)s * m->k;
+}
+
+/* Confidences and vectors of merged pairs; pairs without a vector on the
+ * other side are dropped (a zero vector adds nothing to the system). */
+typedef const float *(*vec_fn)(cx_engine *e, uint32_t key, void *ctx);
+
+static int solve_pairs(cx_engine *e, const double *G, int k, fpair *p,
+                       size_t n, double alpha, vec_fn vec, void *ctx,
+                       float *x, int *has_vec)
+{
+    const float *rows_buf[256];
+    float conf_buf[256];
+    double work_buf[64 * 64 + 64];
+    size_t wn = (size_t)k * k + k;
+    const float **rows = n <= 256 ? rows_buf : malloc(n * sizeof *rows);
+    float *conf = n <= 256 ? conf_buf : malloc(n * sizeof *conf);
+    double *work = wn <= 64 * 64 + 64 ? work_buf : malloc(wn * sizeof *work);
+    int rc = CX_OK;
+    *has_vec = 0;
+    if (!rows || !conf || !work) {
+        rc = CX_ENOMEM;
+        goto out;
+    }
+    size_t m = 0;
+    for (size_t j = 0; j < n; j++) {
+        const float *v = vec(e, p[j].key, ctx);
+        if (!v)
+            continue;
+        float c = cx__confidence(p[j].r, alpha);
+        if (c > 0)
+            *has_vec = 1;
+        rows[m] = v;
+        conf[m] = c;
+        m++;
+    }
+    if (*has_vec)
+        rc = solve(G, k, rows, conf, m, x, work);
+    if (rc == CX_EINVAL)
+        *has_vec = 0, rc = CX_OK;
+out:
+    if (rows != rows_buf)
+        free(rows);
+    if (conf != conf_buf)
+        free(conf);
+    if (work != work_buf)
+        free(work);
+    return rc;
+}
+
+static const float *item_row(cx_engine *e, uint32_t i, void *ctx)
+{
+    CX_UNUSED(ctx);
+    return cx__item_vec(e, i, NULL);
+}
+
+int cx__fold_pairs(const cx_engine *e, const cx__model *m,
+                   const uint32_t *items, const double *r, size_t n,
+                   float *x, int *has_vec)
+{
+    fpair buf[64];
+    fpair *p = n <= 64 ? buf : malloc(n * sizeof *p);
+    if (!p)
+        return CX_ENOMEM;
+    for (size_t j = 0; j < n; j++)
+        p[j] = (fpair){items[j], 0, r[j]};
+    size_t np = merge(p, n);
+    int rc = solve_pairs((cx_engine *)e, m->Gy, m->k, p, np, m->opt.alpha,
+                         item_row, NULL, x, has_vec);
+    if (p != buf)
+        free(p);
+    return rc;
+}
+
+/* Fold customer u in against model m from all their signals. */
+static int fold_customer(cx_engine *e, const cx__model *m, uint32_t u,
+                         float *x, int *has_vec)
+{
+    fpair buf[128];
+    fpair *p = buf;
+    size_t n = 0, cap = 128;
+    int rc = CX_OK;
+    for (uint32_t ev = e->cust_last[u]; ev != CX_NONE; ev = e->ev_prev[ev]) {
+        const cx__event *v = &e->ev[ev];
+        double s = cx__signal_strength(&m->opt, v) *
+                   cx__decay(&m->opt, m->ts_ref, v->ts);
+        if (n == cap) {
+            fpair *q = p == buf ? malloc(2 * cap * sizeof *q)
+                                : realloc(p, 2 * cap * sizeof *q);
+            if (!q) {
+                rc = CX_ENOMEM;
+                break;
+            }
+            if (p == buf)
+                memcpy(q, buf, sizeof buf);
+            p = q;
+            cap *= 2;
+        }
+        p[n++] = (fpair){v->item, 0, s};
+    }
+    if (rc == CX_OK) {
+        n = merge(p, n);
+        rc = solve_pairs(e, m->Gy, m->k, p, n, m->opt.alpha, item_row, NULL,
+                         x, has_vec);
+    }
+    if (p != buf)
+        free(p);
+    return rc;
+}
+
+/* ===================================================================== */
+/* Customer vectors for readers                                          */
+/* ===================================================================== */
+
+static _Atomic(cx__fold *) *fold_slot(const cx_engine *e, uint32_t u)
+{
+    size_t pg = u / CX__FOLD_PAGE;
+    if (pg >= e->fold_npages)
+        return NULL;
+    _Atomic(cx__fold *) *page = e->fold_pages[pg];
+    return &page[u % CX__FOLD_PAGE];
+}
+
+const float *cx__customer_vec(cx_engine *e, uint32_t u, int *folded,
+                              cx__fold **tmp)
+{
+    const cx__model *m = e->model;
+    *tmp = NULL;
+    if (folded)
+        *folded = 0;
+    if (!m || u >= e->customers.n)
+        return NULL;
+    uint32_t last = e->cust_last[u];
+    int trained = u < m->n_users && m->has_vec[u];
+    if (e->opt.fold_in == CX_FOLD_OFF || last == CX_NONE ||
+        last < m->n_events)
+        return trained ? m->X + (size_t)u * m->k : NULL;
+    if (folded)
+        *folded = 1;
+    _Atomic(cx__fold *) *slot = fold_slot(e, u);
+    cx__fold *f = slot ? atomic_load_explicit(slot, memory_order_acquire)
+                       : NULL;
+    if (f && f->last_ev == last)
+        return f->has_vec ? f->x : NULL;
+    cx__fold *nf = malloc(sizeof *nf + (size_t)m->k * sizeof(float));
+    int hv = 0;
+    if (!nf || fold_customer(e, m, u, nf->x, &hv)) {
+        /* Out of memory: serve the trained vector rather than fail. */
+        free(nf);
+        if (folded)
+            *folded = 0;
+        return trained ? m->X + (size_t)u * m->k : NULL;
+    }
+    nf->next = NULL;
+    nf->last_ev = last;
+    nf->has_vec = (uint32_t)hv;
+    if (slot && atomic_compare_exchange_strong_explicit(
+                    slot, &f, nf, memory_order_acq_rel,
+                    memory_order_acquire)) {
+        if (f)
+            cx__retire(e, f);
+        atomic_fetch_add(&e->n_folded, 1);
+    } else {
+        *tmp = nf; /* another thread published first: use ours once */
+    }
+    return hv ? nf->x : NULL;
+}
+
+/* ===================================================================== */
+/* Writers: item fold-in and eager customer fold-in                      */
+/* ===================================================================== */
+
+/* Customers used for one item fold-in, newest first: bounds the cost of a
+ * new item that sells fast before the next training. */
+#define ITEM_FOLD_MAX 500
+
+static const float *cust_row(cx_engine *e, uint32_t u, void *ctx)
+{
+    cx__fold **tofree = ctx;
+    cx__fold *tmp;
+    const float *v = cx__customer_vec(e, u, NULL, &tmp);
+    if (tmp) { /* keep it alive until the solve is done */
+        tmp->next = *tofree;
+        *tofree = tmp;
+    }
+    return v;
+}
+
+static int fold_item(cx_engine *e, const cx__model *m, uint32_t i, float *x,
+                     int *has_vec)
+{
+    fpair buf[ITEM_FOLD_MAX];
+    size_t n = 0;
+    for (uint32_t ev = e->item_last[i]; ev != CX_NONE && n < ITEM_FOLD_MAX;
+         ev = e->ev_iprev[ev]) {
+        const cx__event *v = &e->ev[ev];
+        double s = cx__signal_strength(&m->opt, v) *
+                   cx__decay(&m->opt, m->ts_ref, v->ts);
+        buf[n++] = (fpair){v->cust, 0, s};
+    }
+    n = merge(buf, n);
+    cx__fold *tofree = NULL;
+    int rc = solve_pairs(e, m->Gx, m->k, buf, n, m->opt.alpha, cust_row,
+                         &tofree, x, has_vec);
+    while (tofree) {
+        cx__fold *nx = tofree->next;
+        free(tofree);
+        tofree = nx;
+    }
+    return rc;
+}
+
+static int has_trained_vec(const cx__model *m, uint32_t i)
+{
+    return i < m->n_items && m->inv_norm[i] > 0;
+}
+
+int cx__fold_after_ingest(cx_engine *e, size_t ev_from)
+{
+    const cx__model *m = e->model;
+    if (!m || e->opt.fold_in == CX_FOLD_OFF || ev_from >= e->n_ev)
+        return CX_OK;
+    int k = m->k, rc = CX_OK;
+    /* Distinct items of the new events that have no trained vector. */
+    uint32_t *todo = NULL;
+    size_t n_todo = 0, cap = 0;
+    for (size_t j = ev_from; j < e->n_ev && rc == CX_OK; j++) {
+        uint32_t i = e->ev[j].item;
+        if (has_trained_vec(m, i))
+            continue;
+        size_t t = 0;
+        while (t < n_todo && todo[t] != i)
+            t++;
+        if (t < n_todo)
+            continue;
+        if (n_todo == cap) {
+            size_t c = cap ? 2 * cap : 16;
+            uint32_t *q = realloc(todo, c * sizeof *q);
+            if (!q) {
+                rc = CX_ENOMEM;
+                break;
+            }
+            todo = q;
+            cap = c;
+        }
+        todo[n_todo++] = i;
+    }
+    float *vec = n_todo ? malloc(n_todo * (size_t)k * sizeof *vec) : NULL;
+    int *hv = n_todo ? malloc(n_todo * sizeof *hv) : NULL;
+    if (n_todo && (!vec || !hv))
+        rc = CX_ENOMEM;
+    size_t n_new = 0;
+    for (size_t t = 0; t < n_todo && rc == CX_OK; t++) {
+        rc = fold_item(e, m, todo[t], vec + t * k, &hv[t]);
+        n_new += hv[t] && e->item_xslot[todo[t]] == CX_NONE;
+    }
+    cx__plan p;
+    memset(&p, 0, sizeof p);
+    if (rc == CX_OK && e->xv_n + n_new > e->xv_cap) {
+        size_t c = e->xv_cap ? e->xv_cap : 64;
+        while (c < e->xv_n + n_new)
+            c *= 2;
+        cx__plan_array(&p, (void **)&e->xv, e->xv_n * (size_t)k * sizeof(float),
+                       c * (size_t)k * sizeof(float));
+        cx__plan_array(&p, (void **)&e->xv_inv_norm,
+                       e->xv_n * sizeof(float), c * sizeof(float));
+        cx__plan_array(&p, (void **)&e->xv_item, e->xv_n * sizeof(uint32_t),
+                       c * sizeof(uint32_t));
+        cx__plan_cap(&p, &e->xv_cap, 8, c);
+        if (p.failed)
+            rc = CX_ENOMEM;
+    }
+    if (rc == CX_OK && n_todo) {
+        cx__wrlock(e);
+        cx__plan_commit(&p);
+        for (size_t t = 0; t < n_todo; t++) {
+            uint32_t i = todo[t], s = e->item_xslot[i];
+            if (!hv[t])
+                continue;
+            if (s == CX_NONE) {
+                s = e->xv_n++;
+                e->xv_item[s] = i;
+                e->item_xslot[i] = s;
+            }
+            const float *y = vec + t * k;
+            double n2 = 0;
+            for (int d = 0; d < k; d++)
+                n2 += (double)y[d] * y[d];
+            memcpy(e->xv + (size_t)s * k, y, (size_t)k * sizeof *y);
+            e->xv_inv_norm[s] = n2 > 0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
+        }
+        cx__wrunlock(e);
+    }
+    cx__plan_release(&p, rc == CX_OK && n_todo);
+    free(todo);
+    free(vec);
+    free(hv);
+    /* Eager mode: every customer of the batch, now, once each. */
+    if (rc == CX_OK && e->opt.fold_in == CX_FOLD_EAGER) {
+        for (size_t j = e->n_ev; j-- > ev_from;) {
+            uint32_t u = e->ev[j].cust;
+            if (e->cust_last[u] != j)
+                continue; /* a newer event of u comes later: fold once */
+            cx__fold *tmp;
+            cx__customer_vec(e, u, NULL, &tmp);
+            free(tmp);
+        }
+    }
+    return rc;
+}
+
+int cx__fold_plan_reset(cx_engine *e, const cx__model *m, cx__plan *p)
+{
+    CX_UNUSED(m);
+    /* Fresh, empty item fold-in state; the caller swaps the fold table. */
+    uint32_t *xs = cx__plan_array(p, (void **)&e->item_xslot, 0,
+                                  e->item_cap * sizeof *xs);
+    for (size_t i = 0; xs && i < e->item_cap; i++)
+        xs[i] = CX_NONE;
+    cx__plan_array(p, (void **)&e->xv, 0, 0);
+    cx__plan_array(p, (void **)&e->xv_inv_norm, 0, 0);
+    cx__plan_array(p, (void **)&e->xv_item, 0, 0);
+    cx__plan_cap(p, &e->xv_cap, 8, 0);
+    cx__plan_cap(p, &e->xv_n, 4, 0);
+    return p->failed ? CX_ENOMEM : CX_OK;
+}
