@@ -119,7 +119,7 @@ $(eval $(call san_build,asan))
 $(eval $(call san_build,tsan))
 
 # Tests that exercise threads run again under ThreadSanitizer.
-TSAN_TESTS = test_threads
+TSAN_TESTS = test_threads test_stress
 
 check: check-c check-asan check-tsan check-cli check-pkgconfig
 	@echo "make check: all passed"

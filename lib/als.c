@@ -5,6 +5,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -452,7 +453,18 @@ static int new_fold_table(size_t customers, void ***dir, size_t *npages)
 /* Copy the signals under the writer mutex, train with no lock held, then
  * publish the model with a pointer swap and fold in what arrived
  * meanwhile. */
-static int train(cx_engine *e, cx_progress_fn progress, void *user)
+/* Background training computes at idle priority (SCHED_IDLE, inherited
+ * by its workers), so serving threads always get the CPU first; it takes
+ * the engine's locks only at normal priority, so it cannot hold them
+ * while starved. */
+static void idle_priority(int on)
+{
+    struct sched_param sp = {0};
+    pthread_setschedparam(pthread_self(), on ? SCHED_IDLE : SCHED_OTHER, &sp);
+}
+
+static int train(cx_engine *e, cx_progress_fn progress, void *user,
+                 int background)
 {
     pthread_mutex_lock(&e->train_mu);
     atomic_store(&e->training, 1);
@@ -472,6 +484,8 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user)
         rc = cx__fail(e, CX_EINVAL, "cx_train: no signals to train on");
     else if (!ev)
         rc = cx__fail(e, CX_ENOMEM, "cx_train: out of memory");
+    if (background)
+        idle_priority(1);
     if (rc == CX_OK)
         rc = cx__train_model(e, &in, &o, progress, user, &m);
     free(ev);
@@ -480,6 +494,8 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user)
         if ((rc = cx__model_prepare_fold(m, &o, in.ts_ref)))
             rc = cx__fail(e, rc, "cx_train: out of memory");
     }
+    if (background)
+        idle_priority(0);
     if (rc == CX_OK) {
         pthread_mutex_lock(&e->wmu);
         cx__plan p;
@@ -525,13 +541,13 @@ CX_API int cx_train(cx_engine *e, cx_progress_fn progress, void *user)
 {
     if (!e)
         return cx__fail(NULL, CX_EINVAL, "cx_train: engine is NULL");
-    return train(e, progress, user);
+    return train(e, progress, user, 0);
 }
 
 static void *background(void *arg)
 {
     cx_engine *e = arg;
-    int rc = train(e, e->bg_progress, e->bg_user);
+    int rc = train(e, e->bg_progress, e->bg_user, 1);
     pthread_mutex_lock(&e->bg_mu);
     e->bg_status = rc;
     snprintf(e->bg_msg, sizeof e->bg_msg, "%s", rc ? cx_errmsg(e) : "");

@@ -145,7 +145,7 @@ CX_API int cx_item_get(cx_engine *e, const char *id, const char **category,
         return cx__fail(NULL, CX_EINVAL, "cx_item_get: engine is NULL");
     if (!cx__id_len(id))
         return cx__fail(e, CX_EINVAL, "cx_item_get: invalid id");
-    pthread_rwlock_rdlock(&e->lock);
+    cx__rdlock(e);
     uint32_t it = cx__idmap_find(&e->items, id);
     int rc = CX_OK;
     if (it == CX_NONE || (e->item_flags[it] & CX__ITEM_REMOVED)) {
@@ -160,6 +160,6 @@ CX_API int cx_item_get(cx_engine *e, const char *id, const char **category,
         if (created_at)
             *created_at = e->item_created[it];
     }
-    pthread_rwlock_unlock(&e->lock);
+    cx__rdunlock(e);
     return rc;
 }

@@ -1,10 +1,11 @@
 /* engine.c -- engine lifecycle, options by key, statistics and locking.
- * Readers hold the engine's rwlock for reading; writers are serialised by
- * a mutex and take the rwlock for writing only to publish what they
- * prepared outside it (see cx__plan). */
+ * Readers share the engine lock; writers are serialised by a mutex and
+ * take the engine lock only to publish what they prepared outside it
+ * (see cx__plan). */
 #include "internal.h"
 
 #include <math.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -143,20 +144,20 @@ CX_API int cx_get_option(const cx_engine *e, int key, double *v)
         return cx__fail(e, CX_EINVAL, "cx_get_option: NULL argument");
     cx_engine *w = (cx_engine *)e; /* the lock is not part of the value */
     if (key >= CX_OPT_WEIGHT && key < CX_OPT_WEIGHT + CX_MAX_SIGNAL_TYPES) {
-        pthread_rwlock_rdlock(&w->lock);
+        cx__rdlock(w);
         *v = e->opt.weight[key - CX_OPT_WEIGHT];
-        pthread_rwlock_unlock(&w->lock);
+        cx__rdunlock(w);
         return CX_OK;
     }
     const opt_spec *s = find_spec(key);
     if (!s)
         return cx__fail(e, CX_EINVAL, "unknown option key %d", key);
-    pthread_rwlock_rdlock(&w->lock);
+    cx__rdlock(w);
     const char *p = (const char *)&e->opt + s->off;
     *v = s->is_int == 1   ? *(const int *)p
          : s->is_int == 2 ? (double)*(const uint64_t *)p
                           : *(const double *)p;
-    pthread_rwlock_unlock(&w->lock);
+    cx__rdunlock(w);
     return CX_OK;
 }
 
@@ -180,25 +181,8 @@ CX_API int cx_open(cx_engine **out, const char *path, unsigned flags)
     cx_engine *e = calloc(1, sizeof *e);
     if (!e)
         return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
-    /* Writers first: with glibc's default (readers first) a steady
-     * stream of ranking calls keeps cx_ingest and cx_train waiting for as
-     * long as it lasts.  No call takes the lock twice, which this kind
-     * requires. */
-    pthread_rwlockattr_t attr;
-    int bad = pthread_rwlockattr_init(&attr);
-#ifdef __GLIBC__
-    if (!bad)
-        pthread_rwlockattr_setkind_np(
-            &attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-#endif
-    if (!bad) {
-        bad = pthread_rwlock_init(&e->lock, &attr);
-        pthread_rwlockattr_destroy(&attr);
-    }
-    if (bad) {
-        free(e);
-        return cx__fail(NULL, CX_ENOMEM, "cx_open: cannot create lock");
-    }
+    atomic_init(&e->readers, 0);
+    atomic_init(&e->writer, 0);
     pthread_mutex_init(&e->wmu, NULL);
     pthread_mutex_init(&e->train_mu, NULL);
     pthread_mutex_init(&e->retire_mu, NULL);
@@ -263,7 +247,51 @@ static void free_retired(cx__fold *f)
     }
 }
 
-void cx__wrlock(cx_engine *e) { pthread_rwlock_wrlock(&e->lock); }
+/* The engine lock.  Writers are already serialised by wmu and hold this
+ * lock for microseconds, so waiting is spinning, then yielding: a reader
+ * that slept on a futex would pay a wake-up (and, on a virtual machine,
+ * a halted vCPU's) for every writer.  Writers go first: a waiting writer
+ * stops new readers from entering.  Sequentially consistent operations
+ * on the two counters make "count in, then check the writer" and "raise
+ * the flag, then check the count" exclude each other. */
+static void backoff(unsigned *spins)
+{
+    if (++*spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    } else {
+        sched_yield();
+    }
+}
+
+void cx__rdlock(const cx_engine *ce)
+{
+    cx_engine *e = (cx_engine *)ce; /* the lock is not part of the value */
+    unsigned spins = 0;
+    for (;;) {
+        while (atomic_load(&e->writer))
+            backoff(&spins);
+        atomic_fetch_add(&e->readers, 1);
+        if (!atomic_load(&e->writer))
+            return;
+        atomic_fetch_sub(&e->readers, 1);
+    }
+}
+
+void cx__rdunlock(const cx_engine *ce)
+{
+    cx_engine *e = (cx_engine *)ce;
+    atomic_fetch_sub(&e->readers, 1);
+}
+
+void cx__wrlock(cx_engine *e)
+{
+    unsigned spins = 0;
+    atomic_store(&e->writer, 1);
+    while (atomic_load(&e->readers))
+        backoff(&spins);
+}
 
 void cx__wrunlock(cx_engine *e)
 {
@@ -272,7 +300,7 @@ void cx__wrunlock(cx_engine *e)
     cx__fold *r = e->retired;
     e->retired = NULL;
     pthread_mutex_unlock(&e->retire_mu);
-    pthread_rwlock_unlock(&e->lock);
+    atomic_store(&e->writer, 0);
     free_retired(r);
 }
 
@@ -323,7 +351,6 @@ CX_API void cx_close(cx_engine *e)
     pthread_mutex_destroy(&e->bg_mu);
     pthread_mutex_destroy(&e->train_mu);
     pthread_mutex_destroy(&e->wmu);
-    pthread_rwlock_destroy(&e->lock);
     free(e);
 }
 
@@ -580,7 +607,7 @@ CX_API int cx_stat(cx_engine *e, int key, int64_t *v)
     if (!e || !v)
         return cx__fail(e, CX_EINVAL, "cx_stat: NULL argument");
     int rc = CX_OK;
-    pthread_rwlock_rdlock(&e->lock);
+    cx__rdlock(e);
     const cx__model *m = e->model;
     switch (key) {
     case CX_STAT_CUSTOMERS: *v = e->customers.n; break;
@@ -598,7 +625,7 @@ CX_API int cx_stat(cx_engine *e, int key, int64_t *v)
     case CX_STAT_TRAINING: *v = atomic_load(&e->training); break;
     default: rc = cx__fail(e, CX_EINVAL, "cx_stat: unknown key %d", key);
     }
-    pthread_rwlock_unlock(&e->lock);
+    cx__rdunlock(e);
     return rc;
 }
 
@@ -609,7 +636,7 @@ CX_API int cx_factors(cx_engine *e, int which, const float **data,
         return cx__fail(e, CX_EINVAL, "cx_factors: NULL argument");
     if (which != 0 && which != 1)
         return cx__fail(e, CX_EINVAL, "cx_factors: which must be 0 or 1");
-    pthread_rwlock_rdlock(&e->lock);
+    cx__rdlock(e);
     const cx__model *m = e->model;
     int rc = CX_OK;
     if (!m) {
@@ -619,7 +646,7 @@ CX_API int cx_factors(cx_engine *e, int which, const float **data,
         *rows = which ? m->n_items : m->n_users;
         *cols = (size_t)m->k;
     }
-    pthread_rwlock_unlock(&e->lock);
+    cx__rdunlock(e);
     return rc;
 }
 
@@ -627,9 +654,9 @@ CX_API const char *cx_customer_id(cx_engine *e, size_t i)
 {
     if (!e)
         return NULL;
-    pthread_rwlock_rdlock(&e->lock);
+    cx__rdlock(e);
     const char *s = i < e->customers.n ? e->customers.str[i] : NULL;
-    pthread_rwlock_unlock(&e->lock);
+    cx__rdunlock(e);
     return s;
 }
 
@@ -637,8 +664,8 @@ CX_API const char *cx_item_id(cx_engine *e, size_t i)
 {
     if (!e)
         return NULL;
-    pthread_rwlock_rdlock(&e->lock);
+    cx__rdlock(e);
     const char *s = i < e->items.n ? e->items.str[i] : NULL;
-    pthread_rwlock_unlock(&e->lock);
+    cx__rdunlock(e);
     return s;
 }

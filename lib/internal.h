@@ -168,7 +168,9 @@ void cx__plan_commit(cx__plan *p);
 void cx__plan_release(cx__plan *p, int committed);
 
 struct cx_engine {
-    pthread_rwlock_t lock;   /* readers; writers only to publish */
+    /* The engine lock (see cx__rdlock): readers count themselves in;
+     * a writer raises `writer` and waits for the count to drain. */
+    atomic_int readers, writer;
     pthread_mutex_t wmu;     /* serialises writers */
     pthread_mutex_t train_mu;/* one training at a time */
     cx__options opt;
@@ -248,6 +250,9 @@ void cx__item_init(cx_engine *e, uint32_t i);
  * fold-ins), and release it. */
 void cx__wrlock(cx_engine *e);
 void cx__wrunlock(cx_engine *e);
+/* Readers: share the engine with other readers. */
+void cx__rdlock(const cx_engine *e);
+void cx__rdunlock(const cx_engine *e);
 
 /* ===================================================================== */
 /* live.c: fold-in, live popularity, item fold-in                        */

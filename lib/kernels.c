@@ -427,6 +427,113 @@ AVX2 static void scores_q_avx2(const int8_t *Yq, int kq, size_t b0,
     }
 }
 
+/* Fold-in rank updates, four pairs per pass over the triangle so each
+ * row of A is loaded and stored once per four FMAs.  The y are widened
+ * to double once. */
+AVX2 static void fold_update_avx2(double *A, double *b, int k,
+                                  const float *const *y, const float *c,
+                                  size_t n)
+{
+    double yd_buf[4 * 256];
+    double *yd = k <= 256 ? yd_buf : NULL;
+    if (!yd) {
+        fold_update_c(A, b, k, y, c, n);
+        return;
+    }
+    size_t j = 0;
+    while (j < n) {
+        int m = 0;
+        double w[4];
+        /* Gather up to four pairs with a rank term; b takes them all. */
+        for (; j < n && m < 4; j++) {
+            double cj = c[j], ca = cj < 0 ? -cj : cj;
+            const float *v = y[j];
+            if (cj > 0)
+                for (int d = 0; d < k; d++)
+                    b[d] += cj * v[d];
+            if (ca == 1)
+                continue;
+            w[m] = ca - 1;
+            double *dst = yd + m * 256;
+            int d = 0;
+            for (; d + 4 <= k; d += 4)
+                _mm256_storeu_pd(dst + d, _mm256_cvtps_pd(_mm_loadu_ps(v + d)));
+            for (; d < k; d++)
+                dst[d] = v[d];
+            m++;
+        }
+        for (int t = m; t < 4; t++) {
+            w[t] = 0;
+            memset(yd + t * 256, 0, (size_t)k * sizeof *yd);
+        }
+        if (!m)
+            break;
+        const double *y0 = yd, *y1 = yd + 256, *y2 = yd + 512, *y3 = yd + 768;
+        for (int a = 0; a < k; a++) {
+            double *row = A + (size_t)a * k;
+            __m256d s0 = _mm256_set1_pd(w[0] * y0[a]);
+            __m256d s1 = _mm256_set1_pd(w[1] * y1[a]);
+            __m256d s2 = _mm256_set1_pd(w[2] * y2[a]);
+            __m256d s3 = _mm256_set1_pd(w[3] * y3[a]);
+            int d = a;
+            for (; d + 4 <= k; d += 4) {
+                __m256d r = _mm256_loadu_pd(row + d);
+                r = _mm256_fmadd_pd(s0, _mm256_loadu_pd(y0 + d), r);
+                r = _mm256_fmadd_pd(s1, _mm256_loadu_pd(y1 + d), r);
+                r = _mm256_fmadd_pd(s2, _mm256_loadu_pd(y2 + d), r);
+                r = _mm256_fmadd_pd(s3, _mm256_loadu_pd(y3 + d), r);
+                _mm256_storeu_pd(row + d, r);
+            }
+            for (; d < k; d++)
+                row[d] += w[0] * y0[a] * y0[d] + w[1] * y1[a] * y1[d] +
+                          w[2] * y2[a] * y2[d] + w[3] * y3[a] * y3[d];
+        }
+    }
+}
+
+AVX2 static int chol_solve_avx2(double *A, double *b, int k)
+{
+    for (int j = 0; j < k; j++) {
+        double *rj = A + (size_t)j * k;
+        if (!(rj[j] > 0))
+            return -1;
+        double d = sqrt(rj[j]), inv = 1.0 / d;
+        rj[j] = d;
+        for (int c = j + 1; c < k; c++)
+            rj[c] *= inv;
+        for (int i = j + 1; i < k; i++) {
+            double *ri = A + (size_t)i * k;
+            __m256d a = _mm256_set1_pd(-rj[i]);
+            int c = i;
+            for (; c + 4 <= k; c += 4)
+                _mm256_storeu_pd(ri + c,
+                                 _mm256_fmadd_pd(a, _mm256_loadu_pd(rj + c),
+                                                 _mm256_loadu_pd(ri + c)));
+            for (; c < k; c++)
+                ri[c] -= rj[i] * rj[c];
+        }
+    }
+    for (int j = 0; j < k; j++) {
+        const double *rj = A + (size_t)j * k;
+        b[j] /= rj[j];
+        __m256d z = _mm256_set1_pd(-b[j]);
+        int c = j + 1;
+        for (; c + 4 <= k; c += 4)
+            _mm256_storeu_pd(b + c, _mm256_fmadd_pd(z, _mm256_loadu_pd(rj + c),
+                                                    _mm256_loadu_pd(b + c)));
+        for (; c < k; c++)
+            b[c] -= rj[c] * b[j];
+    }
+    for (int i = k - 1; i >= 0; i--) {
+        const double *ri = A + (size_t)i * k;
+        double s = b[i];
+        for (int c = i + 1; c < k; c++)
+            s -= ri[c] * b[c];
+        b[i] = s / ri[i];
+    }
+    return 0;
+}
+
 #endif
 
 /* ===================================================================== */
@@ -459,6 +566,8 @@ static void pick(void)
         k.gaxpys = gaxpys_avx2;
         k.above = above_avx2;
         k.scores_q = scores_q_avx2;
+        k.fold_update = fold_update_avx2;
+        k.chol_solve = chol_solve_avx2;
         k.name = "avx2+fma";
     }
 #endif

@@ -634,7 +634,7 @@ CX_API int cx_recommend(cx_engine *e, const char *customer, size_t k,
                         "empty or longer than %d bytes", CX_MAX_ID_LEN);
     request q;
     cx__fold *tmp = NULL;
-    pthread_rwlock_rdlock(&e->lock);
+    cx__rdlock(e);
     int rc = request_init(e, opts, k, "cx_recommend", &q);
     if (rc == CX_OK) {
         uint32_t u = cx__idmap_find(&e->customers, customer);
@@ -649,7 +649,7 @@ CX_API int cx_recommend(cx_engine *e, const char *customer, size_t k,
                           scores, reasons, n);
     }
     request_free(&q);
-    pthread_rwlock_unlock(&e->lock);
+    cx__rdunlock(e);
     free(tmp);
     return rc;
 }
@@ -696,7 +696,7 @@ CX_API int cx_recommend_session(cx_engine *e, size_t n_sig,
     double *r = n_sig <= 64 ? r_buf : malloc(n_sig * sizeof *r);
     float x_buf[1024];
     request q;
-    pthread_rwlock_rdlock(&e->lock);
+    cx__rdlock(e);
     int rc = request_init(e, opts, k, "cx_recommend_session", &q);
     if (rc == CX_OK && (!its || !r))
         rc = cx__fail(e, CX_ENOMEM, "out of memory");
@@ -737,7 +737,7 @@ CX_API int cx_recommend_session(cx_engine *e, size_t n_sig,
                       x ? CX_REASON_PERSONAL : CX_REASON_POPULAR, items,
                       scores, reasons, n);
     request_free(&q);
-    pthread_rwlock_unlock(&e->lock);
+    cx__rdunlock(e);
     if (its != it_buf)
         free(its);
     if (r != r_buf)
@@ -756,7 +756,7 @@ static int list_call(cx_engine *e, int list, const char *fn, size_t k,
         return cx__fail(e, CX_EINVAL, "%s: items or n is NULL", fn);
     *n = 0;
     request q;
-    pthread_rwlock_rdlock(&e->lock);
+    cx__rdlock(e);
     int rc = request_init(e, opts, k, fn, &q);
     static const int reason[] = {CX_REASON_POPULAR, CX_REASON_TRENDING,
                                  CX_REASON_NEW};
@@ -764,7 +764,7 @@ static int list_call(cx_engine *e, int list, const char *fn, size_t k,
         rc = rank_one(e, &q, NULL, 0, list, k, reason[list], items, scores,
                       reasons, n);
     request_free(&q);
-    pthread_rwlock_unlock(&e->lock);
+    cx__rdunlock(e);
     for (size_t j = 0; rc == CX_OK && list == LIST_NEW && scores && j < *n;
          j++)
         scores[j] = -scores[j] / 86400.0f;
@@ -809,7 +809,7 @@ CX_API int cx_similar_items(cx_engine *e, const char *item, size_t k,
         return cx__fail(e, CX_EINVAL, "cx_similar_items: item id is NULL, "
                         "empty or longer than %d bytes", CX_MAX_ID_LEN);
     request q;
-    pthread_rwlock_rdlock(&e->lock);
+    cx__rdlock(e);
     int rc = request_init(e, opts, k, "cx_similar_items", &q);
     const cx__model *m = e->model;
     uint32_t i = rc ? CX_NONE : cx__idmap_find(&e->items, item);
@@ -838,7 +838,7 @@ CX_API int cx_similar_items(cx_engine *e, const char *item, size_t k,
         }
     }
     request_free(&q);
-    pthread_rwlock_unlock(&e->lock);
+    cx__rdunlock(e);
     return rc;
 }
 
@@ -853,7 +853,7 @@ static int vector_call(cx_engine *e, int item, const char *id, float *x,
         return cx__fail(e, CX_EINVAL, "%s: NULL output or invalid id", fn);
     cx__fold *tmp = NULL;
     int rc = CX_OK, folded = 0;
-    pthread_rwlock_rdlock(&e->lock);
+    cx__rdlock(e);
     const cx__model *m = e->model;
     uint32_t i = cx__idmap_find(item ? &e->items : &e->customers, id);
     const float *v = NULL;
@@ -878,7 +878,7 @@ static int vector_call(cx_engine *e, int item, const char *id, float *x,
         if (source)
             *source = folded;
     }
-    pthread_rwlock_unlock(&e->lock);
+    cx__rdunlock(e);
     free(tmp);
     return rc;
 }
@@ -920,7 +920,7 @@ CX_API int cx_recommend_batch(cx_engine *e, size_t mcount,
     if (k == 0 || k > CX_MAX_K)
         return cx__fail(e, CX_EINVAL, "cx_recommend_batch: k = %zu, must be "
                         "1..%d", k, CX_MAX_K);
-    pthread_rwlock_rdlock(&e->lock);
+    cx__rdlock(e);
     const cx__model *m = e->model;
     int rc = CX_OK;
     size_t kk = m ? (size_t)m->k : 0;
@@ -1013,6 +1013,6 @@ CX_API int cx_recommend_batch(cx_engine *e, size_t mcount,
     free(Xb);
     free(hits);
     free(qs);
-    pthread_rwlock_unlock(&e->lock);
+    cx__rdunlock(e);
     return rc;
 }

@@ -38,9 +38,9 @@ CX_API int cx_signal_type_lookup(const cx_engine *e, const char *name,
     if (!e || !name || !type)
         return cx__fail(e, CX_EINVAL, "cx_signal_type_lookup: NULL argument");
     cx_engine *w = (cx_engine *)e;
-    pthread_rwlock_rdlock(&w->lock);
+    cx__rdlock(w);
     int t = lookup(e, name);
-    pthread_rwlock_unlock(&w->lock);
+    cx__rdunlock(w);
     if (t < 0)
         return cx__fail(e, CX_ENOTFOUND, "unknown signal type '%s'", name);
     *type = t;
