@@ -320,7 +320,10 @@ CX_API int cx_train(cx_engine *e, cx_progress_fn progress, void *user);
 CX_API int cx_train_start(cx_engine *e, cx_progress_fn progress, void *user);
 
 /* Wait for the background training to end and return its status (with
- * its message in cx_errmsg).  CX_EINVAL if none was started. */
+ * its message in cx_errmsg).  CX_EINVAL if none was started, CX_EBUSY if
+ * another thread is already waiting for it.  The background thread
+ * computes at idle priority (SCHED_IDLE): serving threads always get the
+ * CPU first, so on a saturated machine training takes longer. */
 CX_API int cx_train_wait(cx_engine *e);
 
 /* ===================================================================== */
@@ -375,7 +378,9 @@ CX_API int cx_recommend(cx_engine *e, const char *customer, size_t k,
                         float *scores, int *reasons, size_t *n);
 
 /* cx_recommend for m customers at once (level-3 BLAS).  Row j of the
- * m x k arrays receives customer j's results, counts[j] their number. */
+ * m x k arrays receives customer j's results, counts[j] their number.
+ * The call is one read: writers wait for it, so keep batches to about a
+ * thousand customers on an engine that is ingesting. */
 CX_API int cx_recommend_batch(cx_engine *e, size_t m,
                               const char *const *customers, size_t k,
                               const cx_rec_opts *opts, const char **items,

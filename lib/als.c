@@ -453,14 +453,63 @@ static int new_fold_table(size_t customers, void ***dir, size_t *npages)
 /* Copy the signals under the writer mutex, train with no lock held, then
  * publish the model with a pointer swap and fold in what arrived
  * meanwhile. */
-/* Background training computes at idle priority (SCHED_IDLE, inherited
- * by its workers), so serving threads always get the CPU first; it takes
- * the engine's locks only at normal priority, so it cannot hold them
- * while starved. */
-static void idle_priority(int on)
+/* Background training computes in a thread of its own at idle priority
+ * (SCHED_IDLE, inherited by its workers), so serving threads always get
+ * the CPU first.  The thread that takes the engine's locks to copy and
+ * publish keeps its normal priority: an unprivileged thread could not
+ * come back from SCHED_IDLE, and must not hold the locks while starved. */
+typedef struct compute_job {
+    cx_engine *e;
+    const cx__train_input *in;
+    const cx__options *o;
+    cx_progress_fn progress;
+    void *user;
+    cx__model *m;
+    int rc;
+    char msg[512];
+} compute_job;
+
+static void *compute_main(void *arg)
 {
+    compute_job *j = arg;
+    j->rc = cx__train_model(j->e, j->in, j->o, j->progress, j->user, &j->m);
+    if (j->rc == CX_OK) {
+        j->m->n_events = j->in->n_ev;
+        if ((j->rc = cx__model_prepare_fold(j->m, j->o, j->in->ts_ref)))
+            cx__fail(j->e, j->rc, "cx_train: out of memory");
+    }
+    snprintf(j->msg, sizeof j->msg, "%s", j->rc ? cx_errmsg(j->e) : "");
+    cx__forget_errors(j->e);
+    return NULL;
+}
+
+/* Train and prepare a model, in an idle-priority thread if `idle` (and
+ * in the calling thread if such a thread cannot be created). */
+static int compute(cx_engine *e, const cx__train_input *in,
+                   const cx__options *o, cx_progress_fn progress, void *user,
+                   int idle, cx__model **out)
+{
+    compute_job j = {e, in, o, progress, user, NULL, CX_OK, ""};
+    pthread_attr_t attr;
+    pthread_t t;
     struct sched_param sp = {0};
-    pthread_setschedparam(pthread_self(), on ? SCHED_IDLE : SCHED_OTHER, &sp);
+    int threaded = idle && pthread_attr_init(&attr) == 0;
+    if (threaded) {
+        threaded = !pthread_attr_setinheritsched(&attr,
+                                                 PTHREAD_EXPLICIT_SCHED) &&
+                   !pthread_attr_setschedpolicy(&attr, SCHED_IDLE) &&
+                   !pthread_attr_setschedparam(&attr, &sp) &&
+                   !pthread_create(&t, &attr, compute_main, &j);
+        pthread_attr_destroy(&attr);
+    }
+    if (threaded)
+        pthread_join(t, NULL);
+    else
+        compute_main(&j);
+    if (j.rc)
+        cx__fail(e, j.rc, "%s", j.msg);
+    *out = j.m;
+    return j.rc;
 }
 
 static int train(cx_engine *e, cx_progress_fn progress, void *user,
@@ -484,18 +533,9 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user,
         rc = cx__fail(e, CX_EINVAL, "cx_train: no signals to train on");
     else if (!ev)
         rc = cx__fail(e, CX_ENOMEM, "cx_train: out of memory");
-    if (background)
-        idle_priority(1);
     if (rc == CX_OK)
-        rc = cx__train_model(e, &in, &o, progress, user, &m);
+        rc = compute(e, &in, &o, progress, user, background, &m);
     free(ev);
-    if (rc == CX_OK) {
-        m->n_events = n;
-        if ((rc = cx__model_prepare_fold(m, &o, in.ts_ref)))
-            rc = cx__fail(e, rc, "cx_train: out of memory");
-    }
-    if (background)
-        idle_priority(0);
     if (rc == CX_OK) {
         pthread_mutex_lock(&e->wmu);
         cx__plan p;
@@ -587,10 +627,15 @@ CX_API int cx_train_wait(cx_engine *e)
     pthread_mutex_lock(&e->bg_mu);
     int started = e->bg_started;
     pthread_t t = e->bg;
+    if (started == 1)
+        e->bg_started = 2; /* being waited for */
     pthread_mutex_unlock(&e->bg_mu);
     if (!started)
         return cx__fail(e, CX_EINVAL, "cx_train_wait: no background "
                         "training was started");
+    if (started == 2)
+        return cx__fail(e, CX_EBUSY, "cx_train_wait: another thread is "
+                        "already waiting");
     pthread_join(t, NULL);
     pthread_mutex_lock(&e->bg_mu);
     e->bg_started = 0;

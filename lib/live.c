@@ -543,6 +543,18 @@ int cx__fold_after_ingest(cx_engine *e, size_t ev_from)
         cx__wrunlock(e);
     }
     cx__plan_release(&p, rc == CX_OK && n_todo);
+    /* The batch's customers of those items were folded (above, for the
+     * item solve) before the items had their new vectors: drop those
+     * fold-ins so the next read (or the eager pass) solves again. */
+    for (size_t j = ev_from; rc == CX_OK && n_todo && j < e->n_ev; j++) {
+        uint32_t i = e->ev[j].item;
+        if (has_trained_vec(m, i) || e->item_xslot[i] == CX_NONE)
+            continue;
+        _Atomic(cx__fold *) *slot = fold_slot(e, e->ev[j].cust);
+        cx__fold *f = slot ? atomic_exchange(slot, NULL) : NULL;
+        if (f)
+            cx__retire(e, f);
+    }
     free(todo);
     free(vec);
     free(hv);

@@ -4,7 +4,10 @@
  * (cx_train, cx_train_start/cx_train_wait), once per fold-in mode.
  *
  * Bounded twice: by time (CX_STRESS_SECONDS, default 3) and by loop
- * counts, so that it also ends under ThreadSanitizer on two cores.
+ * counts, so that it also ends under ThreadSanitizer on two cores.  After
+ * the deadline the readers go on, paced, until the writer and the
+ * trainers are done: background training runs at idle priority, and
+ * saturating readers would starve it.
  * cmocka's asserts are not thread-safe: the threads count failures in
  * atomic counters (and keep the first few messages) and the main thread
  * asserts that the counts are zero. */
@@ -22,6 +25,9 @@
 #define MAX_ROUNDS 200000   /* and never more */
 #define HARD_EXTRA_S 60.0   /* readers stop this long after the deadline
                                even if a writer or trainer hangs */
+#define DRAIN_PAUSE_NS 5000000L /* after the deadline readers pause this
+                               long per round, leaving CPU to trainings,
+                               which run at idle priority (SCHED_IDLE) */
 #define BATCH 32            /* signals per writer batch */
 #define NEW_PER_BATCH 4     /* new customers per batch, 3 signals each */
 #define MAX_BATCHES 1500
@@ -65,10 +71,10 @@ typedef struct fails {
     size_t n_msg;
 } fails;
 
-static void record_fail(fails *f, int kind, const char *fmt, ...)
+static void flag(fails *f, int kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void record_fail(fails *f, int kind, const char *fmt, ...)
+static void flag(fails *f, int kind, const char *fmt, ...)
 {
     atomic_fetch_add(&f->n[kind], 1);
     pthread_mutex_lock(&f->mu);
@@ -104,6 +110,7 @@ typedef struct shared {
     atomic_int writer_done;
 
     atomic_int trains_ok, trains_done, trainers_running;
+    atomic_llong train_us_max, train_us_sum; /* wall time of trainings */
 } shared;
 
 typedef struct reader {
@@ -124,7 +131,8 @@ static void sleep_until(double t)
 {
     double d;
     while ((d = t - now_mono()) > 0) {
-        struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+        struct timespec ts = {(time_t)d,
+                              (long)((d - (double)(time_t)d) * 1e9)};
         nanosleep(&ts, NULL);
     }
 }
@@ -170,53 +178,53 @@ static void check_list(shared *s, const char *call, const char *arg, int rc,
 {
     fails *f = &s->f;
     if (rc != CX_OK) {
-        record_fail(f, F_STATUS, "%s(%s) -> %d (%s): %s", call, arg, rc,
+        flag(f, F_STATUS, "%s(%s) -> %d (%s): %s", call, arg, rc,
              cx_strerror(rc), cx_errmsg(s->e));
         return;
     }
     if (n > k) {
-        record_fail(f, F_COUNT, "%s(%s): n = %zu > k = %zu", call, arg, n, k);
+        flag(f, F_COUNT, "%s(%s): n = %zu > k = %zu", call, arg, n, k);
         return;
     }
     for (size_t j = 0; j < n; j++) {
         const char *id = items[j];
         if (!id || !id[0] || strnlen(id, CX_MAX_ID_LEN + 1) > CX_MAX_ID_LEN ||
             id[0] != 'i') {
-            record_fail(f, F_ID, "%s(%s): item %zu is %s%s%s", call, arg, j,
+            flag(f, F_ID, "%s(%s): item %zu is %s%s%s", call, arg, j,
                  id ? "\"" : "", id ? id : "NULL", id ? "\"" : "");
             continue;
         }
         const char *cat = NULL;
         int grc = cx_item_get(s->e, id, &cat, NULL, NULL, NULL);
         if (grc != CX_OK)
-            record_fail(f, F_UNKNOWN, "%s(%s): item %zu \"%s\": cx_item_get -> %d",
+            flag(f, F_UNKNOWN, "%s(%s): item %zu \"%s\": cx_item_get -> %d",
                  call, arg, j, id, grc);
         else if (category && (!cat || strcmp(cat, category) != 0))
-            record_fail(f, F_CATEGORY, "%s(%s): item \"%s\" of category \"%s\", "
+            flag(f, F_CATEGORY, "%s(%s): item \"%s\" of category \"%s\", "
                  "asked for \"%s\"", call, arg, id, cat ? cat : "(null)",
                  category);
         if (!isfinite(scores[j]))
-            record_fail(f, F_SCORE, "%s(%s): score %zu of \"%s\" is %g", call, arg,
+            flag(f, F_SCORE, "%s(%s): score %zu of \"%s\" is %g", call, arg,
                  j, id, (double)scores[j]);
         if (reasons[j] < 0 || reasons[j] > 31 ||
             !(reason_set & RB(reasons[j])))
-            record_fail(f, F_REASON, "%s(%s): reason %d for \"%s\"", call, arg,
+            flag(f, F_REASON, "%s(%s): reason %d for \"%s\"", call, arg,
                  reasons[j], id);
         if (j && isfinite(scores[j]) && isfinite(scores[j - 1]) &&
             (order == DESCENDING ? scores[j] > scores[j - 1]
                                  : scores[j] < scores[j - 1]))
-            record_fail(f, F_ORDER, "%s(%s): score %zu (%s %.9g, reason %d) after "
+            flag(f, F_ORDER, "%s(%s): score %zu (%s %.9g, reason %d) after "
                  "%s %.9g (reason %d), expected %s", call, arg, j, id,
                  (double)scores[j], reasons[j], items[j - 1],
                  (double)scores[j - 1], reasons[j - 1],
                  order == DESCENDING ? "non-increasing" : "non-decreasing");
         for (size_t t = 0; t < j; t++)
             if (items[t] && strcmp(items[t], id) == 0)
-                record_fail(f, F_DUP, "%s(%s): \"%s\" at %zu and %zu", call, arg,
+                flag(f, F_DUP, "%s(%s): \"%s\" at %zu and %zu", call, arg,
                      id, t, j);
         for (size_t t = 0; t < n_forbid; t++)
             if (strcmp(forbid[t], id) == 0)
-                record_fail(f, F_EXCLUDED, "%s(%s): \"%s\" must be left out", call,
+                flag(f, F_EXCLUDED, "%s(%s): \"%s\" must be left out", call,
                      arg, id);
     }
 }
@@ -390,17 +398,17 @@ static void read_stats(reader *r, int64_t *sig, int64_t *gen)
     int rc3 = cx_stat(s->e, CX_STAT_FACTORS, &k);
     r->calls += 3;
     if (rc1 || rc2 || rc3) {
-        record_fail(&s->f, F_STATUS, "cx_stat -> %d %d %d", rc1, rc2, rc3);
+        flag(&s->f, F_STATUS, "cx_stat -> %d %d %d", rc1, rc2, rc3);
         return;
     }
     if (v < *sig || v < s->initial_signals)
-        record_fail(&s->f, F_STAT, "CX_STAT_SIGNALS %lld after %lld (initial %lld)",
+        flag(&s->f, F_STAT, "CX_STAT_SIGNALS %lld after %lld (initial %lld)",
              (long long)v, (long long)*sig, (long long)s->initial_signals);
     if (g < *gen || g < 1)
-        record_fail(&s->f, F_STAT, "CX_STAT_GENERATION %lld after %lld",
+        flag(&s->f, F_STAT, "CX_STAT_GENERATION %lld after %lld",
              (long long)g, (long long)*gen);
     if (k != FACTORS)
-        record_fail(&s->f, F_STAT, "CX_STAT_FACTORS %lld", (long long)k);
+        flag(&s->f, F_STAT, "CX_STAT_FACTORS %lld", (long long)k);
     *sig = v;
     *gen = g;
 }
@@ -414,9 +422,16 @@ static int readers_go_on(shared *s, size_t round)
     double t = now_mono();
     if (t >= s->hard_deadline)
         return 0;
-    /* Keep reading until every writer is done, so reads overlap them. */
-    return t < s->deadline || !atomic_load(&s->writer_done) ||
-           atomic_load(&s->trainers_running) > 0;
+    if (t < s->deadline)
+        return 1;
+    /* Keep reading until every writer is done, so reads overlap them, but
+     * at a pace that leaves the CPU to them: saturating readers would
+     * starve a background training for as long as they run. */
+    if (atomic_load(&s->writer_done) && !atomic_load(&s->trainers_running))
+        return 0;
+    struct timespec p = {0, DRAIN_PAUSE_NS};
+    nanosleep(&p, NULL);
+    return 1;
 }
 
 static void *read_loop(void *arg)
@@ -533,7 +548,7 @@ static void write_upsert(shared *s, uint64_t *st, size_t *n_up)
     }
     int rc = cx_items_upsert(s->e, 3, ids, NULL, price, stock, NULL, NULL);
     if (rc != CX_OK)
-        record_fail(&s->f, F_INGEST, "cx_items_upsert(existing) -> %d: %s", rc,
+        flag(&s->f, F_INGEST, "cx_items_upsert(existing) -> %d: %s", rc,
              cx_errmsg(s->e));
     char nid[2][24];
     const char *nids[2], *cats[2], *tags[2] = {"eco,sale", ""};
@@ -546,7 +561,7 @@ static void write_upsert(shared *s, uint64_t *st, size_t *n_up)
     }
     rc = cx_items_upsert(s->e, 2, nids, cats, price, stock, created, tags);
     if (rc != CX_OK)
-        record_fail(&s->f, F_INGEST, "cx_items_upsert(new) -> %d: %s", rc,
+        flag(&s->f, F_INGEST, "cx_items_upsert(new) -> %d: %s", rc,
              cx_errmsg(s->e));
     atomic_fetch_add(&s->upserts, 1);
 }
@@ -572,7 +587,7 @@ static void *write_loop(void *arg)
                                b->val, NULL, NULL);
             b->val[BATCH / 2] = keep;
             if (rc != CX_EINVAL)
-                record_fail(&s->f, F_INGEST, "ingest with a NaN value -> %d", rc);
+                flag(&s->f, F_INGEST, "ingest with a NaN value -> %d", rc);
             atomic_fetch_add(&s->batches_bad, 1);
         }
         /* One batch in four is stamped by the library (time of call). */
@@ -580,7 +595,7 @@ static void *write_loop(void *arg)
                            no % 4 == 1 ? NULL : b->ts,
                            no % 3 ? NULL : chan);
         if (rc != CX_OK) {
-            record_fail(&s->f, F_INGEST, "batch %zu -> %d (%s): %s", no, rc,
+            flag(&s->f, F_INGEST, "batch %zu -> %d (%s): %s", no, rc,
                  cx_strerror(rc), cx_errmsg(s->e));
         } else {
             new_c += NEW_PER_BATCH;
@@ -599,15 +614,15 @@ static void *write_loop(void *arg)
             new_customer_id(new_c - 1, id);
             int vrc = cx_customer_vector(s->e, id, x, FACTORS, &src);
             if (vrc != CX_OK)
-                record_fail(&s->f, F_VECTOR, "new customer %s right after its "
+                flag(&s->f, F_VECTOR, "new customer %s right after its "
                      "batch: cx_customer_vector -> %d (%s): %s", id, vrc,
                      cx_strerror(vrc), cx_errmsg(s->e));
             else if (src != 0 && src != 1)
-                record_fail(&s->f, F_VECTOR, "new customer %s: source %d", id, src);
+                flag(&s->f, F_VECTOR, "new customer %s: source %d", id, src);
             else
                 for (int d = 0; d < FACTORS; d++)
                     if (!isfinite(x[d])) {
-                        record_fail(&s->f, F_VECTOR, "new customer %s: x[%d] = %g",
+                        flag(&s->f, F_VECTOR, "new customer %s: x[%d] = %g",
                              id, d, (double)x[d]);
                         break;
                     }
@@ -626,13 +641,18 @@ static void *write_loop(void *arg)
 /* Trainers                                                          */
 /* ================================================================= */
 
-static void trained(shared *s, int rc, const char *how)
+static void trained(shared *s, int rc, const char *how, double t0)
 {
+    long long us = (long long)((now_mono() - t0) * 1e6);
+    atomic_fetch_add(&s->train_us_sum, us);
+    long long m = atomic_load(&s->train_us_max);
+    while (us > m && !atomic_compare_exchange_weak(&s->train_us_max, &m, us))
+        ;
     atomic_fetch_add(&s->trains_done, 1);
     if (rc == CX_OK)
         atomic_fetch_add(&s->trains_ok, 1);
     else
-        record_fail(&s->f, F_TRAIN, "%s -> %d (%s): %s", how, rc, cx_strerror(rc),
+        flag(&s->f, F_TRAIN, "%s -> %d (%s): %s", how, rc, cx_strerror(rc),
              cx_errmsg(s->e));
 }
 
@@ -642,12 +662,14 @@ static void *train_loop(void *arg)
 {
     shared *s = arg;
     sleep_until(s->t_start + 0.20 * s->seconds);
-    trained(s, cx_train(s->e, NULL, NULL), "cx_train");
+    double t0 = now_mono();
+    trained(s, cx_train(s->e, NULL, NULL), "cx_train", t0);
     int rc = cx_set_option(s->e, CX_OPT_SOLVER, CX_SOLVER_CHOLESKY);
     if (rc != CX_OK)
-        record_fail(&s->f, F_STATUS, "cx_set_option(SOLVER) -> %d", rc);
+        flag(&s->f, F_STATUS, "cx_set_option(SOLVER) -> %d", rc);
     sleep_until(s->t_start + 0.55 * s->seconds);
-    trained(s, cx_train(s->e, NULL, NULL), "cx_train");
+    t0 = now_mono();
+    trained(s, cx_train(s->e, NULL, NULL), "cx_train", t0);
     atomic_fetch_sub(&s->trainers_running, 1);
     return NULL;
 }
@@ -658,11 +680,12 @@ static void *train_bg_loop(void *arg)
     shared *s = arg;
     for (int i = 0; i < 2; i++) {
         sleep_until(s->t_start + (i ? 0.45 : 0.10) * s->seconds);
+        double t0 = now_mono();
         int rc = cx_train_start(s->e, NULL, NULL);
         if (rc != CX_OK)
-            trained(s, rc, "cx_train_start");
+            trained(s, rc, "cx_train_start", t0);
         else
-            trained(s, cx_train_wait(s->e), "cx_train_wait");
+            trained(s, cx_train_wait(s->e), "cx_train_wait", t0);
     }
     atomic_fetch_sub(&s->trainers_running, 1);
     return NULL;
@@ -737,15 +760,21 @@ static void run_stress(int fold_mode)
     }
     int64_t folded = -1;
     cx_stat(e, CX_STAT_FOLDED_CUSTOMERS, &folded);
+    int done = atomic_load(&s->trains_done);
     print_message("%s: %.1f s, %zu reader calls (%zu rounds; %zu/%zu "
                   "recommendations led by a personal item), %zu batches "
                   "(%zu signals) + %zu rejected, %zu upserts, %d/%d "
-                  "trainings OK, %lld customers folded in\n",
+                  "trainings OK (wall time mean %.2f s, max %.2f s), %lld "
+                  "customers folded in since the last model\n",
                   fold_mode == CX_FOLD_EAGER ? "eager" : "lazy", took, calls,
                   rounds, personal, nonempty, atomic_load(&s->batches_ok),
                   atomic_load(&s->acked), atomic_load(&s->batches_bad),
                   atomic_load(&s->upserts), atomic_load(&s->trains_ok),
-                  atomic_load(&s->trains_done), (long long)folded);
+                  done,
+                  (double)atomic_load(&s->train_us_sum) / 1e6 /
+                      (done ? done : 1),
+                  (double)atomic_load(&s->train_us_max) / 1e6,
+                  (long long)folded);
 
     size_t total_fails = 0;
     for (int k = 0; k < F_COUNT_KINDS; k++) {
