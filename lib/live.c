@@ -210,27 +210,64 @@ static int by_key(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Sort by key and merge equal keys (summing r); returns the new count. */
+/* Merge equal keys (summing r in input order), then sort by key; returns
+ * the new count.  O(n) with a hash table for long rows: a customer with
+ * thousands of views of a few items costs their views, not a sort. */
 static size_t merge(fpair *p, size_t n)
 {
-    if (n > 32) {
-        qsort(p, n, sizeof *p, by_key);
+    size_t w = 0;
+    if (n <= 32) {
+        for (size_t i = 0; i < n; i++) {
+            size_t j = 0;
+            while (j < w && p[j].key != p[i].key)
+                j++;
+            if (j < w)
+                p[j].r += p[i].r;
+            else
+                p[w++] = p[i];
+        }
     } else {
-        for (size_t i = 1; i < n; i++) {
+        size_t cap = 64;
+        while (cap < 2 * n)
+            cap *= 2;
+        uint32_t slot_buf[1024];
+        uint32_t *slot = cap <= 1024 ? slot_buf : malloc(cap * sizeof *slot);
+        if (!slot) { /* fall back to sorting the whole row */
+            qsort(p, n, sizeof *p, by_key);
+            for (size_t i = 0; i < n; i++) {
+                if (w && p[w - 1].key == p[i].key)
+                    p[w - 1].r += p[i].r;
+                else
+                    p[w++] = p[i];
+            }
+            return w;
+        }
+        memset(slot, 0xff, cap * sizeof *slot);
+        for (size_t i = 0; i < n; i++) {
+            size_t h = (p[i].key * 0x9E3779B1u) & (cap - 1);
+            while (slot[h] != CX_NONE && p[slot[h]].key != p[i].key)
+                h = (h + 1) & (cap - 1);
+            if (slot[h] != CX_NONE) {
+                p[slot[h]].r += p[i].r;
+            } else {
+                p[w] = p[i];
+                slot[h] = (uint32_t)w++;
+            }
+        }
+        if (slot != slot_buf)
+            free(slot);
+    }
+    /* A canonical order, so equal rows give bit-equal solves. */
+    if (w > 32)
+        qsort(p, w, sizeof *p, by_key);
+    else
+        for (size_t i = 1; i < w; i++) {
             fpair t = p[i];
             size_t j = i;
             for (; j && p[j - 1].key > t.key; j--)
                 p[j] = p[j - 1];
             p[j] = t;
         }
-    }
-    size_t w = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (w && p[w - 1].key == p[i].key)
-            p[w - 1].r += p[i].r;
-        else
-            p[w++] = p[i];
-    }
     return w;
 }
 
