@@ -464,6 +464,7 @@ typedef struct compute_job {
     const cx__options *o;
     cx_progress_fn progress;
     void *user;
+    int idle;
     cx__model *m;
     int rc;
     char msg[512];
@@ -472,6 +473,10 @@ typedef struct compute_job {
 static void *compute_main(void *arg)
 {
     compute_job *j = arg;
+    if (j->idle) { /* glibc's thread attributes cannot ask for SCHED_IDLE */
+        struct sched_param sp = {0};
+        pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    }
     j->rc = cx__train_model(j->e, j->in, j->o, j->progress, j->user, &j->m);
     if (j->rc == CX_OK) {
         j->m->n_events = j->in->n_ev;
@@ -489,23 +494,14 @@ static int compute(cx_engine *e, const cx__train_input *in,
                    const cx__options *o, cx_progress_fn progress, void *user,
                    int idle, cx__model **out)
 {
-    compute_job j = {e, in, o, progress, user, NULL, CX_OK, ""};
-    pthread_attr_t attr;
+    compute_job j = {e, in, o, progress, user, idle, NULL, CX_OK, ""};
     pthread_t t;
-    struct sched_param sp = {0};
-    int threaded = idle && pthread_attr_init(&attr) == 0;
-    if (threaded) {
-        threaded = !pthread_attr_setinheritsched(&attr,
-                                                 PTHREAD_EXPLICIT_SCHED) &&
-                   !pthread_attr_setschedpolicy(&attr, SCHED_IDLE) &&
-                   !pthread_attr_setschedparam(&attr, &sp) &&
-                   !pthread_create(&t, &attr, compute_main, &j);
-        pthread_attr_destroy(&attr);
-    }
-    if (threaded)
+    if (idle && pthread_create(&t, NULL, compute_main, &j) == 0) {
         pthread_join(t, NULL);
-    else
+    } else {
+        j.idle = 0;
         compute_main(&j);
+    }
     if (j.rc)
         cx__fail(e, j.rc, "%s", j.msg);
     *out = j.m;
