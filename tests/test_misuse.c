@@ -881,6 +881,53 @@ static void test_errmsg(void **state)
     cx_close(b);
 }
 
+/* The real-time calls: bad arguments get a status and a message. */
+static void test_live_misuse(void **state)
+{
+    (void)state;
+    cx_engine *e = small_engine(1);
+    const char *out[4];
+    float sc[4];
+    int why[4];
+    size_t n = 9;
+    typedef int (*list_fn)(cx_engine *, size_t, const cx_rec_opts *,
+                           const char **, float *, int *, size_t *);
+    list_fn lists[] = {cx_trending, cx_popular, cx_new_arrivals};
+    for (size_t j = 0; j < 3; j++) {
+        FAILS(NULL, lists[j](NULL, 4, NULL, out, sc, why, &n), CX_EINVAL);
+        FAILS(e, lists[j](e, 0, NULL, out, sc, why, &n), CX_EINVAL);
+        FAILS(e, lists[j](e, 4, NULL, NULL, sc, why, &n), CX_EINVAL);
+        FAILS(e, lists[j](e, 4, NULL, out, sc, why, NULL), CX_EINVAL);
+        cx_rec_opts o;
+        cx_rec_opts_init(&o);
+        o.category = "no such category";
+        FAILS(e, lists[j](e, 4, &o, out, sc, why, &n), CX_ENOTFOUND);
+    }
+    const char *si[] = {"x", "y"};
+    int st[] = {CX_VIEW, 99};
+    float bad[] = {1, NAN};
+    FAILS(NULL, cx_recommend_session(NULL, 1, si, st, NULL, 4, NULL, out,
+                                     sc, why, &n), CX_EINVAL);
+    FAILS(e, cx_recommend_session(e, 2, si, st, NULL, 4, NULL, out, sc,
+                                  why, &n), CX_EINVAL);     /* type 99 */
+    st[1] = CX_VIEW;
+    FAILS(e, cx_recommend_session(e, 2, si, st, bad, 4, NULL, out, sc, why,
+                                  &n), CX_EINVAL);          /* NaN value */
+    FAILS(e, cx_recommend_session(e, 2, NULL, st, NULL, 4, NULL, out, sc,
+                                  why, &n), CX_EINVAL);
+    FAILS(e, cx_recommend_session(e, 20000, si, st, NULL, 4, NULL, out, sc,
+                                  why, &n), CX_EINVAL);     /* too long */
+    TU_OK(e, cx_recommend_session(e, 2, si, st, NULL, 4, NULL, out, sc, why,
+                                  &n));
+    FAILS(NULL, cx_train_start(NULL, NULL, NULL), CX_EINVAL);
+    FAILS(NULL, cx_train_wait(NULL), CX_EINVAL);
+    FAILS(e, cx_train_wait(e), CX_EINVAL);                  /* none started */
+    FAILS(e, cx_set_option(e, CX_OPT_FOLD_IN, 3), CX_ERANGE);
+    FAILS(e, cx_set_option(e, CX_OPT_TRENDING_HALF_LIFE, 0), CX_ERANGE);
+    FAILS(e, cx_set_option(e, CX_OPT_POPULAR_HALF_LIFE, -1), CX_ERANGE);
+    cx_close(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -901,6 +948,7 @@ int main(void)
         cmocka_unit_test(test_files_misuse),
         cmocka_unit_test(test_evaluate_misuse),
         cmocka_unit_test(test_errmsg),
+        cmocka_unit_test(test_live_misuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
