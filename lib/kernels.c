@@ -427,24 +427,27 @@ AVX2 static void scores_q_avx2(const int8_t *Yq, int kq, size_t b0,
     }
 }
 
-/* Fold-in rank updates, four pairs per pass over the triangle so each
- * row of A is loaded and stored once per four FMAs.  The y are widened
- * to double once. */
+/* Fold-in rank updates.  The sum of the rank-one terms is accumulated in
+ * float, eight lanes wide and four pairs per pass over the upper triangle
+ * (each row of the sum is loaded and stored once per four FMAs), then
+ * added to the double A: the Gram matrix, which carries the conditioning,
+ * stays in double. */
 AVX2 static void fold_update_avx2(double *A, double *b, int k,
                                   const float *const *y, const float *c,
                                   size_t n)
 {
-    double yd_buf[4 * 256];
-    double *yd = k <= 256 ? yd_buf : NULL;
-    if (!yd) {
+    enum { KMAX = 128 };
+    if (k > KMAX) {
         fold_update_c(A, b, k, y, c, n);
         return;
     }
+    float D[KMAX * KMAX], ys[4][KMAX + 8];
+    int kp = (k + 7) & ~7; /* rows of D padded to whole vectors */
+    memset(D, 0, (size_t)k * kp * sizeof *D);
     size_t j = 0;
     while (j < n) {
         int m = 0;
-        double w[4];
-        /* Gather up to four pairs with a rank term; b takes them all. */
+        float w[4];
         for (; j < n && m < 4; j++) {
             double cj = c[j], ca = cj < 0 ? -cj : cj;
             const float *v = y[j];
@@ -453,41 +456,38 @@ AVX2 static void fold_update_avx2(double *A, double *b, int k,
                     b[d] += cj * v[d];
             if (ca == 1)
                 continue;
-            w[m] = ca - 1;
-            double *dst = yd + m * 256;
-            int d = 0;
-            for (; d + 4 <= k; d += 4)
-                _mm256_storeu_pd(dst + d, _mm256_cvtps_pd(_mm_loadu_ps(v + d)));
-            for (; d < k; d++)
-                dst[d] = v[d];
+            w[m] = (float)(ca - 1);
+            memcpy(ys[m], v, (size_t)k * sizeof *v);
+            memset(ys[m] + k, 0, (size_t)(kp - k) * sizeof *v);
             m++;
-        }
-        for (int t = m; t < 4; t++) {
-            w[t] = 0;
-            memset(yd + t * 256, 0, (size_t)k * sizeof *yd);
         }
         if (!m)
             break;
-        const double *y0 = yd, *y1 = yd + 256, *y2 = yd + 512, *y3 = yd + 768;
-        for (int a = 0; a < k; a++) {
-            double *row = A + (size_t)a * k;
-            __m256d s0 = _mm256_set1_pd(w[0] * y0[a]);
-            __m256d s1 = _mm256_set1_pd(w[1] * y1[a]);
-            __m256d s2 = _mm256_set1_pd(w[2] * y2[a]);
-            __m256d s3 = _mm256_set1_pd(w[3] * y3[a]);
-            int d = a;
-            for (; d + 4 <= k; d += 4) {
-                __m256d r = _mm256_loadu_pd(row + d);
-                r = _mm256_fmadd_pd(s0, _mm256_loadu_pd(y0 + d), r);
-                r = _mm256_fmadd_pd(s1, _mm256_loadu_pd(y1 + d), r);
-                r = _mm256_fmadd_pd(s2, _mm256_loadu_pd(y2 + d), r);
-                r = _mm256_fmadd_pd(s3, _mm256_loadu_pd(y3 + d), r);
-                _mm256_storeu_pd(row + d, r);
-            }
-            for (; d < k; d++)
-                row[d] += w[0] * y0[a] * y0[d] + w[1] * y1[a] * y1[d] +
-                          w[2] * y2[a] * y2[d] + w[3] * y3[a] * y3[d];
+        for (int t = m; t < 4; t++) {
+            w[t] = 0;
+            memset(ys[t], 0, (size_t)kp * sizeof *ys[t]);
         }
+        for (int a = 0; a < k; a++) {
+            float *row = D + (size_t)a * kp;
+            __m256 s0 = _mm256_set1_ps(w[0] * ys[0][a]);
+            __m256 s1 = _mm256_set1_ps(w[1] * ys[1][a]);
+            __m256 s2 = _mm256_set1_ps(w[2] * ys[2][a]);
+            __m256 s3 = _mm256_set1_ps(w[3] * ys[3][a]);
+            for (int d = a & ~7; d < kp; d += 8) {
+                __m256 r = _mm256_loadu_ps(row + d);
+                r = _mm256_fmadd_ps(s0, _mm256_loadu_ps(ys[0] + d), r);
+                r = _mm256_fmadd_ps(s1, _mm256_loadu_ps(ys[1] + d), r);
+                r = _mm256_fmadd_ps(s2, _mm256_loadu_ps(ys[2] + d), r);
+                r = _mm256_fmadd_ps(s3, _mm256_loadu_ps(ys[3] + d), r);
+                _mm256_storeu_ps(row + d, r);
+            }
+        }
+    }
+    for (int a = 0; a < k; a++) {
+        double *ra = A + (size_t)a * k;
+        const float *da = D + (size_t)a * kp;
+        for (int d = a; d < k; d++)
+            ra[d] += da[d];
     }
 }
 
