@@ -77,6 +77,19 @@ static void fold_update_c(double *A, double *b, int k, const float *const *y,
     }
 }
 
+/* U x = z for the upper triangular U in A (row-major), x into b: a dot
+ * per row, short enough that both kernel sets share it. */
+static void back_substitute(const double *A, double *b, int k)
+{
+    for (int i = k - 1; i >= 0; i--) {
+        const double *ri = A + (size_t)i * k;
+        double s = b[i];
+        for (int c = i + 1; c < k; c++)
+            s -= ri[c] * b[c];
+        b[i] = s / ri[i];
+    }
+}
+
 /* Right-looking Cholesky A = U'U on the upper triangle, row by row, then
  * U'z = b and U x = z; every inner loop runs along a row. */
 static int chol_solve_c(double *A, double *b, int k)
@@ -101,13 +114,7 @@ static int chol_solve_c(double *A, double *b, int k)
         for (int c = j + 1; c < k; c++)
             b[c] -= rj[c] * b[j];
     }
-    for (int i = k - 1; i >= 0; i--) {
-        const double *ri = A + (size_t)i * k;
-        double s = b[i];
-        for (int c = i + 1; c < k; c++)
-            s -= ri[c] * b[c];
-        b[i] = s / ri[i];
-    }
+    back_substitute(A, b, k);
     return 0;
 }
 
@@ -524,13 +531,7 @@ AVX2 static int chol_solve_avx2(double *A, double *b, int k)
         for (; c < k; c++)
             b[c] -= rj[c] * b[j];
     }
-    for (int i = k - 1; i >= 0; i--) {
-        const double *ri = A + (size_t)i * k;
-        double s = b[i];
-        for (int c = i + 1; c < k; c++)
-            s -= ri[c] * b[c];
-        b[i] = s / ri[i];
-    }
+    back_substitute(A, b, k);
     return 0;
 }
 
