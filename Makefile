@@ -124,9 +124,15 @@ TSAN_TESTS = test_threads test_stress
 check: check-c check-asan check-tsan check-cli check-pkgconfig
 	@echo "make check: all passed"
 
+# The numerical tests run again on the portable kernels (CX_KERNELS=c),
+# which AVX2 machines would otherwise never execute.
+PORTABLE_TESTS = test_als test_recommend test_live
+
 check-c: $(TESTS:%=$(B)/tests/%) $(CLI)
 	@set -e; for t in $(TESTS); do echo "== $$t"; \
-	    CX_CLI=$(CLI) $(B)/tests/$$t; done
+	    CX_CLI=$(CLI) $(B)/tests/$$t; done; \
+	for t in $(PORTABLE_TESTS); do echo "== portable kernels: $$t"; \
+	    CX_KERNELS=c $(B)/tests/$$t; done
 
 check-asan: $(TESTS:%=$(B)/asan/tests/%)
 	@set -e; for t in $(TESTS); do echo "== asan $$t"; \
