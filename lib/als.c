@@ -543,6 +543,7 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user,
             rc = cx__fail(e, rc, "cx_train: out of memory");
             cx__fold_free_table(dir, npages);
             cx__plan_release(&p, 0);
+            pthread_mutex_unlock(&e->wmu);
         } else {
             void **old_dir = e->fold_pages;
             size_t old_np = e->fold_npages;
@@ -556,16 +557,17 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user,
             atomic_store(&e->n_folded, 0);
             e->generation++;
             cx__wrunlock(e);
-            cx__plan_release(&p, 1);
-            cx__fold_free_table(old_dir, old_np);
-            cx__model_free(old);
             m = NULL;
             /* Signals that arrived while training: new items get
              * vectors, and in eager mode their customers too. */
             if (cx__fold_after_ingest(e, n))
                 cx__fail(e, CX_ENOMEM, "cx_train: fold-in skipped");
+            pthread_mutex_unlock(&e->wmu);
+            /* Freed with no lock held: writers need not wait for it. */
+            cx__plan_release(&p, 1);
+            cx__fold_free_table(old_dir, old_np);
+            cx__model_free(old);
         }
-        pthread_mutex_unlock(&e->wmu);
     }
     cx__model_free(m);
     atomic_store(&e->training, 0);
