@@ -513,25 +513,28 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user,
 {
     pthread_mutex_lock(&e->train_mu);
     atomic_store(&e->training, 1);
+    /* No copy: events [0, n) never change, and the array they are in is
+     * pinned against being freed by a growing ingest. */
     pthread_mutex_lock(&e->wmu);
     size_t n = e->n_ev;
     cx__options o = e->opt;
-    cx__train_input in = {NULL, n, NULL, e->customers.n, e->items.n,
+    cx__train_input in = {e->ev, n, NULL, e->customers.n, e->items.n,
                           e->ts_max, &e->cancel};
-    cx__event *ev = n ? malloc(n * sizeof *ev) : NULL;
-    if (ev)
-        memcpy(ev, e->ev, n * sizeof *ev);
+    e->ev_pinned = e->ev;
+    e->ev_orphan = 0;
     pthread_mutex_unlock(&e->wmu);
-    in.ev = ev;
     int rc = CX_OK;
     cx__model *m = NULL;
     if (n == 0)
         rc = cx__fail(e, CX_EINVAL, "cx_train: no signals to train on");
-    else if (!ev)
-        rc = cx__fail(e, CX_ENOMEM, "cx_train: out of memory");
     if (rc == CX_OK)
         rc = compute(e, &in, &o, progress, user, background, &m);
-    free(ev);
+    pthread_mutex_lock(&e->wmu);
+    if (e->ev_orphan)
+        free(e->ev_pinned);
+    e->ev_pinned = NULL;
+    e->ev_orphan = 0;
+    pthread_mutex_unlock(&e->wmu);
     if (rc == CX_OK) {
         pthread_mutex_lock(&e->wmu);
         cx__plan p;

@@ -453,6 +453,16 @@ void cx__plan_release(cx__plan *p, int committed)
     memset(p, 0, sizeof *p);
 }
 
+void cx__plan_release_e(cx_engine *e, cx__plan *p, int committed)
+{
+    for (int i = 0; committed && i < p->n; i++)
+        if (e->ev_pinned && p->g[i].old == e->ev_pinned) {
+            p->g[i].keep_old = 1;
+            e->ev_orphan = 1;
+        }
+    cx__plan_release(p, committed);
+}
+
 static size_t grown(size_t cap, size_t need)
 {
     size_t c = cap ? cap : 256;

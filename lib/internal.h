@@ -166,6 +166,8 @@ void cx__plan_cap(cx__plan *p, void *where, int size, uint64_t value);
 void cx__plan_commit(cx__plan *p);
 /* After the lock: free the old arrays (committed) or the new ones (not). */
 void cx__plan_release(cx__plan *p, int committed);
+/* The same, for a writer of engine e (keeps a pinned event array). */
+void cx__plan_release_e(cx_engine *e, cx__plan *p, int committed);
 
 struct cx_engine {
     /* The engine lock (see cx__rdlock): readers count themselves in;
@@ -198,6 +200,11 @@ struct cx_engine {
     uint32_t *ev_prev;       /* previous event of the same customer */
     uint32_t *ev_iprev;      /* previous event of the same item */
     size_t n_ev, ev_cap;
+    /* A training reads ev[0, n) without a copy: the array it started on
+     * is kept alive through growth (writers skip freeing it and set
+     * ev_orphan; the training frees it at the end). */
+    cx__event *ev_pinned;
+    int ev_orphan;
     uint32_t *cust_last;     /* newest event of each customer */
     size_t cust_cap;
     int64_t ts_max;

@@ -273,7 +273,7 @@ CX_API int cx_ingest(cx_engine *e, size_t n, const char *const *customers,
         }
         cx__wrunlock(e);
     }
-    cx__plan_release(&p, 1);
+    cx__plan_release_e(e, &p, 1);
     /* Acknowledged from here on; fold-in failures only cost freshness. */
     if (cx__fold_after_ingest(e, from))
         cx__fail(e, CX_ENOMEM, "cx_ingest: fold-in skipped: out of memory");
