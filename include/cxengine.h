@@ -36,8 +36,9 @@
  *     lock and takes the lock exclusively only to publish: pointer swaps
  *     and O(1) updates, at most 64 rows per hold, so a reader never waits
  *     for more than a few microseconds of writer work.
- *   - Training (cx_train, cx_train_start) copies the signals under the
- *     writer mutex (a memcpy), trains with no lock held, and publishes the
+ *   - Training (cx_train, cx_train_start) notes how many signals there
+ *     are (they never change once ingested), trains on them with no lock
+ *     held, and publishes the
  *     new model with one pointer swap: a reader sees the old model or the
  *     new one, never a mix.  Signals ingested while it trains are kept and
  *     their customers are folded in against the new model.  One training
