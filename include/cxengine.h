@@ -38,9 +38,8 @@
  *     for more than a few microseconds of writer work.
  *   - Training (cx_train, cx_train_start) notes how many signals there
  *     are (they never change once ingested), trains on them with no lock
- *     held, and publishes the
- *     new model with one pointer swap: a reader sees the old model or the
- *     new one, never a mix.  Signals ingested while it trains are kept and
+ *     held, and publishes the new model with one pointer swap: a reader
+ *     sees the old model or the new one, never a mix.  Signals ingested while it trains are kept and
  *     their customers are folded in against the new model.  One training
  *     runs at a time; a second cx_train waits for the first.
  *   - cx_save, cx_export_npy and cx_evaluate hold the writer mutex while
