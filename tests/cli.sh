@@ -1,6 +1,7 @@
 #!/bin/sh
 # cli.sh -- the cxengine program end to end: gen, import (good and
-# malformed CSV), train, recommend, similar, eval, export, info.
+# malformed CSV), train, recommend, similar, trending, popular,
+# new-arrivals, session, eval, export, info.
 # usage: tests/cli.sh path/to/cxengine
 set -u
 CLI=$1
@@ -38,6 +39,21 @@ expect "similar" "$CLI" similar -k 4 "$T/e.cxe" "$item"
 [ "$(grep -c 'similar' "$T/out")" = 4 ] && ok || no "4 similar items"
 "$CLI" similar "$T/e.cxe" no-such-item >/dev/null 2>"$T/err" && no "unknown item must fail" || ok
 has "$T/err" "unknown item" "unknown item message"
+# --- lists and anonymous sessions
+expect "trending" "$CLI" trending -k 5 "$T/e.cxe"
+[ "$(grep -c ' trending$' "$T/out")" = 5 ] && ok || no "5 trending items"
+awk '/score/ { print $(NF-1) }' "$T/out" | sort -g -r -c && ok || no "trending scores descend"
+expect "popular" "$CLI" popular -k 4 "$T/e.cxe"
+[ "$(grep -c ' popular$' "$T/out")" = 4 ] && ok || no "4 popular items"
+expect "new arrivals" "$CLI" new-arrivals -k 5 "$T/e.cxe"
+[ "$(grep -c ' new$' "$T/out")" = 5 ] && ok || no "5 new arrivals"
+awk '/score/ { print $(NF-1) }' "$T/out" | sort -g -c && ok || no "new arrivals youngest first"
+"$CLI" trending "$T/e.cxe" extra >/dev/null 2>&1 && no "trending takes no ids" || ok
+expect "session" "$CLI" session -k 5 "$T/e.cxe" "$item:purchase" "$item"
+[ "$(grep -c ' personal$' "$T/out")" = 5 ] && ok || no "session gets 5 personal items"
+grep -q " $item " "$T/out" && no "session item recommended back" || ok
+"$CLI" session "$T/e.cxe" "$item:nosuchtype" >/dev/null 2>"$T/err" && no "bad session type must fail" || ok
+has "$T/err" "unknown signal type" "bad session type message"
 expect "eval" "$CLI" eval --factors 16 --iterations 5 "$T/e.cxe"
 has "$T/out" "ndcg@10" "eval prints ndcg"
 has "$T/out" "popularity" "eval prints the baseline"

@@ -557,6 +557,8 @@ static const char *reason_name(int r)
     case CX_REASON_POPULAR: return "popular";
     case CX_REASON_SIMILAR: return "similar";
     case CX_REASON_CATEGORY: return "category";
+    case CX_REASON_TRENDING: return "trending";
+    case CX_REASON_NEW: return "new";
     }
     return "?";
 }
@@ -576,7 +578,38 @@ static void print_list(cx_engine *e, const char *who, const char **items,
         printf("  (nothing passes the rules)\n");
 }
 
-static int cmd_rank(int argc, char **argv, int similar)
+enum { R_RECOMMEND, R_SIMILAR, R_TRENDING, R_POPULAR, R_NEW, R_SESSION };
+static const char *const rank_cmd[] = {"recommend", "similar", "trending",
+                                       "popular", "new-arrivals", "session"};
+static const char *const rank_args[] = {" CUSTOMER...", " ITEM...", "", "",
+                                        "", " ITEM[:TYPE]..."};
+
+/* One session from ITEM[:TYPE] arguments (type by name, default view). */
+static int rank_session(cx_engine *e, int n, char **args, size_t k,
+                        const cx_rec_opts *o, const char **items,
+                        float *scores, int *reasons, size_t *count)
+{
+    const char **it = malloc((size_t)n * sizeof *it);
+    int *ty = malloc((size_t)n * sizeof *ty);
+    if (!it || !ty)
+        die("out of memory");
+    for (int i = 0; i < n; i++) {
+        char *colon = strrchr(args[i], ':');
+        ty[i] = CX_VIEW;
+        if (colon) {
+            *colon = 0;
+            if (cx_signal_type_lookup(e, colon + 1, &ty[i]))
+                die("session: unknown signal type '%s'", colon + 1);
+        }
+        it[i] = args[i];
+    }
+    int rc = cx_recommend_session(e, (size_t)n, it, ty, NULL, k, o, items,
+                                  scores, reasons, count);
+    free(it), free(ty);
+    return rc;
+}
+
+static int cmd_rank(int argc, char **argv, int mode)
 {
     static const struct option lo[] = {
         {"category", 1, 0, O_CAT}, {"all-stock", 0, 0, O_ALLSTOCK},
@@ -597,10 +630,12 @@ static int cmd_rank(int argc, char **argv, int similar)
         else
             return EXIT_USAGE;
     }
-    if (optind > argc - 2)
+    int need_ids = mode == R_RECOMMEND || mode == R_SIMILAR ||
+                   mode == R_SESSION;
+    if (optind > argc - 1 - need_ids ||
+        (!need_ids && optind != argc - 1))
         die("usage: %s %s [-k K] [--category C] [--all-stock] [--exact] "
-            "ENGINE %s...", prog, similar ? "similar" : "recommend",
-            similar ? "ITEM" : "CUSTOMER");
+            "ENGINE%s", prog, rank_cmd[mode], rank_args[mode]);
     if (k == 0 || k > 10000)
         die("-k must be 1..10000");
     cx_engine *e = open_engine(argv[optind], 1);
@@ -610,18 +645,42 @@ static int cmd_rank(int argc, char **argv, int similar)
     if (!items || !scores || !reasons)
         die("out of memory");
     int status = 0;
-    for (int i = optind + 1; i < argc; i++) {
+    /* One list per id; the lists without ids and the session are one. */
+    int first = optind + 1, last = need_ids ? argc : first + 1;
+    if (mode == R_SESSION)
+        last = first + 1;
+    for (int i = first; i < last; i++) {
         size_t n;
-        int rc = similar ? cx_similar_items(e, argv[i], k, &o, items, scores,
-                                            reasons, &n)
-                         : cx_recommend(e, argv[i], k, &o, items, scores,
-                                        reasons, &n);
+        int rc;
+        const char *who = i < argc ? argv[i] : rank_cmd[mode];
+        switch (mode) {
+        case R_RECOMMEND:
+            rc = cx_recommend(e, argv[i], k, &o, items, scores, reasons, &n);
+            break;
+        case R_SIMILAR:
+            rc = cx_similar_items(e, argv[i], k, &o, items, scores, reasons,
+                                  &n);
+            break;
+        case R_TRENDING:
+            rc = cx_trending(e, k, &o, items, scores, reasons, &n);
+            break;
+        case R_POPULAR:
+            rc = cx_popular(e, k, &o, items, scores, reasons, &n);
+            break;
+        case R_NEW:
+            rc = cx_new_arrivals(e, k, &o, items, scores, reasons, &n);
+            break;
+        default:
+            who = "session";
+            rc = rank_session(e, argc - first, argv + first, k, &o, items,
+                              scores, reasons, &n);
+        }
         if (rc) {
-            fprintf(stderr, "%s: %s: %s\n", prog, argv[i], cx_errmsg(e));
+            fprintf(stderr, "%s: %s: %s\n", prog, who, cx_errmsg(e));
             status = 1;
             continue;
         }
-        print_list(e, argv[i], items, scores, reasons, n);
+        print_list(e, who, items, scores, reasons, n);
     }
     free(items), free(scores), free(reasons);
     cx_close(e);
@@ -708,7 +767,9 @@ static int cmd_info(int argc, char **argv)
         {CX_STAT_SIGNALS, "signals"}, {CX_STAT_GENERATION, "generation"},
         {CX_STAT_FACTORS, "factors"},
         {CX_STAT_MODEL_CUSTOMERS, "model_customers"},
-        {CX_STAT_MODEL_ITEMS, "model_items"}, {CX_STAT_MEMORY, "memory_bytes"}};
+        {CX_STAT_MODEL_ITEMS, "model_items"}, {CX_STAT_MEMORY, "memory_bytes"},
+        {CX_STAT_FOLDED_CUSTOMERS, "folded_customers"},
+        {CX_STAT_FOLDED_ITEMS, "folded_items"}};
     printf("libcxengine %s\n", cx_version());
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         int64_t v;
@@ -827,6 +888,9 @@ static void usage(FILE *f)
             "  train [training options] ENGINE\n"
             "  recommend [-k K] [--category C] ENGINE CUSTOMER...\n"
             "  similar [-k K] ENGINE ITEM...\n"
+            "  trending | popular | new-arrivals [-k K] [--category C] "
+            "ENGINE\n"
+            "  session [-k K] ENGINE ITEM[:TYPE]...  an anonymous visitor\n"
             "  eval [-k K] [--test-fraction F] [training options] ENGINE\n"
             "  export ENGINE DIR                    factors as .npy\n"
             "  info ENGINE\n"
@@ -851,8 +915,9 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "gen")) return cmd_gen(argc, argv);
     if (!strcmp(cmd, "import")) return cmd_import(argc, argv);
     if (!strcmp(cmd, "train")) return cmd_train(argc, argv);
-    if (!strcmp(cmd, "recommend")) return cmd_rank(argc, argv, 0);
-    if (!strcmp(cmd, "similar")) return cmd_rank(argc, argv, 1);
+    for (int m = R_RECOMMEND; m <= R_SESSION; m++)
+        if (!strcmp(cmd, rank_cmd[m]))
+            return cmd_rank(argc, argv, m);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc, argv);
     if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
     if (!strcmp(cmd, "info")) return cmd_info(argc, argv);
