@@ -44,7 +44,7 @@ SAN_FLAGS_tsan = -fsanitize=thread
 .SECONDARY:
 
 .PHONY: all lib tools install uninstall check check-c check-asan check-tsan \
-        check-pkgconfig bench demo clean
+        check-pkgconfig check-python check-notebook bench demo clean
 
 all: lib tools
 
@@ -121,8 +121,23 @@ $(eval $(call san_build,tsan))
 # Tests that exercise threads run again under ThreadSanitizer.
 TSAN_TESTS = test_threads test_stress
 
-check: check-c check-asan check-tsan check-cli check-pkgconfig
+check: check-c check-asan check-tsan check-cli check-pkgconfig check-python \
+       check-notebook
 	@echo "make check: all passed"
+
+# Python: Debian's interpreter (it has numpy, pandas, pytest).
+PYTHON ?= /usr/bin/python3
+
+check-python: lib tools
+	cd bindings/python && CXENGINE_LIB=$(CURDIR)/$(B)/libcxengine.so \
+	    CXENGINE_CLI=$(CURDIR)/$(CLI) $(PYTHON) -m pytest -q tests
+
+# The example notebook, executed headless; a failing cell fails the build.
+check-notebook: lib tools
+	@mkdir -p $(B)/examples
+	cd examples && CXENGINE_LIB=$(CURDIR)/$(B)/libcxengine.so \
+	    PYDEVD_DISABLE_FILE_VALIDATION=1 jupyter nbconvert --to notebook \
+	    --execute notebook.ipynb --output $(CURDIR)/$(B)/examples/notebook.ipynb
 
 # The numerical tests run again on the portable kernels (CX_KERNELS=c),
 # which AVX2 machines would otherwise never execute.
@@ -156,8 +171,9 @@ $(B)/bench/%: bench/%.c bench/benchutil.h $(STATIC) $(TOOL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itools -o $@ $< $(TOOL_OBJ) $(STATIC) $(LIBS)
 
-bench: $(BENCHES:%=$(B)/bench/%)
+bench: $(BENCHES:%=$(B)/bench/%) lib
 	@mkdir -p $(B)/bench; set -e; for b in $(BENCHES); do $(B)/bench/$$b; done
+	CXENGINE_LIB=$(CURDIR)/$(B)/libcxengine.so $(PYTHON) bench/bench_python.py
 
 # ---------------------------------------------------------------- demo
 

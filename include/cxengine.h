@@ -105,7 +105,7 @@ CX_API int cx_version_number(void);
 #define CX_OK          0
 #define CX_EINVAL     -1  /* invalid argument: NULL, NaN, bad id, k = 0... */
 #define CX_ENOMEM     -2  /* out of memory */
-#define CX_ENOTFOUND  -3  /* unknown customer or item id */
+#define CX_ENOTFOUND  -3  /* unknown customer, item or category */
 #define CX_ENOTTRAINED -4 /* the call needs a trained model */
 #define CX_EIO        -5  /* a file could not be read or written */
 #define CX_ECORRUPT   -6  /* a file is truncated or fails its checksum */
@@ -347,7 +347,9 @@ typedef struct cx_rec_opts {
     unsigned exclude;     /* drop items the customer has a signal of these
                              types for (CX_TYPE_BIT mask); default: view,
                              click, add_to_cart, purchase, rating */
-    const char *category; /* only items of this category; NULL = any */
+    const char *category; /* only items of this category; NULL = any;
+                             a category the engine has never seen makes
+                             every ranking call fail with CX_ENOTFOUND */
     int in_stock_only;    /* default 1 */
     const char *const *allow; /* only these items (NULL = all) */
     size_t n_allow;

@@ -1,0 +1,166 @@
+"""_lib.py -- find libcxengine.so, check its version, declare every symbol.
+
+The only module that knows the C signatures.  Every symbol used gets its
+argtypes/restype here (as xgboost's libpath.py + core.py do), so a wrong
+argument fails in Python instead of corrupting memory.
+"""
+import ctypes
+import ctypes.util
+import os
+import sys
+
+# The binding speaks the C API of this major.minor (0.1 -> 1).
+ABI_MAJOR_MINOR = 1
+ABI_STRING = "0.1"
+
+
+class LibraryError(ImportError):
+    """libcxengine could not be loaded, or is the wrong version."""
+
+
+def _candidates():
+    """(description, path-or-name) pairs, in search order."""
+    out = []
+    env = os.environ.get("CXENGINE_LIB")
+    if env:
+        if os.path.isdir(env):
+            for name in ("libcxengine.so", "libcxengine.so.0",
+                         "libcxengine.dylib"):
+                out.append(("CXENGINE_LIB directory",
+                            os.path.join(env, name)))
+        else:
+            out.append(("CXENGINE_LIB", env))
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in ("libcxengine.so", "libcxengine.so.0", "libcxengine.dylib"):
+        out.append(("package directory", os.path.join(here, name)))
+    found = ctypes.util.find_library("cxengine")
+    out.append(("system (ctypes.util.find_library('cxengine'))",
+                found or None))
+    return out
+
+
+def _load():
+    tried = []
+    for where, path in _candidates():
+        if path is None:
+            tried.append("  %s: not found" % where)
+            continue
+        if os.sep in path and not os.path.exists(path):
+            tried.append("  %s: %s: no such file" % (where, path))
+            continue
+        try:
+            return ctypes.CDLL(path), path
+        except OSError as exc:
+            tried.append("  %s: %s: %s" % (where, path, exc))
+    raise LibraryError(
+        "cannot load libcxengine; looked in:\n" + "\n".join(tried) +
+        "\nset CXENGINE_LIB to the path of libcxengine.so "
+        "(e.g. build/libcxengine.so) or install the library")
+
+
+lib, path = _load()
+
+c_int, c_double, c_size_t = ctypes.c_int, ctypes.c_double, ctypes.c_size_t
+c_char_p, c_void_p, c_float = ctypes.c_char_p, ctypes.c_void_p, ctypes.c_float
+c_int64, c_uint = ctypes.c_int64, ctypes.c_uint
+P = ctypes.POINTER
+c_char_pp = P(c_char_p)
+ENGINE = c_void_p
+
+PROGRESS_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_int, c_int, c_double)
+
+
+class RecOpts(ctypes.Structure):
+    _fields_ = [("size", c_size_t), ("exclude", c_uint),
+                ("category", c_char_p), ("in_stock_only", c_int),
+                ("allow", c_void_p), ("n_allow", c_size_t),
+                ("deny", c_void_p), ("n_deny", c_size_t),
+                ("exact", c_int)]
+
+
+class EvalOpts(ctypes.Structure):
+    _fields_ = [("size", c_size_t), ("k", c_size_t),
+                ("test_fraction", c_double), ("min_items", c_size_t),
+                ("relevant", c_uint)]
+
+
+def _decl(name, restype, *argtypes):
+    fn = getattr(lib, name)
+    fn.restype = restype
+    fn.argtypes = list(argtypes)
+    return fn
+
+
+# The version first: a mismatched library may lack symbols declared below.
+cx_version = _decl("cx_version", c_char_p)
+cx_version_number = _decl("cx_version_number", c_int)
+version = cx_version().decode()
+version_number = cx_version_number()
+if version_number // 100 != ABI_MAJOR_MINOR:
+    raise LibraryError(
+        "libcxengine at %s is version %s, but this binding was written for "
+        "%s.x (cx_version_number() // 100 must be %d, got %d); install a "
+        "matching library or binding" % (path, version, ABI_STRING,
+                                         ABI_MAJOR_MINOR,
+                                         version_number // 100))
+
+
+# Item arrays out of the ranking calls are declared void** so that ctypes
+# hands back addresses (ints): the binding decodes each distinct id once
+# (ids live as long as the engine).
+_RANK = (P(c_void_p), P(c_float), P(c_int), P(c_size_t))
+cx_strerror = _decl("cx_strerror", c_char_p, c_int)
+cx_open = _decl("cx_open", c_int, P(ENGINE), c_char_p, c_uint)
+cx_close = _decl("cx_close", None, ENGINE)
+cx_errmsg = _decl("cx_errmsg", c_char_p, ENGINE)
+cx_set_option = _decl("cx_set_option", c_int, ENGINE, c_int, c_double)
+cx_get_option = _decl("cx_get_option", c_int, ENGINE, c_int, P(c_double))
+cx_items_upsert = _decl("cx_items_upsert", c_int, ENGINE, c_size_t,
+                        c_void_p, c_void_p, c_void_p, c_void_p, c_void_p,
+                        c_void_p)
+cx_item_remove = _decl("cx_item_remove", c_int, ENGINE, c_char_p)
+cx_item_get = _decl("cx_item_get", c_int, ENGINE, c_char_p, P(c_char_p),
+                    P(c_double), P(c_int), P(c_int64))
+cx_signal_type_define = _decl("cx_signal_type_define", c_int, ENGINE,
+                              c_char_p, c_double, P(c_int))
+cx_signal_type_lookup = _decl("cx_signal_type_lookup", c_int, ENGINE,
+                              c_char_p, P(c_int))
+cx_signal_type_name = _decl("cx_signal_type_name", c_char_p, ENGINE, c_int)
+cx_ingest = _decl("cx_ingest", c_int, ENGINE, c_size_t, c_void_p, c_void_p,
+                  c_void_p, c_void_p, c_void_p, c_void_p)
+cx_train = _decl("cx_train", c_int, ENGINE, PROGRESS_FN, c_void_p)
+cx_train_start = _decl("cx_train_start", c_int, ENGINE, PROGRESS_FN,
+                       c_void_p)
+cx_train_wait = _decl("cx_train_wait", c_int, ENGINE)
+cx_rec_opts_init = _decl("cx_rec_opts_init", None, P(RecOpts))
+cx_recommend = _decl("cx_recommend", c_int, ENGINE, c_char_p, c_size_t,
+                     P(RecOpts), *_RANK)
+cx_recommend_batch = _decl("cx_recommend_batch", c_int, ENGINE, c_size_t,
+                           c_void_p, c_size_t, P(RecOpts), *_RANK)
+cx_recommend_session = _decl("cx_recommend_session", c_int, ENGINE,
+                             c_size_t, c_void_p, c_void_p, c_void_p,
+                             c_size_t, P(RecOpts), *_RANK)
+cx_similar_items = _decl("cx_similar_items", c_int, ENGINE, c_char_p,
+                         c_size_t, P(RecOpts), *_RANK)
+cx_trending = _decl("cx_trending", c_int, ENGINE, c_size_t, P(RecOpts),
+                    *_RANK)
+cx_popular = _decl("cx_popular", c_int, ENGINE, c_size_t, P(RecOpts),
+                   *_RANK)
+cx_new_arrivals = _decl("cx_new_arrivals", c_int, ENGINE, c_size_t,
+                        P(RecOpts), *_RANK)
+cx_stat = _decl("cx_stat", c_int, ENGINE, c_int, P(c_int64))
+cx_factors = _decl("cx_factors", c_int, ENGINE, c_int, P(c_void_p),
+                   P(c_size_t), P(c_size_t))
+cx_customer_vector = _decl("cx_customer_vector", c_int, ENGINE, c_char_p,
+                           c_void_p, c_size_t, P(c_int))
+cx_item_vector = _decl("cx_item_vector", c_int, ENGINE, c_char_p, c_void_p,
+                       c_size_t, P(c_int))
+cx_customer_id = _decl("cx_customer_id", c_void_p, ENGINE, c_size_t)
+cx_item_id = _decl("cx_item_id", c_void_p, ENGINE, c_size_t)
+cx_save = _decl("cx_save", c_int, ENGINE, c_char_p)
+cx_load = _decl("cx_load", c_int, P(ENGINE), c_char_p)
+cx_export_npy = _decl("cx_export_npy", c_int, ENGINE, c_char_p)
+cx_eval_opts_init = _decl("cx_eval_opts_init", None, P(EvalOpts))
+cx_evaluate = _decl("cx_evaluate", c_int, ENGINE, P(EvalOpts), P(c_double),
+                    P(c_double))
+
