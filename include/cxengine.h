@@ -185,7 +185,7 @@ enum cx_solver { CX_SOLVER_CG = 0, CX_SOLVER_CHOLESKY = 1 };
  * with Y'Y + lambda I computed once per model, the confidences c_i from
  * the convention of cx_ingest (with the options and time reference of the
  * model), and a double-precision Cholesky factorisation: O(n k^2 + k^3)
- * for n distinct items; about 10 us for 20 items at k = 64 (see the
+ * for n distinct items; about 20 us for 20 items at k = 64 (see the
  * README's benchmarks).  A customer whose signals are all negative has no
  * vector and gets popular items.
  *   CX_FOLD_LAZY  (default) cx_ingest only appends; the next read for that
