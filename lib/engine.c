@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <sched.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -248,21 +249,32 @@ static void free_retired(cx__fold *f)
 }
 
 /* The engine lock.  Writers are already serialised by wmu and hold this
- * lock for microseconds, so waiting is spinning, then yielding: a reader
- * that slept on a futex would pay a wake-up (and, on a virtual machine,
- * a halted vCPU's) for every writer.  Writers go first: a waiting writer
- * stops new readers from entering.  Sequentially consistent operations
- * on the two counters make "count in, then check the writer" and "raise
- * the flag, then check the count" exclude each other. */
+ * lock for microseconds, so waiting is spinning first: a reader that slept
+ * on a futex would pay a wake-up (and, on a virtual machine, a halted
+ * vCPU's) for every writer.  After 5-10 us a waiter yields a few times
+ * (on a saturated CPU the thread it waits for may be the one to run), then
+ * sleeps 20 us at a time: more yields could hand the CPU to the
+ * idle-priority training thread for a whole time slice (measured: 1-2 ms
+ * stalls), while a sleeper that wakes preempts that thread at once.
+ * Writers go first: a waiting writer stops new readers from entering.
+ * Sequentially consistent operations on the two counters make "count in,
+ * then check the writer" and "raise the flag, then check the count"
+ * exclude each other. */
 static void backoff(unsigned *spins)
 {
-    if (++*spins < 64) {
+    ++*spins;
+    if (*spins < 256) { /* ~5-10 us of pause instructions */
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif
-    } else {
-        sched_yield();
+        return;
     }
+    if (*spins < 256 + 4) { /* let a thread of this CPU finish first */
+        sched_yield();
+        return;
+    }
+    struct timespec nap = {0, 20000};
+    nanosleep(&nap, NULL);
 }
 
 void cx__rdlock(const cx_engine *ce)
