@@ -4,6 +4,7 @@ Mirrors include/cxengine.h: one method per C call, ids as str, results as
 lists of (item, score, reason) tuples, numpy arrays for bulk data (lists
 without numpy), C statuses as cxengine.Error subclasses.
 """
+import array
 import ctypes
 import math
 import os
@@ -75,9 +76,14 @@ class _Buf:
     """Output arrays of a ranking call for up to `cap` results."""
 
     def __init__(self, k):
-        self.items = (ctypes.c_void_p * k)()
-        self.scores = (ctypes.c_float * k)()
-        self.reasons = (ctypes.c_int * k)()
+        # array.array storage (slicing and tolist() are plain C loops),
+        # seen by the C calls through ctypes views of the same memory.
+        self.a_items = array.array("Q", bytes(8 * k))
+        self.a_scores = array.array("f", bytes(4 * k))
+        self.a_reasons = array.array("i", bytes(4 * k))
+        self.items = (ctypes.c_void_p * k).from_buffer(self.a_items)
+        self.scores = (ctypes.c_float * k).from_buffer(self.a_scores)
+        self.reasons = (ctypes.c_int * k).from_buffer(self.a_reasons)
         self.n = ctypes.c_size_t()
         self.cap = k
 
@@ -646,9 +652,14 @@ class Engine:
         return byref(o), (o, keep)
 
     def _results(self, s, n):
-        names = REASONS
-        return list(zip(self._id_list(s.items[:n]), s.scores[:n],
-                        [names[r] for r in s.reasons[:n]]))
+        addrs = s.a_items[:n].tolist()
+        ids = self._ids
+        try:  # the common case: every id seen before, one dict lookup each
+            names = [ids[a] for a in addrs]
+        except KeyError:
+            names = self._id_list(addrs)
+        return list(zip(names, s.a_scores[:n].tolist(),
+                        map(REASONS.__getitem__, s.a_reasons[:n].tolist())))
 
     def recommend(self, user, k=10, category=None, in_stock_only=True,
                   allow=None, deny=None, exclude=None, exact=False):
