@@ -170,6 +170,10 @@ enum cx_option {
     CX_OPT_POPULAR_HALF_LIFE = 14,  /* seconds, 0 = never decays; default
                                   30 days: the popularity used for
                                   cx_popular and the cold-start fallback */
+    CX_OPT_LAPSED_AFTER = 15,  /* seconds without a signal after which a
+                                  customer is lapsed; default 60 days */
+    CX_OPT_LOYAL_PURCHASES = 16, /* purchases that make a customer loyal,
+                                  int 2..1000, default 3 */
     /* Confidence weight of signal type t is key CX_OPT_WEIGHT + t. */
     CX_OPT_WEIGHT = 1000
 };
@@ -360,6 +364,18 @@ typedef struct cx_rec_opts {
                              best (at least k + 32) exactly, with the same
                              arithmetic as the exact scan; 1: exact fp32
                              scan fused with top-k selection */
+    /* Diversity (a struct from cx_rec_opts_init has these fields; a
+     * shorter struct, by its size, gets the defaults).  The category cap
+     * applies to every ranking call and list; the MMR trade-off to lists
+     * scored by vectors (personal, session, similar).  Both pick from the
+     * max(4k, k + 50) most relevant items. */
+    size_t max_per_category; /* at most this many items of one category;
+                                0 (default) = no cap */
+    double diversity;     /* MMR trade-off, >= 0: items are picked in turn
+                             by relevance - diversity * (highest cosine
+                             similarity to an item already picked) * the
+                             list's score scale; 0 (default) = pure
+                             relevance */
 } cx_rec_opts;
 
 #define CX_EXCLUDE_SEEN                                                   \
@@ -434,6 +450,113 @@ CX_API int cx_popular(cx_engine *e, size_t k, const cx_rec_opts *opts,
 CX_API int cx_new_arrivals(cx_engine *e, size_t k, const cx_rec_opts *opts,
                            const char **items, float *scores, int *reasons,
                            size_t *n);
+
+/* ===================================================================== */
+/* Customers: profile, journey stage, explanations                       */
+/* ===================================================================== */
+
+/* Journey stages, decided by the first rule that applies:
+ *   CX_STAGE_NEW          no signal at all (an unknown id)
+ *   CX_STAGE_LAPSED       the newest signal is more than
+ *                         CX_OPT_LAPSED_AFTER seconds before `now`
+ *   CX_STAGE_LOYAL        at least CX_OPT_LOYAL_PURCHASES purchase signals
+ *   CX_STAGE_PURCHASED    at least one purchase signal
+ *   CX_STAGE_CONSIDERING  at least one add_to_cart signal
+ *   CX_STAGE_BROWSING     anything else (views, clicks, ratings...) */
+enum cx_stage {
+    CX_STAGE_NEW = 0,
+    CX_STAGE_BROWSING = 1,
+    CX_STAGE_CONSIDERING = 2,
+    CX_STAGE_PURCHASED = 3,
+    CX_STAGE_LOYAL = 4,
+    CX_STAGE_LAPSED = 5
+};
+/* "new", "browsing", ... or NULL for an unknown stage. */
+CX_API const char *cx_stage_name(int stage);
+
+#define CX_PROFILE_TOP 8
+
+typedef struct cx_profile {
+    size_t size;              /* sizeof(cx_profile), set by the caller */
+    int stage;                /* enum cx_stage */
+    int64_t first_seen, last_seen; /* signal times; 0 without signals */
+    uint64_t signals;         /* all signals of the customer */
+    uint64_t by_type[CX_MAX_SIGNAL_TYPES]; /* signals per type */
+    size_t n_channels;        /* channels used, most used first */
+    const char *channel[CX_PROFILE_TOP];  /* point into the engine */
+    uint64_t by_channel[CX_PROFILE_TOP];
+    size_t n_categories;      /* top categories by positive strength */
+    const char *category[CX_PROFILE_TOP];
+    double category_share[CX_PROFILE_TOP]; /* share of the customer's
+                                              positive strength, 0..1 */
+    double avg_price;         /* mean catalogue price of the distinct items
+                                 with a positive signal; 0 if none */
+    double price_level;       /* avg_price / the catalogue's mean price of
+                                 priced items; 0 if either is unknown */
+} cx_profile;
+
+/* The profile of a customer as of `now` (seconds; 0 = the newest signal
+ * in the engine).  An unknown customer gets CX_OK with stage
+ * CX_STAGE_NEW and zero counts.  out->size must be set. */
+CX_API int cx_profile_get(cx_engine *e, const char *customer, int64_t now,
+                          cx_profile *out);
+
+/* Why a customer's model likes an item: the customer's past items that
+ * contribute most to its score, by the exact decomposition of the ALS
+ * solution (Hu, Koren & Volinsky 2008, section 5): with
+ * W = (Y'Y + lambda I + sum (c_j - 1) y_j y_j')^-1, the score is
+ *     y_i' W b = sum over the customer's positive pairs j of c_j y_i'W y_j
+ * so contribution j is c_j y_i' W y_j.  *score receives that exact score
+ * (a folded-in vector scores the item the same; a trained CG vector, to
+ * its few-step precision).  Up to n contributions, largest first, into
+ * items[] / contrib[]; *count their number.  CX_ENOTFOUND for an unknown
+ * customer or item, or a customer without positive signals;
+ * CX_ENOTTRAINED before training. */
+CX_API int cx_explain(cx_engine *e, const char *customer, const char *item,
+                      size_t n, const char **items, float *contrib,
+                      size_t *count, float *score);
+
+/* ===================================================================== */
+/* Experiments                                                           */
+/* ===================================================================== */
+
+/* Define (or redefine) an experiment: n variants (1..64) with traffic
+ * shares (> 0; normalised to their sum).  Redefining keeps the exposure
+ * counts of variants whose names remain.  Names: 1..64 bytes. */
+CX_API int cx_experiment_define(cx_engine *e, const char *experiment,
+                                size_t n, const char *const *variants,
+                                const double *shares);
+
+/* Set an override a variant carries: a double by key, for the application
+ * to apply (for example CX_OVERRIDE_K, or a CX_OPT_* key).  The library
+ * stores and returns it; it changes nothing by itself. */
+#define CX_OVERRIDE_K          100001 /* items per list */
+#define CX_OVERRIDE_DIVERSITY  100002 /* cx_rec_opts.diversity */
+#define CX_OVERRIDE_CATEGORY_CAP 100003 /* cx_rec_opts.max_per_category */
+CX_API int cx_variant_set(cx_engine *e, const char *experiment,
+                          const char *variant, int key, double value);
+/* CX_ENOTFOUND when the variant carries no such override. */
+CX_API int cx_variant_get(cx_engine *e, const char *experiment,
+                          const char *variant, int key, double *value);
+
+/*
+ * The variant of a customer: deterministic in every process, language and
+ * restart.  h = FNV-1a 64-bit over the bytes of the experiment name, one
+ * zero byte, and the customer id (offset basis 14695981039346656037,
+ * prime 1099511628211), then murmur3's fmix64 finaliser (h ^= h >> 33;
+ * h *= 0xff51afd7ed558ccd; h ^= h >> 33; h *= 0xc4ceb9fe1a85ec53;
+ * h ^= h >> 33; all mod 2^64); u = (h >> 11) * 2^-53, in [0, 1); the
+ * variant is the first whose cumulative normalised share exceeds u (the
+ * last one if rounding leaves u above every sum).  Counts one exposure
+ * for that variant unless count_exposure is 0.  *variant points into the
+ * engine until the experiment is redefined.
+ */
+CX_API int cx_variant(cx_engine *e, const char *experiment,
+                      const char *customer, int count_exposure,
+                      const char **variant);
+/* Exposures counted for a variant since the experiment was defined. */
+CX_API int cx_exposures(cx_engine *e, const char *experiment,
+                        const char *variant, int64_t *count);
 
 /* ===================================================================== */
 /* Introspection                                                         */

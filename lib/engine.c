@@ -47,6 +47,8 @@ void cx__options_default(cx__options *o)
     o->fold_in = CX_FOLD_LAZY;
     o->trend_half_life = 86400;
     o->pop_half_life = 30 * 86400;
+    o->lapsed_after = 60 * 86400;
+    o->loyal_purchases = 3;
     o->weight[CX_VIEW] = 1;
     o->weight[CX_CLICK] = 2;
     o->weight[CX_ADD_TO_CART] = 5;
@@ -83,6 +85,9 @@ static const opt_spec specs[] = {
      OFF(trend_half_life)},
     {CX_OPT_POPULAR_HALF_LIFE, "popular_half_life", 0, 1e12, 0,
      OFF(pop_half_life)},
+    {CX_OPT_LAPSED_AFTER, "lapsed_after", 1, 1e12, 0, OFF(lapsed_after)},
+    {CX_OPT_LOYAL_PURCHASES, "loyal_purchases", 2, 1000, 1,
+     OFF(loyal_purchases)},
 };
 
 static const opt_spec *find_spec(int key)
@@ -359,6 +364,7 @@ CX_API void cx_close(cx_engine *e)
     free(e->xv);
     free(e->xv_inv_norm);
     free(e->xv_item);
+    cx__experiments_free(e->exps);
     pthread_mutex_destroy(&e->retire_mu);
     pthread_mutex_destroy(&e->bg_mu);
     pthread_mutex_destroy(&e->train_mu);

@@ -72,6 +72,8 @@ size_t cx__id_len(const char *s);
 
 typedef struct cx__options {
     int factors, iterations, solver, cg_steps, threads, candidates, fold_in;
+    int loyal_purchases;
+    double lapsed_after;
     double regularization, alpha, half_life, init_scale;
     double trend_half_life, pop_half_life;
     uint64_t seed;
@@ -228,6 +230,11 @@ struct cx_engine {
     uint32_t xv_n;
     size_t xv_cap;
 
+    /* Experiments (experiment.c): an immutable table replaced as a
+     * whole by cx_experiment_define / cx_variant_set under the write
+     * lock; exposure counters are atomics inside it. */
+    struct cx__experiments *exps;
+
     /* Background training. */
     pthread_t bg;
     pthread_mutex_t bg_mu;   /* guards the bg_* fields */
@@ -260,6 +267,9 @@ void cx__wrunlock(cx_engine *e);
 /* Readers: share the engine with other readers. */
 void cx__rdlock(const cx_engine *e);
 void cx__rdunlock(const cx_engine *e);
+
+/* experiment.c */
+void cx__experiments_free(struct cx__experiments *x);
 
 /* ===================================================================== */
 /* live.c: fold-in, live popularity, item fold-in                        */

@@ -360,13 +360,14 @@ int cx__fold_pairs(const cx_engine *e, const cx__model *m,
     return rc;
 }
 
-/* Fold customer u in against model m from all their signals. */
-static int fold_customer(cx_engine *e, const cx__model *m, uint32_t u,
-                         float *x, int *has_vec)
+/* The merged (item, r) pairs of customer u under model m, into *out
+ * (buf, or a malloc'd array the caller frees when *out != buf). */
+static int gather_customer(const cx_engine *e, const cx__model *m,
+                           uint32_t u, fpair *buf, size_t cap, fpair **out,
+                           size_t *count)
 {
-    fpair buf[128];
     fpair *p = buf;
-    size_t n = 0, cap = 128;
+    size_t n = 0;
     int rc = CX_OK;
     for (uint32_t ev = e->cust_last[u]; ev != CX_NONE; ev = e->ev_prev[ev]) {
         const cx__event *v = &e->ev[ev];
@@ -380,19 +381,139 @@ static int fold_customer(cx_engine *e, const cx__model *m, uint32_t u,
                 break;
             }
             if (p == buf)
-                memcpy(q, buf, sizeof buf);
+                memcpy(q, buf, cap * sizeof *q);
             p = q;
             cap *= 2;
         }
         p[n++] = (fpair){v->item, 0, s};
     }
-    if (rc == CX_OK) {
-        n = merge(p, n);
+    *out = p;
+    *count = rc ? 0 : merge(p, n);
+    return rc;
+}
+
+/* Fold customer u in against model m from all their signals. */
+static int fold_customer(cx_engine *e, const cx__model *m, uint32_t u,
+                         float *x, int *has_vec)
+{
+    fpair buf[128], *p;
+    size_t n;
+    int rc = gather_customer(e, m, u, buf, 128, &p, &n);
+    if (rc == CX_OK)
         rc = solve_pairs(e, m->Gy, m->k, p, n, m->opt.alpha, item_row, NULL,
                          x, has_vec);
-    }
     if (p != buf)
         free(p);
+    return rc;
+}
+
+static int by_contrib(const void *a, const void *b)
+{
+    float x = ((const fpair *)a)->conf, y = ((const fpair *)b)->conf;
+    uint32_t i = ((const fpair *)a)->key, j = ((const fpair *)b)->key;
+    return x != y ? (x < y) - (x > y) : (i > j) - (i < j);
+}
+
+CX_API int cx_explain(cx_engine *e, const char *customer, const char *item,
+                      size_t nmax, const char **items, float *contrib,
+                      size_t *count, float *score)
+{
+    if (!e)
+        return cx__fail(NULL, CX_EINVAL, "cx_explain: engine is NULL");
+    if (!count || !score || (nmax && (!items || !contrib)) ||
+        !cx__id_len(customer) || !cx__id_len(item))
+        return cx__fail(e, CX_EINVAL, "cx_explain: NULL output or invalid "
+                        "id");
+    *count = 0;
+    *score = 0;
+    cx__rdlock(e);
+    const cx__model *m = e->model;
+    uint32_t u = cx__idmap_find(&e->customers, customer);
+    uint32_t i = cx__idmap_find(&e->items, item);
+    const float *yi = NULL;
+    int rc = CX_OK;
+    fpair buf[128], *p = buf;
+    size_t n = 0;
+    double *A = NULL;
+    if (!m)
+        rc = cx__fail(e, CX_ENOTTRAINED, "cx_explain: no trained model");
+    else if (u == CX_NONE || i == CX_NONE)
+        rc = cx__fail(e, CX_ENOTFOUND, "cx_explain: unknown %s '%s'",
+                      u == CX_NONE ? "customer" : "item",
+                      u == CX_NONE ? customer : item);
+    else if (!(yi = cx__item_vec(e, i, NULL)))
+        rc = cx__fail(e, CX_ENOTFOUND, "cx_explain: item '%s' has no vector",
+                      item);
+    else if ((rc = gather_customer(e, m, u, buf, 128, &p, &n)))
+        rc = cx__fail(e, rc, "cx_explain: out of memory");
+    int k = m ? m->k : 0;
+    const float **rows = NULL;
+    float *conf = NULL;
+    if (rc == CX_OK) {
+        A = malloc(((size_t)k * k + 2 * (size_t)k) * sizeof *A);
+        rows = malloc((n + 1) * sizeof *rows);
+        conf = malloc((n + 1) * sizeof *conf);
+        if (!A || !rows || !conf)
+            rc = cx__fail(e, CX_ENOMEM, "cx_explain: out of memory");
+    }
+    size_t np = 0, pos = 0;
+    if (rc == CX_OK) {
+        /* A = Y'Y + lambda I + sum (c - 1) y y'; solve A z = y_i. */
+        for (size_t j = 0; j < n; j++) {
+            const float *v = cx__item_vec(e, p[j].key, NULL);
+            if (!v)
+                continue;
+            rows[np] = v;
+            conf[np] = cx__confidence(p[j].r, m->opt.alpha);
+            pos += conf[np] > 0;
+            p[np] = p[j];
+            p[np].conf = conf[np];
+            np++;
+        }
+        double *z = A + (size_t)k * k, *junk = z + k;
+        memcpy(A, m->Gy, (size_t)k * k * sizeof *A);
+        memset(junk, 0, (size_t)k * sizeof *junk);
+        cx__k.fold_update(A, junk, k, rows, conf, np);
+        for (int d = 0; d < k; d++)
+            z[d] = yi[d];
+        if (!pos)
+            rc = cx__fail(e, CX_ENOTFOUND, "cx_explain: customer '%s' has "
+                          "no positive signal", customer);
+        else if (cx__k.chol_solve(A, z, k))
+            rc = cx__fail(e, CX_EINVAL, "cx_explain: the customer's system "
+                          "is not positive definite");
+        /* Contribution of each positive pair: c_j * z'y_j. */
+        double total = 0;
+        size_t w = 0;
+        for (size_t j = 0; rc == CX_OK && j < np; j++) {
+            if (!(conf[j] > 0))
+                continue;
+            double dz = 0;
+            for (int d = 0; d < k; d++)
+                dz += z[d] * rows[j][d];
+            double c = conf[j] * dz;
+            total += c;
+            p[w] = p[j];
+            p[w].conf = (float)c;
+            w++;
+        }
+        if (rc == CX_OK) {
+            qsort(p, w, sizeof *p, by_contrib);
+            size_t out = w < nmax ? w : nmax;
+            for (size_t j = 0; j < out; j++) {
+                items[j] = e->items.str[p[j].key];
+                contrib[j] = p[j].conf;
+            }
+            *count = out;
+            *score = (float)total;
+        }
+    }
+    cx__rdunlock(e);
+    if (p != buf)
+        free(p);
+    free(A);
+    free(rows);
+    free(conf);
     return rc;
 }
 

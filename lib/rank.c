@@ -501,8 +501,15 @@ static int request_init(cx_engine *e, const cx_rec_opts *opts, size_t k,
             return cx__fail(e, CX_EINVAL, "%s: options not initialised "
                             "with cx_rec_opts_init (size %zu)", fn,
                             opts->size);
-        q->o = *opts;
+        /* An older caller's struct ends early: its missing fields keep
+         * their defaults. */
+        memcpy(&q->o, opts, opts->size < sizeof q->o ? opts->size
+                                                      : sizeof q->o);
+        q->o.size = sizeof q->o;
     }
+    if (!(q->o.diversity >= 0) || !isfinite(q->o.diversity))
+        return cx__fail(e, CX_EINVAL, "%s: diversity must be a finite "
+                        "number >= 0", fn);
     if (k == 0 || k > CX_MAX_K)
         return cx__fail(e, CX_EINVAL, "%s: k = %zu, must be 1..%d", fn, k,
                         CX_MAX_K);
@@ -546,32 +553,122 @@ static int heap_for(request *q, size_t cap, cx__topk *t)
     return q->heap ? CX_OK : CX_ENOMEM;
 }
 
+/* Diversify a list sorted best first, in place, keeping at most `keep`:
+ * a per-category cap, and MMR (Carbonell & Goldstein 1998): pick in turn
+ * the hit maximising score - lambda * range * (highest cosine to a picked
+ * item), range being the list's score range.  Returns the count kept. */
+static size_t diversify(const cx_engine *e, cx__hit *h, size_t n, size_t keep,
+                        size_t cat_cap, double lambda)
+{
+    const cx__model *m = e->model;
+    int k = m ? m->k : 0, mmr = lambda > 0 && m;
+    uint32_t cnt_buf[256];
+    float sim_buf[512];
+    const float *vec_buf[512];
+    float inv_buf[512];
+    size_t ncat = e->categories.n;
+    uint32_t *cnt = ncat <= 256 ? cnt_buf : calloc(ncat, sizeof *cnt);
+    float *sim = n <= 512 ? sim_buf : malloc(n * sizeof *sim);
+    const float **vec = n <= 512 ? vec_buf : malloc(n * sizeof *vec);
+    float *inv = n <= 512 ? inv_buf : malloc(n * sizeof *inv);
+    size_t out = 0;
+    if (!cnt || !sim || !vec || !inv) { /* no memory: plain relevance */
+        out = n < keep ? n : keep;
+        goto done;
+    }
+    if (ncat <= 256)
+        memset(cnt, 0, ncat * sizeof *cnt);
+    double range = n ? (double)h[0].score - h[n - 1].score : 0;
+    if (!(range > 0))
+        range = n ? fabs(h[0].score) : 0;
+    for (size_t j = 0; j < n; j++) {
+        sim[j] = -INFINITY;
+        inv[j] = 0;
+        vec[j] = mmr ? cx__item_vec(e, h[j].item, &inv[j]) : NULL;
+    }
+    /* h[out..n) are the candidates left; pick one, swap it to h[out]. */
+    while (out < keep && out < n) {
+        size_t best = SIZE_MAX;
+        double bv = -INFINITY;
+        for (size_t j = out; j < n; j++) {
+            if (cat_cap && cnt[e->item_cat[h[j].item]] >= cat_cap)
+                continue;
+            double v = h[j].score;
+            if (mmr && out)
+                v -= lambda * range * (sim[j] > 0 ? sim[j] : 0);
+            if (v > bv) {
+                bv = v;
+                best = j;
+            }
+            if (!mmr || !out)
+                break; /* sorted: the first allowed one is the best */
+        }
+        if (best == SIZE_MAX)
+            break;
+        cx__hit t = h[best];
+        const float *tv = vec[best];
+        float ti = inv[best], ts = sim[best];
+        /* Keep the remaining candidates in relevance order. */
+        memmove(h + out + 1, h + out, (best - out) * sizeof *h);
+        memmove(vec + out + 1, vec + out, (best - out) * sizeof *vec);
+        memmove(inv + out + 1, inv + out, (best - out) * sizeof *inv);
+        memmove(sim + out + 1, sim + out, (best - out) * sizeof *sim);
+        h[out] = t, vec[out] = tv, inv[out] = ti, sim[out] = ts;
+        if (cat_cap)
+            cnt[e->item_cat[t.item]]++;
+        out++;
+        if (mmr && tv)
+            for (size_t j = out; j < n; j++)
+                if (vec[j]) {
+                    float c = cx__k.dot(tv, vec[j], k) * ti * inv[j];
+                    sim[j] = c > sim[j] ? c : sim[j];
+                }
+    }
+done:
+    if (cnt != cnt_buf)
+        free(cnt);
+    if (sim != sim_buf)
+        free(sim);
+    if (vec != vec_buf)
+        free(vec);
+    if (inv != inv_buf)
+        free(inv);
+    return out;
+}
+
+/* Write a list in order into the caller's arrays. */
+static size_t write_out(const cx_engine *e, const cx__hit *h, size_t n,
+                        int reason, const char **items, float *scores,
+                        int *reasons)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (items)
+            items[j] = e->items.str[h[j].item];
+        if (scores)
+            scores[j] = h[j].score;
+        if (reasons)
+            reasons[j] = reason;
+    }
+    return n;
+}
+
 static size_t emit(const cx_engine *e, cx__topk *t, int reason,
                    const char **items, float *scores, int *reasons)
 {
     cx__topk_sort(t);
-    for (size_t j = 0; j < t->n; j++) {
-        if (items)
-            items[j] = e->items.str[t->h[j].item];
-        if (scores)
-            scores[j] = t->h[j].score;
-        if (reasons)
-            reasons[j] = reason;
-    }
-    return t->n;
+    return write_out(e, t->h, t->n, reason, items, scores, reasons);
 }
 
 enum { LIST_POPULAR = 0, LIST_TRENDING = 1, LIST_NEW = 2 };
 
 /* Personal scores for vector x (cosine: x is a unit item vector and items
  * are scored by cosine), or, with x NULL, the list `list`. */
-static int rank_one(cx_engine *e, request *q, const float *x, int cosine,
-                    int list, size_t k, int reason, const char **items,
-                    float *scores, int *reasons, size_t *n)
+/* The best `cap` hits for x (or the list) into a fresh heap *t. */
+static int scan_into(cx_engine *e, request *q, const float *x, int cosine,
+                     int list, size_t cap, cx__topk *t)
 {
     const cx__model *m = e->model;
     size_t nitems = e->items.n;
-    size_t cap = k < nitems ? k : nitems;
     int fast = x && !q->o.exact && !q->o.n_allow;
     /* Few results need a wider margin than a multiple of k gives. */
     size_t ncand = fast ? cap * (size_t)e->opt.candidates : 0;
@@ -579,32 +676,68 @@ static int rank_one(cx_engine *e, request *q, const float *x, int cosine,
         ncand = cap + 32;
     if (ncand > nitems)
         ncand = nitems;
-    cx__topk t, cand = {0};
-    if (heap_for(q, cap + 2 * ncand + 1, &t))
+    cx__topk cand = {0};
+    if (q->heap && q->heap != q->heap_buf)
+        free(q->heap);
+    if (heap_for(q, cap + 2 * ncand + 1, t))
         return cx__fail(e, CX_ENOMEM, "out of memory");
-    t.cap = cap;
+    t->cap = cap;
     const idlist *allow = q->o.n_allow ? &q->allow : NULL;
     if (!x) {
         if (list == LIST_NEW)
-            scan_new(e, allow, &q->r, &t);
+            scan_new(e, allow, &q->r, t);
         else
-            scan_popular(e, list == LIST_TRENDING, allow, &q->r, &t);
+            scan_popular(e, list == LIST_TRENDING, allow, &q->r, t);
     } else if (allow) {
-        scan_list(e, x, cosine, allow, &q->r, &t);
+        scan_list(e, x, cosine, allow, &q->r, t);
     } else {
         const float *scale = cosine ? m->inv_norm : NULL;
         q->r.no_x = e->xv_n > 0;
         if (fast) {
-            cand = (cx__topk){t.h + cap, 0, 2 * ncand};
+            cand = (cx__topk){t->h + cap, 0, 2 * ncand};
             scan_fast(m, x, scale, cosine ? m->q_cos_scale : m->q_scale,
-                      &q->r, &cand, &t);
+                      &q->r, &cand, t);
         } else {
-            scan_exact(m, x, scale, &q->r, &t);
+            scan_exact(m, x, scale, &q->r, t);
         }
         if (e->xv_n)
-            scan_extra(e, x, cosine, &q->r, &t);
+            scan_extra(e, x, cosine, &q->r, t);
     }
-    *n = emit(e, &t, reason, items, scores, reasons);
+    return CX_OK;
+}
+
+/* Personal scores for vector x (cosine: x is a unit item vector and items
+ * are scored by cosine), or, with x NULL, the list `list`. */
+static int rank_one(cx_engine *e, request *q, const float *x, int cosine,
+                    int list, size_t k, int reason, const char **items,
+                    float *scores, int *reasons, size_t *n)
+{
+    size_t nitems = e->items.n;
+    size_t want = k < nitems ? k : nitems;
+    cx__topk t;
+    int rc;
+    if (!q->o.max_per_category && !(q->o.diversity > 0 && x)) {
+        if ((rc = scan_into(e, q, x, cosine, list, want, &t)))
+            return rc;
+        *n = emit(e, &t, reason, items, scores, reasons);
+        return CX_OK;
+    }
+    /* Diversity picks from a wider pool of the most relevant items; a
+     * category cap that leaves the list short widens it again. */
+    size_t cap = 4 * want > want + 50 ? 4 * want : want + 50;
+    for (;;) {
+        cap = cap < nitems ? cap : nitems;
+        if ((rc = scan_into(e, q, x, cosine, list, cap, &t)))
+            return rc;
+        size_t pool = t.n;
+        cx__topk_sort(&t);
+        t.n = diversify(e, t.h, t.n, want, q->o.max_per_category,
+                        x ? q->o.diversity : 0);
+        if (t.n == want || pool < cap || cap == nitems)
+            break;
+        cap *= 4;
+    }
+    *n = write_out(e, t.h, t.n, reason, items, scores, reasons);
     return CX_OK;
 }
 
@@ -955,7 +1088,8 @@ CX_API int cx_recommend_batch(cx_engine *e, size_t mcount,
             cx__fold *tmp = NULL;
             const float *x = u != CX_NONE ? cx__customer_vec(e, u, NULL, &tmp)
                                           : NULL;
-            if (x && !q->o.n_allow) {
+            if (x && !q->o.n_allow && !q->o.max_per_category &&
+                !(q->o.diversity > 0)) {
                 memcpy(Xb + nvec * kk, x, kk * sizeof *Xb);
                 slot[j] = nvec;
                 t[nvec] = (cx__topk){hits + nvec * (cap + 1), 0, cap};

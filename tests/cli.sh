@@ -1,7 +1,7 @@
 #!/bin/sh
 # cli.sh -- the cxengine program end to end: gen, import (good and
 # malformed CSV), train, recommend, similar, trending, popular,
-# new-arrivals, session, eval, export, info.
+# new-arrivals, session, explain, profile, eval, export, info.
 # usage: tests/cli.sh path/to/cxengine
 set -u
 CLI=$1
@@ -39,6 +39,16 @@ expect "similar" "$CLI" similar -k 4 "$T/e.cxe" "$item"
 [ "$(grep -c 'similar' "$T/out")" = 4 ] && ok || no "4 similar items"
 "$CLI" similar "$T/e.cxe" no-such-item >/dev/null 2>"$T/err" && no "unknown item must fail" || ok
 has "$T/err" "unknown item" "unknown item message"
+# --- explanations and profiles
+top=$("$CLI" recommend -k 1 "$T/e.cxe" "$cust" | awk 'NR == 2 { print $2 }')
+expect "explain" "$CLI" explain "$T/e.cxe" "$cust" "$top"
+has "$T/out" "because of" "explain header"
+[ "$(grep -c '%)' "$T/out")" -ge 1 ] && ok || no "explain lists contributions"
+"$CLI" explain "$T/e.cxe" nobody-at-all "$top" >/dev/null 2>"$T/err" && no "explain unknown customer must fail" || ok
+expect "profile" "$CLI" profile "$T/e.cxe" "$cust"
+grep -Eq "^$cust: (browsing|considering|purchased|loyal|lapsed)," "$T/out" && ok || no "profile stage"
+expect "profile of a stranger" "$CLI" profile "$T/e.cxe" nobody-at-all
+has "$T/out" "nobody-at-all: new, 0 signals" "a stranger is new"
 # --- lists and anonymous sessions
 expect "trending" "$CLI" trending -k 5 "$T/e.cxe"
 [ "$(grep -c ' trending$' "$T/out")" = 5 ] && ok || no "5 trending items"

@@ -688,6 +688,57 @@ static int cmd_rank(int argc, char **argv, int mode)
 }
 
 /* ===================================================================== */
+/* explain, profile                                                      */
+/* ===================================================================== */
+
+static int cmd_explain(int argc, char **argv)
+{
+    if (argc != 4)
+        die("usage: %s explain ENGINE CUSTOMER ITEM", prog);
+    cx_engine *e = open_engine(argv[1], 1);
+    const char *items[10];
+    float contrib[10], score;
+    size_t n;
+    if (cx_explain(e, argv[2], argv[3], 10, items, contrib, &n, &score))
+        die("explain: %s", cx_errmsg(e));
+    printf("%s -> %s: score %.4f, because of\n", argv[2], argv[3], score);
+    for (size_t j = 0; j < n; j++)
+        printf("  %2zu. %-14s %8.4f  (%3.0f%%)\n", j + 1, items[j],
+               contrib[j], score != 0 ? 100.0 * contrib[j] / score : 0.0);
+    cx_close(e);
+    return 0;
+}
+
+static int cmd_profile(int argc, char **argv)
+{
+    if (argc != 3)
+        die("usage: %s profile ENGINE CUSTOMER", prog);
+    cx_engine *e = open_engine(argv[1], 1);
+    cx_profile p;
+    memset(&p, 0, sizeof p);
+    p.size = sizeof p;
+    if (cx_profile_get(e, argv[2], 0, &p))
+        die("profile: %s", cx_errmsg(e));
+    printf("%s: %s, %llu signals", argv[2], cx_stage_name(p.stage),
+           (unsigned long long)p.signals);
+    for (int t = 0; t < CX_MAX_SIGNAL_TYPES; t++)
+        if (p.by_type[t])
+            printf(", %s %llu", cx_signal_type_name(e, t),
+                   (unsigned long long)p.by_type[t]);
+    printf("\n  first seen %lld, last seen %lld\n  channels:",
+           (long long)p.first_seen, (long long)p.last_seen);
+    for (size_t j = 0; j < p.n_channels; j++)
+        printf(" %s %llu", p.channel[j], (unsigned long long)p.by_channel[j]);
+    printf("\n  categories:");
+    for (size_t j = 0; j < p.n_categories; j++)
+        printf(" %s %.0f%%", p.category[j], 100 * p.category_share[j]);
+    printf("\n  average price %.2f (%.2fx the catalogue's)\n", p.avg_price,
+           p.price_level);
+    cx_close(e);
+    return 0;
+}
+
+/* ===================================================================== */
 /* eval                                                                  */
 /* ===================================================================== */
 
@@ -891,6 +942,9 @@ static void usage(FILE *f)
             "  trending | popular | new-arrivals [-k K] [--category C] "
             "ENGINE\n"
             "  session [-k K] ENGINE ITEM[:TYPE]...  an anonymous visitor\n"
+            "  explain ENGINE CUSTOMER ITEM         why the model likes it\n"
+            "  profile ENGINE CUSTOMER              journey stage and "
+            "habits\n"
             "  eval [-k K] [--test-fraction F] [training options] ENGINE\n"
             "  export ENGINE DIR                    factors as .npy\n"
             "  info ENGINE\n"
@@ -919,6 +973,8 @@ int main(int argc, char **argv)
         if (!strcmp(cmd, rank_cmd[m]))
             return cmd_rank(argc, argv, m);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc, argv);
+    if (!strcmp(cmd, "explain")) return cmd_explain(argc, argv);
+    if (!strcmp(cmd, "profile")) return cmd_profile(argc, argv);
     if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
     if (!strcmp(cmd, "info")) return cmd_info(argc, argv);
     if (!strcmp(cmd, "demo")) return cmd_demo(argc, argv);

@@ -75,7 +75,25 @@ class RecOpts(ctypes.Structure):
                 ("category", c_char_p), ("in_stock_only", c_int),
                 ("allow", c_void_p), ("n_allow", c_size_t),
                 ("deny", c_void_p), ("n_deny", c_size_t),
-                ("exact", c_int)]
+                ("exact", c_int), ("max_per_category", c_size_t),
+                ("diversity", ctypes.c_double)]
+
+
+PROFILE_TOP = 8
+
+
+class Profile(ctypes.Structure):
+    _fields_ = [("size", c_size_t), ("stage", c_int),
+                ("first_seen", c_int64), ("last_seen", c_int64),
+                ("signals", ctypes.c_uint64),
+                ("by_type", ctypes.c_uint64 * 32),
+                ("n_channels", c_size_t),
+                ("channel", c_char_p * PROFILE_TOP),
+                ("by_channel", ctypes.c_uint64 * PROFILE_TOP),
+                ("n_categories", c_size_t),
+                ("category", c_char_p * PROFILE_TOP),
+                ("category_share", c_double * PROFILE_TOP),
+                ("avg_price", c_double), ("price_level", c_double)]
 
 
 class EvalOpts(ctypes.Structure):
@@ -148,6 +166,22 @@ cx_popular = _decl("cx_popular", c_int, ENGINE, c_size_t, P(RecOpts),
                    *_RANK)
 cx_new_arrivals = _decl("cx_new_arrivals", c_int, ENGINE, c_size_t,
                         P(RecOpts), *_RANK)
+cx_explain = _decl("cx_explain", c_int, ENGINE, c_char_p, c_char_p,
+                   c_size_t, c_void_p, c_void_p, P(c_size_t),
+                   P(ctypes.c_float))
+cx_stage_name = _decl("cx_stage_name", c_char_p, c_int)
+cx_profile_get = _decl("cx_profile_get", c_int, ENGINE, c_char_p, c_int64,
+                       P(Profile))
+cx_experiment_define = _decl("cx_experiment_define", c_int, ENGINE,
+                             c_char_p, c_size_t, c_void_p, c_void_p)
+cx_variant_set = _decl("cx_variant_set", c_int, ENGINE, c_char_p, c_char_p,
+                       c_int, c_double)
+cx_variant_get = _decl("cx_variant_get", c_int, ENGINE, c_char_p, c_char_p,
+                       c_int, P(c_double))
+cx_variant = _decl("cx_variant", c_int, ENGINE, c_char_p, c_char_p, c_int,
+                   P(c_char_p))
+cx_exposures = _decl("cx_exposures", c_int, ENGINE, c_char_p, c_char_p,
+                     P(c_int64))
 cx_stat = _decl("cx_stat", c_int, ENGINE, c_int, P(c_int64))
 cx_factors = _decl("cx_factors", c_int, ENGINE, c_int, P(c_void_p),
                    P(c_size_t), P(c_size_t))

@@ -29,13 +29,14 @@ METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage",
 OPTIONS = {"factors": 1, "iterations": 2, "regularization": 3, "alpha": 4,
            "solver": 5, "cg_steps": 6, "threads": 7, "seed": 8,
            "half_life": 9, "init_scale": 10, "candidates": 11, "fold_in": 12,
-           "trending_half_life": 13, "popular_half_life": 14}
+           "trending_half_life": 13, "popular_half_life": 14,
+           "lapsed_after": 15, "loyal_purchases": 16}
 _OPT_WEIGHT = 1000
 MAX_K = 1 << 20
 _ENUMS = {"solver": {"cg": 0, "cholesky": 1},
           "fold_in": {"off": 0, "lazy": 1, "eager": 2}}
 _INT_OPTIONS = {"factors", "iterations", "solver", "cg_steps", "threads",
-                "seed", "candidates", "fold_in"}
+                "seed", "candidates", "fold_in", "loyal_purchases"}
 
 STATS = {"customers": 1, "items": 2, "signals": 3, "generation": 4,
          "factors": 5, "model_customers": 6, "model_items": 7, "memory": 8,
@@ -618,14 +619,24 @@ class Engine:
 
     # -- serving -------------------------------------------------------
 
-    def _opts(self, category, in_stock_only, allow, deny, exclude, exact):
+    def _opts(self, category, in_stock_only, allow, deny, exclude, exact,
+              max_per_category=0, diversity=0.0):
         """A cx_rec_opts (or None for the defaults) and its keepalive."""
         if (category is None and in_stock_only and allow is None and
-                deny is None and exclude is None and not exact):
+                deny is None and exclude is None and not exact and
+                not max_per_category and not diversity):
             return None, None
         o = L.RecOpts()
         L.cx_rec_opts_init(byref(o))
         keep = []
+        if max_per_category:
+            if (not isinstance(max_per_category, int) or
+                    isinstance(max_per_category, bool) or
+                    max_per_category < 0):
+                raise InvalidArgument("max_per_category must be an int >= 0,"
+                                      " not %r" % (max_per_category,), -1)
+            o.max_per_category = max_per_category
+        o.diversity = float(diversity)  # the library checks the range
         if category is not None:
             o.category = _b(category)
         o.in_stock_only = 1 if in_stock_only else 0
@@ -662,7 +673,8 @@ class Engine:
                         map(REASONS.__getitem__, s.a_reasons[:n].tolist())))
 
     def recommend(self, user, k=10, category=None, in_stock_only=True,
-                  allow=None, deny=None, exclude=None, exact=False):
+                  allow=None, deny=None, exclude=None, exact=False,
+                  max_per_category=0, diversity=0.0):
         """Top-k items for a customer: a list of (item, score, reason),
         reason one of 'personal', 'popular', ...  Unknown customers get
         popular items.  exclude: signal types whose items are dropped
@@ -670,7 +682,7 @@ class Engine:
         h = self._handle()
         k = _k(k)
         opts, keep = self._opts(category, in_stock_only, allow, deny,
-                                exclude, exact)
+                                exclude, exact, max_per_category, diversity)
         s = self._scratch.get(k)
         rc = L.cx_recommend(h, _b(user), k, opts, s.items, s.scores,
                             s.reasons, s.n)
@@ -679,7 +691,8 @@ class Engine:
         return self._results(s, s.n.value)
 
     def recommend_batch(self, users, k=10, category=None, in_stock_only=True,
-                        allow=None, deny=None, exclude=None, exact=False):
+                        allow=None, deny=None, exclude=None, exact=False,
+                        max_per_category=0, diversity=0.0):
         """recommend() for many customers in one call: a list of lists."""
         h = self._handle()
         k = _k(k)
@@ -687,7 +700,7 @@ class Engine:
         if m == 0:
             return []
         opts, keep = self._opts(category, in_stock_only, allow, deny,
-                                exclude, exact)
+                                exclude, exact, max_per_category, diversity)
         items = (ctypes.c_void_p * (m * k))()
         scores = (ctypes.c_float * (m * k))()
         reasons = (ctypes.c_int * (m * k))()
@@ -704,7 +717,8 @@ class Engine:
 
     def recommend_session(self, signals, k=10, category=None,
                           in_stock_only=True, allow=None, deny=None,
-                          exclude=None, exact=False):
+                          exclude=None, exact=False, max_per_category=0,
+                          diversity=0.0):
         """Recommendations for an anonymous visitor from the signals of
         their session, a list of (item, type) or (item, type, value).
         Nothing is stored."""
@@ -730,7 +744,7 @@ class Engine:
                                    np.float32 if np is not None else None)
                 keep.append(k2)
         opts, kopt = self._opts(category, in_stock_only, allow, deny,
-                                exclude, exact)
+                                exclude, exact, max_per_category, diversity)
         s = self._scratch.get(k)
         self._check(L.cx_recommend_session(h, n, ip, tp, vp, k, opts,
                                            s.items, s.scores, s.reasons,
@@ -738,44 +752,151 @@ class Engine:
         return self._results(s, s.n.value)
 
     def similar_items(self, item, k=10, category=None, in_stock_only=True,
-                      allow=None, deny=None, exact=False):
+                      allow=None, deny=None, exact=False, max_per_category=0,
+                      diversity=0.0):
         """Items most like `item` (cosine of item vectors).  KeyError for
         an unknown item, NotTrained before training."""
         h = self._handle()
         k = _k(k)
         opts, keep = self._opts(category, in_stock_only, allow, deny, None,
-                                exact)
+                                exact, max_per_category, diversity)
         s = self._scratch.get(k)
         self._check(L.cx_similar_items(h, _b(item), k, opts, s.items,
                                        s.scores, s.reasons, s.n), h)
         return self._results(s, s.n.value)
 
-    def _list(self, fn, k, category, in_stock_only, allow, deny):
+    def _list(self, fn, k, category, in_stock_only, allow, deny,
+              max_per_category):
         h = self._handle()
         opts, keep = self._opts(category, in_stock_only, allow, deny, None,
-                                False)
+                                False, max_per_category)
         s = self._scratch.get(k)
         self._check(fn(h, k, opts, s.items, s.scores, s.reasons, s.n), h)
         return self._results(s, s.n.value)
 
     def trending(self, k=10, category=None, in_stock_only=True, allow=None,
-                 deny=None):
+                 deny=None, max_per_category=0):
         """Items by time-decayed signal strength (reason 'trending')."""
         return self._list(L.cx_trending, _k(k), category, in_stock_only,
-                          allow, deny)
+                          allow, deny, max_per_category)
 
     def popular(self, k=10, category=None, in_stock_only=True, allow=None,
-                deny=None):
+                deny=None, max_per_category=0):
         """The popularity list unknown customers get (reason 'popular')."""
         return self._list(L.cx_popular, _k(k), category, in_stock_only,
-                          allow, deny)
+                          allow, deny, max_per_category)
 
     def new_arrivals(self, k=10, category=None, in_stock_only=True,
-                     allow=None, deny=None):
+                     allow=None, deny=None, max_per_category=0):
         """Catalogued items by created_at, newest first; score = age in
         days (reason 'new')."""
         return self._list(L.cx_new_arrivals, _k(k), category, in_stock_only,
-                          allow, deny)
+                          allow, deny, max_per_category)
+
+    def explain(self, user, item, n=10):
+        """Why the model scores `item` for `user`: a dict with 'score'
+        (the exact ALS score) and 'because', a list of (past item,
+        contribution), largest first, summing to the score when n covers
+        every positive item of the customer."""
+        h = self._handle()
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise InvalidArgument("n must be an int >= 0, not %r" % (n,), -1)
+        m = max(n, 1)
+        items = (ctypes.c_void_p * m)()
+        contrib = (ctypes.c_float * m)()
+        count = ctypes.c_size_t()
+        score = ctypes.c_float()
+        self._check(L.cx_explain(h, _b(user), _b(item), n, items, contrib,
+                                 byref(count), byref(score)), h)
+        c = count.value
+        return {"score": score.value,
+                "because": list(zip(self._id_list(items[:c]), contrib[:c]))}
+
+    # -- customers and experiments -------------------------------------
+
+    def profile(self, user, now=0):
+        """The customer's profile as a dict: stage ('new', 'browsing',
+        'considering', 'purchased', 'loyal', 'lapsed'), first_seen,
+        last_seen, signals, by_type {name: count}, by_channel {name:
+        count}, categories [(category, share)], avg_price, price_level.
+        `now` (seconds) decides 'lapsed'; 0 = the newest signal."""
+        h = self._handle()
+        p = L.Profile()
+        p.size = ctypes.sizeof(p)
+        self._check(L.cx_profile_get(h, _b(user), int(now), byref(p)), h)
+        by_type = {}
+        for t in range(32):
+            if p.by_type[t]:
+                name = L.cx_signal_type_name(h, t)
+                by_type[name.decode() if name else t] = p.by_type[t]
+        return {
+            "stage": L.cx_stage_name(p.stage).decode(),
+            "first_seen": p.first_seen, "last_seen": p.last_seen,
+            "signals": p.signals, "by_type": by_type,
+            "by_channel": {p.channel[j].decode(): p.by_channel[j]
+                           for j in range(p.n_channels)},
+            "categories": [(p.category[j].decode(), p.category_share[j])
+                           for j in range(p.n_categories)],
+            "avg_price": p.avg_price, "price_level": p.price_level}
+
+    def define_experiment(self, name, variants):
+        """Define an experiment: variants as {name: share} or a list of
+        (name, share) pairs (shares are normalised)."""
+        h = self._handle()
+        pairs = list(variants.items()) if isinstance(variants, dict) \
+            else [tuple(v) for v in variants]
+        n = len(pairs)
+        names = (ctypes.c_char_p * max(n, 1))(*[_b(v) for v, _ in pairs])
+        shares = (ctypes.c_double * max(n, 1))(*[float(w) for _, w in pairs])
+        self._check(L.cx_experiment_define(h, _b(name), n, names, shares), h)
+
+    def variant(self, experiment, user, count_exposure=True):
+        """The customer's variant (deterministic, see the README); counts
+        an exposure unless count_exposure is False."""
+        h = self._handle()
+        v = ctypes.c_char_p()
+        self._check(L.cx_variant(h, _b(experiment), _b(user),
+                                 1 if count_exposure else 0, byref(v)), h)
+        return v.value.decode()
+
+    def exposures(self, experiment, variant):
+        h = self._handle()
+        n = ctypes.c_int64()
+        self._check(L.cx_exposures(h, _b(experiment), _b(variant),
+                                   byref(n)), h)
+        return n.value
+
+    _OVERRIDES = {"k": 100001, "diversity": 100002, "max_per_category": 100003}
+
+    def _override_key(self, key):
+        if key in self._OVERRIDES:
+            return self._OVERRIDES[key]
+        if key in OPTIONS:
+            return OPTIONS[key]
+        if isinstance(key, int) and not isinstance(key, bool):
+            return key
+        raise InvalidArgument("unknown override %r (k, diversity, "
+                              "max_per_category or an option name)" % (key,),
+                              -1)
+
+    def set_override(self, experiment, variant, key, value):
+        """Store an override a variant carries (k, diversity,
+        max_per_category or an option name); the library only stores it."""
+        h = self._handle()
+        self._check(L.cx_variant_set(h, _b(experiment), _b(variant),
+                                     self._override_key(key), float(value)),
+                    h)
+
+    def override(self, experiment, variant, key, default=None):
+        """A variant's override, or `default` when it carries none."""
+        h = self._handle()
+        v = ctypes.c_double()
+        rc = L.cx_variant_get(h, _b(experiment), _b(variant),
+                              self._override_key(key), byref(v))
+        if rc == -3 and default is not None:
+            return default
+        self._check(rc, h)
+        return v.value
 
     # -- vectors and factors --------------------------------------------
 
