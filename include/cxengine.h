@@ -341,7 +341,9 @@ enum cx_reason {
     CX_REASON_SIMILAR = 3,  /* similar to the given item (cosine) */
     CX_REASON_CATEGORY = 4, /* popular in the given item's category */
     CX_REASON_TRENDING = 5, /* trending now (cx_trending) */
-    CX_REASON_NEW = 6       /* a new arrival (cx_new_arrivals) */
+    CX_REASON_NEW = 6,      /* a new arrival (cx_new_arrivals) */
+    CX_REASON_CONTINUE = 7, /* viewed or carted, not bought (layouts) */
+    CX_REASON_BOUGHT_TOGETHER = 8 /* bought with the seed item (layouts) */
 };
 
 /* Business rules for the ranking calls.  Initialise with
@@ -515,6 +517,104 @@ CX_API int cx_profile_get(cx_engine *e, const char *customer, int64_t now,
 CX_API int cx_explain(cx_engine *e, const char *customer, const char *item,
                       size_t n, const char **items, float *contrib,
                       size_t *count, float *score);
+
+/* ===================================================================== */
+/* Home-page layouts                                                     */
+/* ===================================================================== */
+
+/* Row kinds, and the reason and seed their items carry:
+ *   CX_ROW_FOR_YOU         the core recommendations (PERSONAL)
+ *   CX_ROW_BECAUSE         similar to one recent item of the customer,
+ *                          the row's seed (SIMILAR)
+ *   CX_ROW_CONTINUE        viewed or carted but not bought, most recent
+ *                          first (CONTINUE)
+ *   CX_ROW_BOUGHT_TOGETHER bought or carted by the customers who bought
+ *                          or carted the seed, the customer's last
+ *                          purchase (or cart) (BOUGHT_TOGETHER)
+ *   CX_ROW_TRENDING        trending overall, or in the seed category, one
+ *                          the customer favours (TRENDING)
+ *   CX_ROW_NEW             new arrivals in the seed category (or overall
+ *                          for a new visitor) (NEW)
+ *   CX_ROW_CATEGORY        the seed category, one the customer favours
+ *                          (or a popular one for a new visitor), ranked by
+ *                          the customer's vector when there is one
+ *                          (CATEGORY) */
+enum cx_row_kind {
+    CX_ROW_FOR_YOU = 0,
+    CX_ROW_BECAUSE = 1,
+    CX_ROW_CONTINUE = 2,
+    CX_ROW_BOUGHT_TOGETHER = 3,
+    CX_ROW_TRENDING = 4,
+    CX_ROW_NEW = 5,
+    CX_ROW_CATEGORY = 6,
+    CX_ROW_KINDS = 7
+};
+#define CX_ROW_BIT(kind) (1u << (kind))
+
+typedef struct cx_layout_spec {
+    size_t size;          /* sizeof(cx_layout_spec), set by _init */
+    unsigned kinds;       /* CX_ROW_BIT mask of the kinds allowed; all */
+    size_t max_rows;      /* rows on the page, default 8 (<= 64) */
+    size_t items_per_row; /* default 12 (<= 100) */
+    size_t min_row;       /* shorter rows are dropped, default 4 */
+    size_t per_kind[CX_ROW_KINDS]; /* most rows of each kind: default 1,
+                             except BECAUSE 2, TRENDING 2, NEW 2,
+                             CATEGORY 3 */
+    const char *channel;  /* context: recent items seen on this channel
+                             seed the BECAUSE rows first; NULL = any */
+    int64_t now;          /* context time for the journey stage; 0 = the
+                             newest signal */
+    cx_rec_opts rules;    /* applied to every row: in stock, deny, allow,
+                             exclusions, category cap, diversity (the
+                             rows' own category wins over rules.category) */
+} cx_layout_spec;
+
+CX_API void cx_layout_spec_init(cx_layout_spec *spec);
+
+/* One item on the page. */
+typedef struct cx_layout_item {
+    const char *item;     /* id, points into the engine */
+    float score;          /* the row's own score (relevance, trend, age in
+                             days for NEW, co-buyers for BOUGHT_TOGETHER,
+                             recency rank for CONTINUE) */
+    int reason;           /* enum cx_reason */
+} cx_layout_item;
+
+/* One row: items[first .. first + count) of the item array. */
+typedef struct cx_layout_row {
+    int kind;             /* enum cx_row_kind */
+    const char *seed;     /* the seed item (BECAUSE, BOUGHT_TOGETHER) or
+                             category (TRENDING, NEW, CATEGORY), else NULL;
+                             points into the engine */
+    float fit;            /* how well the row fits the customer; rows come
+                             best first */
+    size_t first, count;
+} cx_layout_row;
+
+/*
+ * The home page for a customer (an unknown id is a new visitor): up to
+ * spec->max_rows rows of spec->items_per_row items.  Every allowed kind
+ * is filled, each row is scored by fit = weight(journey stage, kind) x
+ * (1 + affinity) / 2, affinity in [0, 1] being the mean relevance of the
+ * row's items to the customer (their vector's scores relative to their
+ * best, or, without a vector, their categories' shares of the customer's
+ * signals), and rows are placed by fit, best first.  An item appears
+ * once on the page (in the best-fitting row that has it); rows left
+ * shorter than spec->min_row are dropped; the rules apply to every row.
+ * A new visitor gets trending, new arrivals and popular categories, never
+ * an empty page while the catalogue has an item the rules allow.  Stage
+ * weights are documented in the README.
+ *
+ * rows[] has room for max_rows rows, items[] for max_items items
+ * (max_rows * items_per_row is always enough); *n_rows receives the row
+ * count.  CX_EINVAL for bad arguments; reads like cx_recommend.
+ */
+CX_API int cx_layout(cx_engine *e, const char *customer,
+                     const cx_layout_spec *spec, cx_layout_row *rows,
+                     size_t max_rows, cx_layout_item *items,
+                     size_t max_items, size_t *n_rows);
+/* "for_you", "because", ... or NULL. */
+CX_API const char *cx_row_kind_name(int kind);
 
 /* ===================================================================== */
 /* Experiments                                                           */

@@ -268,6 +268,11 @@ void cx__wrunlock(cx_engine *e);
 void cx__rdlock(const cx_engine *e);
 void cx__rdunlock(const cx_engine *e);
 
+/* profile.c: the profile of customer u (CX_NONE: a new visitor), with
+ * the read lock held by the caller. */
+int cx__profile(const cx_engine *e, uint32_t u, int64_t now,
+                cx_profile *out);
+
 /* experiment.c */
 void cx__experiments_free(struct cx__experiments *x);
 
@@ -430,6 +435,16 @@ void cx__topk_sort(cx__topk *t);
  * the sorted list `skip`.  Returns the count. */
 size_t cx__rank_exact(const cx__model *m, const float *x, size_t k,
                       const uint32_t *skip, size_t n_skip, cx__hit *out);
+
+/* rank.c, for layouts: the best k items, best first, into out (*n of
+ * them), under opts' rules, for the customer u (their exclusions; CX_NONE
+ * for none) scored by x (cosine: x is a unit item vector), or with x NULL
+ * the list `list` (0 popular, 1 trending, 2 new arrivals); cat restricts
+ * to one category (CX_NONE: opts' own), self is excluded.  The read lock
+ * is held by the caller. */
+int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                  const float *x, int cosine, int list, uint32_t cat,
+                  uint32_t self, size_t k, cx__hit *out, size_t *n);
 
 /* Quantize a query to int8 for the fast scan; returns its scale. */
 float cx__quantize(const float *x, int k, int kq, int8_t *xq);

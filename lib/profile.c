@@ -182,6 +182,15 @@ static int build(const cx_engine *e, uint32_t u, int64_t now,
 /* API                                                                   */
 /* ===================================================================== */
 
+int cx__profile(const cx_engine *e, uint32_t u, int64_t now,
+                cx_profile *out)
+{
+    memset(out, 0, sizeof *out);
+    out->size = sizeof *out;
+    out->stage = CX_STAGE_NEW;
+    return u == CX_NONE ? CX_OK : build(e, u, now ? now : e->ts_max, out);
+}
+
 CX_API int cx_profile_get(cx_engine *e, const char *customer, int64_t now,
                           cx_profile *out)
 {

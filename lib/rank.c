@@ -706,11 +706,11 @@ static int scan_into(cx_engine *e, request *q, const float *x, int cosine,
     return CX_OK;
 }
 
-/* Personal scores for vector x (cosine: x is a unit item vector and items
- * are scored by cosine), or, with x NULL, the list `list`. */
-static int rank_one(cx_engine *e, request *q, const float *x, int cosine,
-                    int list, size_t k, int reason, const char **items,
-                    float *scores, int *reasons, size_t *n)
+/* The best k for vector x (cosine: x is a unit item vector and items are
+ * scored by cosine), or, with x NULL, the list `list`: *hits points into
+ * q's heap, best first, *n of them. */
+static int rank_core(cx_engine *e, request *q, const float *x, int cosine,
+                     int list, size_t k, cx__hit **hits, size_t *n)
 {
     size_t nitems = e->items.n;
     size_t want = k < nitems ? k : nitems;
@@ -719,7 +719,9 @@ static int rank_one(cx_engine *e, request *q, const float *x, int cosine,
     if (!q->o.max_per_category && !(q->o.diversity > 0 && x)) {
         if ((rc = scan_into(e, q, x, cosine, list, want, &t)))
             return rc;
-        *n = emit(e, &t, reason, items, scores, reasons);
+        cx__topk_sort(&t);
+        *hits = t.h;
+        *n = t.n;
         return CX_OK;
     }
     /* Diversity picks from a wider pool of the most relevant items; a
@@ -737,8 +739,21 @@ static int rank_one(cx_engine *e, request *q, const float *x, int cosine,
             break;
         cap *= 4;
     }
-    *n = write_out(e, t.h, t.n, reason, items, scores, reasons);
+    *hits = t.h;
+    *n = t.n;
     return CX_OK;
+}
+
+static int rank_one(cx_engine *e, request *q, const float *x, int cosine,
+                    int list, size_t k, int reason, const char **items,
+                    float *scores, int *reasons, size_t *n)
+{
+    cx__hit *h;
+    size_t m;
+    int rc = rank_core(e, q, x, cosine, list, k, &h, &m);
+    if (rc == CX_OK)
+        *n = write_out(e, h, m, reason, items, scores, reasons);
+    return rc;
 }
 
 /* The skip list of customer u (may be CX_NONE) into q. */
@@ -751,6 +766,30 @@ static int skip_for(cx_engine *e, request *q, uint32_t u)
     q->r.skip = q->skip.v;
     q->r.n_skip = q->skip.n;
     return CX_OK;
+}
+
+int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                  const float *x, int cosine, int list, uint32_t cat,
+                  uint32_t self, size_t k, cx__hit *out, size_t *n)
+{
+    request q;
+    cx__hit *h;
+    size_t m = 0;
+    *n = 0;
+    int rc = request_init(e, opts, k, "cx_layout", &q);
+    if (rc == CX_OK) {
+        if (cat != CX_NONE)
+            q.r.cat = cat;
+        q.r.self = self;
+        rc = skip_for(e, &q, u);
+    }
+    if (rc == CX_OK && (rc = rank_core(e, &q, x, cosine, list, k, &h, &m)) ==
+                           CX_OK) {
+        memcpy(out, h, m * sizeof *h);
+        *n = m;
+    }
+    request_free(&q);
+    return rc;
 }
 
 CX_API int cx_recommend(cx_engine *e, const char *customer, size_t k,

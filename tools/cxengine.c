@@ -709,6 +709,68 @@ static int cmd_explain(int argc, char **argv)
     return 0;
 }
 
+/* A row's title, as a page would show it. */
+static void row_title(const cx_layout_row *r, char *buf, size_t n)
+{
+    const char *seed = r->seed ? r->seed : "";
+    switch (r->kind) {
+    case CX_ROW_FOR_YOU: snprintf(buf, n, "For you"); break;
+    case CX_ROW_BECAUSE: snprintf(buf, n, "Because you liked %s", seed); break;
+    case CX_ROW_CONTINUE: snprintf(buf, n, "Continue shopping"); break;
+    case CX_ROW_BOUGHT_TOGETHER:
+        snprintf(buf, n, "Bought together with %s", seed);
+        break;
+    case CX_ROW_TRENDING:
+        snprintf(buf, n, r->seed ? "Trending in %s" : "Trending now", seed);
+        break;
+    case CX_ROW_NEW:
+        snprintf(buf, n, r->seed ? "New in %s" : "New arrivals", seed);
+        break;
+    default: snprintf(buf, n, "Top picks in %s", seed);
+    }
+}
+
+/* Print a customer's home page; shared with the demo. */
+static void print_layout(cx_engine *e, const char *who, size_t per_row)
+{
+    cx_layout_spec s;
+    cx_layout_spec_init(&s);
+    s.items_per_row = per_row;
+    cx_layout_row rows[8];
+    cx_layout_item *items = malloc(8 * per_row * sizeof *items);
+    size_t n;
+    if (!items)
+        die("out of memory");
+    if (cx_layout(e, who, &s, rows, 8, items, 8 * per_row, &n))
+        die("layout: %s", cx_errmsg(e));
+    cx_profile p;
+    memset(&p, 0, sizeof p);
+    p.size = sizeof p;
+    if (cx_profile_get(e, who, 0, &p))
+        die("profile: %s", cx_errmsg(e));
+    printf("home page of %s (%s):\n", who, cx_stage_name(p.stage));
+    for (size_t r = 0; r < n; r++) {
+        char title[600];
+        row_title(&rows[r], title, sizeof title);
+        printf("  %-34s fit %.2f:", title, rows[r].fit);
+        for (size_t j = 0; j < rows[r].count; j++)
+            printf(" %s", items[rows[r].first + j].item);
+        printf("\n");
+    }
+    free(items);
+}
+
+static int cmd_layout(int argc, char **argv)
+{
+    if (argc < 3)
+        die("usage: %s layout ENGINE CUSTOMER...", prog);
+    cx_engine *e = open_engine(argv[1], 1);
+    for (int i = 2; i < argc; i++)
+        print_layout(e, argv[i], 6);
+    cx_close(e);
+    return 0;
+}
+
 static int cmd_profile(int argc, char **argv)
 {
     if (argc != 3)
@@ -945,6 +1007,8 @@ static void usage(FILE *f)
             "  explain ENGINE CUSTOMER ITEM         why the model likes it\n"
             "  profile ENGINE CUSTOMER              journey stage and "
             "habits\n"
+            "  layout ENGINE CUSTOMER...            the home page, row by "
+            "row\n"
             "  eval [-k K] [--test-fraction F] [training options] ENGINE\n"
             "  export ENGINE DIR                    factors as .npy\n"
             "  info ENGINE\n"
@@ -975,6 +1039,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return cmd_eval(argc, argv);
     if (!strcmp(cmd, "explain")) return cmd_explain(argc, argv);
     if (!strcmp(cmd, "profile")) return cmd_profile(argc, argv);
+    if (!strcmp(cmd, "layout")) return cmd_layout(argc, argv);
     if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
     if (!strcmp(cmd, "info")) return cmd_info(argc, argv);
     if (!strcmp(cmd, "demo")) return cmd_demo(argc, argv);

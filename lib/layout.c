@@ -1,0 +1,615 @@
+/* layout.c -- the personalised home page: candidate rows of every kind,
+ * each scored by how well it fits the customer, placed best first, with
+ * every item at most once on the page. */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *const kind_name[CX_ROW_KINDS] = {
+    "for_you", "because", "continue", "bought_together", "trending", "new",
+    "category"};
+
+CX_API const char *cx_row_kind_name(int kind)
+{
+    return kind >= 0 && kind < CX_ROW_KINDS ? kind_name[kind] : NULL;
+}
+
+CX_API void cx_layout_spec_init(cx_layout_spec *s)
+{
+    if (!s)
+        return;
+    memset(s, 0, sizeof *s);
+    s->size = sizeof *s;
+    s->kinds = (1u << CX_ROW_KINDS) - 1;
+    s->max_rows = 8;
+    s->items_per_row = 12;
+    s->min_row = 4;
+    for (int k = 0; k < CX_ROW_KINDS; k++)
+        s->per_kind[k] = 1;
+    s->per_kind[CX_ROW_BECAUSE] = 2;
+    s->per_kind[CX_ROW_TRENDING] = 2;
+    s->per_kind[CX_ROW_NEW] = 2;
+    s->per_kind[CX_ROW_CATEGORY] = 3;
+    cx_rec_opts_init(&s->rules);
+}
+
+/* How much each kind of row suits each journey stage (README). */
+static const float stage_weight[6][CX_ROW_KINDS] = {
+    /*          for_you because continue together trending new category */
+    /* new */         {0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 0.9f, 0.8f},
+    /* browsing */    {1.0f, 0.9f, 0.7f, 0.5f, 0.6f, 0.6f, 0.8f},
+    /* considering */ {1.0f, 0.9f, 1.2f, 0.6f, 0.5f, 0.5f, 0.7f},
+    /* purchased */   {1.0f, 0.9f, 0.6f, 1.1f, 0.6f, 0.7f, 0.8f},
+    /* loyal */       {1.1f, 0.9f, 0.6f, 1.0f, 0.6f, 0.9f, 0.8f},
+    /* lapsed */      {0.8f, 0.7f, 0.5f, 0.6f, 1.2f, 1.1f, 0.7f},
+};
+
+#define MAX_CANDS 64
+#define TOP_CATS CX_PROFILE_TOP
+
+typedef struct cand {
+    int kind, reason;
+    uint32_t seed_item, seed_cat; /* CX_NONE when none */
+    float fit;
+    size_t n;
+    cx__hit *h;
+} cand;
+
+typedef struct page {
+    cx_engine *e;
+    const cx_layout_spec *spec;
+    uint32_t u;
+    const float *x;              /* the customer's vector, or NULL */
+    float best;                  /* their best personal score */
+    cx_profile prof;
+    uint32_t cat[TOP_CATS];      /* favoured (or popular) categories */
+    double cat_share[TOP_CATS];
+    size_t n_cat;
+    size_t pool;                 /* candidates per row */
+    cand c[MAX_CANDS];
+    size_t n_c;
+} page;
+
+static cand *new_cand(page *pg, int kind, int reason, uint32_t seed_item,
+                      uint32_t seed_cat)
+{
+    if (pg->n_c == MAX_CANDS)
+        return NULL;
+    cand *c = &pg->c[pg->n_c];
+    c->h = malloc(pg->pool * sizeof *c->h);
+    if (!c->h)
+        return NULL;
+    c->kind = kind;
+    c->reason = reason;
+    c->seed_item = seed_item;
+    c->seed_cat = seed_cat;
+    c->n = 0;
+    c->fit = 0;
+    pg->n_c++;
+    return c;
+}
+
+/* A ranked row from the ranking machinery (rules, exclusions). */
+static int ranked_row(page *pg, int kind, int reason, uint32_t seed_item,
+                      uint32_t seed_cat, const float *x, int cosine,
+                      int list)
+{
+    cand *c = new_cand(pg, kind, reason, seed_item, seed_cat);
+    if (!c)
+        return CX_ENOMEM;
+    return cx__rank_hits(pg->e, &pg->spec->rules, pg->u, x, cosine, list,
+                         seed_cat, seed_item, pg->pool, c->h, &c->n);
+}
+
+/* A row of given items in a given order: the rules filter them (through
+ * an allow list), the order stays.  score[j] scores items[j]. */
+static int listed_row(page *pg, int kind, int reason, uint32_t seed_item,
+                      const uint32_t *items, const float *score, size_t n,
+                      unsigned exclude)
+{
+    if (!n)
+        return CX_OK;
+    cand *c = new_cand(pg, kind, reason, seed_item, CX_NONE);
+    if (!c)
+        return CX_ENOMEM;
+    const char **ids = malloc(n * sizeof *ids);
+    cx__hit *ok = malloc(n * sizeof *ok);
+    if (!ids || !ok) {
+        free(ids), free(ok);
+        return CX_ENOMEM;
+    }
+    for (size_t j = 0; j < n; j++)
+        ids[j] = pg->e->items.str[items[j]];
+    cx_rec_opts o = pg->spec->rules;
+    o.allow = ids;
+    o.n_allow = n;
+    o.exclude = exclude;
+    o.max_per_category = 0;
+    o.diversity = 0;
+    size_t m = 0;
+    int rc = cx__rank_hits(pg->e, &o, pg->u, NULL, 0, 0, CX_NONE, seed_item,
+                           n, ok, &m);
+    /* Keep the given order for the items that passed. */
+    for (size_t j = 0; rc == CX_OK && j < n && c->n < pg->pool; j++)
+        for (size_t q = 0; q < m; q++)
+            if (ok[q].item == items[j]) {
+                c->h[c->n++] = (cx__hit){score[j], items[j]};
+                break;
+            }
+    free(ids);
+    free(ok);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* What the customer did                                               */
+/* ------------------------------------------------------------------ */
+
+#define WALK_MAX 2000   /* a customer's newest signals looked at */
+
+static int seen_in(const uint32_t *v, size_t n, uint32_t x)
+{
+    for (size_t j = 0; j < n; j++)
+        if (v[j] == x)
+            return 1;
+    return 0;
+}
+
+/* Recent positive items (seeds, channel first), continue-shopping items,
+ * and the last purchase (or cart) of customer u. */
+static void recent(const page *pg, uint32_t *seeds, size_t *n_seeds,
+                   size_t max_seeds, uint32_t *cont, float *cont_score,
+                   size_t *n_cont, size_t max_cont, uint32_t *last_buy)
+{
+    const cx_engine *e = pg->e;
+    const cx_layout_spec *s = pg->spec;
+    uint32_t chan = s->channel ? cx__idmap_find(&e->channels, s->channel)
+                               : CX_NONE;
+    uint32_t bought[256], n_bought = 0;
+    uint32_t other[64];
+    size_t n_other = 0, walked = 0;
+    unsigned neg = cx__negative_types(&e->opt);
+    *n_seeds = *n_cont = 0;
+    *last_buy = CX_NONE;
+    uint32_t cart = CX_NONE;
+    if (pg->u == CX_NONE)
+        return;
+    /* Pass 1: what was bought or rejected (never "continue" those). */
+    for (uint32_t ev = e->cust_last[pg->u]; ev != CX_NONE &&
+                                            walked < WALK_MAX;
+         ev = e->ev_prev[ev], walked++) {
+        const cx__event *v = &e->ev[ev];
+        if ((v->type == CX_PURCHASE || (CX_TYPE_BIT(v->type) & neg)) &&
+            n_bought < 256 && !seen_in(bought, n_bought, v->item))
+            bought[n_bought++] = v->item;
+        if (v->type == CX_PURCHASE && *last_buy == CX_NONE)
+            *last_buy = v->item;
+        if (v->type == CX_ADD_TO_CART && cart == CX_NONE)
+            cart = v->item;
+    }
+    if (*last_buy == CX_NONE)
+        *last_buy = cart;
+    /* Pass 2, newest first: seeds and continue-shopping items. */
+    walked = 0;
+    for (uint32_t ev = e->cust_last[pg->u]; ev != CX_NONE &&
+                                            walked < WALK_MAX;
+         ev = e->ev_prev[ev], walked++) {
+        const cx__event *v = &e->ev[ev];
+        if (cx__signal_strength(&e->opt, v) <= 0)
+            continue;
+        int pos = !(CX_TYPE_BIT(v->type) & neg);
+        if (pos && cx__item_vec(e, v->item, NULL) && *n_seeds < max_seeds &&
+            !seen_in(seeds, *n_seeds, v->item) &&
+            !seen_in(other, n_other, v->item)) {
+            if (chan == CX_NONE || v->channel == chan)
+                seeds[(*n_seeds)++] = v->item;
+            else if (n_other < 64)
+                other[n_other++] = v->item;
+        }
+        if ((v->type == CX_VIEW || v->type == CX_CLICK ||
+             v->type == CX_ADD_TO_CART) &&
+            !seen_in(bought, n_bought, v->item) && *n_cont < max_cont &&
+            !seen_in(cont, *n_cont, v->item)) {
+            cont_score[*n_cont] = (float)(max_cont - *n_cont);
+            cont[(*n_cont)++] = v->item;
+        }
+    }
+    /* Seeds from other channels after the context's own. */
+    for (size_t j = 0; j < n_other && *n_seeds < max_seeds; j++)
+        seeds[(*n_seeds)++] = other[j];
+}
+
+/* Items bought or carted by the customers who bought or carted `seed`,
+ * by the number of such customers, into items/score (at most max). */
+static int together(const page *pg, uint32_t seed, uint32_t *items,
+                    float *score, size_t max, size_t *n)
+{
+    const cx_engine *e = pg->e;
+    *n = 0;
+    size_t cap = 4096;
+    uint32_t *key = malloc(cap * sizeof *key);
+    float *cnt = malloc(cap * sizeof *cnt);
+    uint32_t *buyers = malloc(500 * sizeof *buyers);
+    if (!key || !cnt || !buyers) {
+        free(key), free(cnt), free(buyers);
+        return CX_ENOMEM;
+    }
+    memset(key, 0xff, cap * sizeof *key);
+    size_t nb = 0, walked = 0, used = 0;
+    for (uint32_t ev = e->item_last[seed]; ev != CX_NONE && walked < 4 * WALK_MAX &&
+                                           nb < 500;
+         ev = e->ev_iprev[ev], walked++) {
+        const cx__event *v = &e->ev[ev];
+        if ((v->type == CX_PURCHASE || v->type == CX_ADD_TO_CART) &&
+            v->cust != pg->u && !seen_in(buyers, nb, v->cust))
+            buyers[nb++] = v->cust;
+    }
+    for (size_t b = 0; b < nb; b++) {
+        uint32_t mine[256];
+        size_t n_mine = 0, w = 0;
+        for (uint32_t ev = e->cust_last[buyers[b]]; ev != CX_NONE &&
+                                                  w < 500 && n_mine < 256;
+             ev = e->ev_prev[ev], w++) {
+            const cx__event *v = &e->ev[ev];
+            if ((v->type != CX_PURCHASE && v->type != CX_ADD_TO_CART) ||
+                v->item == seed || seen_in(mine, n_mine, v->item))
+                continue;
+            mine[n_mine++] = v->item;
+            size_t h = (v->item * 0x9E3779B1u) & (cap - 1);
+            while (key[h] != CX_NONE && key[h] != v->item)
+                h = (h + 1) & (cap - 1);
+            if (key[h] == CX_NONE) {
+                if (used * 2 >= cap)
+                    continue; /* full enough: rare items are dropped */
+                key[h] = v->item;
+                cnt[h] = 0;
+                used++;
+            }
+            cnt[h] += 1;
+        }
+    }
+    /* The best `max` by count (ties: more popular first, then index). */
+    for (size_t h = 0; h < cap; h++) {
+        if (key[h] == CX_NONE)
+            continue;
+        float s = cnt[h];
+        size_t at = *n;
+        if (at == max) {
+            if (s <= score[max - 1])
+                continue;
+            at = max - 1;
+        } else {
+            (*n)++;
+        }
+        while (at > 0 && (score[at - 1] < s ||
+                          (score[at - 1] == s && items[at - 1] > key[h]))) {
+            score[at] = score[at - 1];
+            items[at] = items[at - 1];
+            at--;
+        }
+        score[at] = s;
+        items[at] = key[h];
+    }
+    free(key), free(cnt), free(buyers);
+    return CX_OK;
+}
+
+/* Favoured categories, or for a new visitor the most popular ones. */
+static void categories(page *pg)
+{
+    cx_engine *e = pg->e;
+    pg->n_cat = 0;
+    for (size_t j = 0; j < pg->prof.n_categories && pg->n_cat < TOP_CATS;
+         j++) {
+        uint32_t c = cx__idmap_find(&e->categories, pg->prof.category[j]);
+        if (c == CX_NONE || c == 0) /* "" is no category to show */
+            continue;
+        pg->cat[pg->n_cat] = c;
+        pg->cat_share[pg->n_cat++] = pg->prof.category_share[j];
+    }
+    if (pg->n_cat)
+        return;
+    double best[TOP_CATS];
+    size_t nc = e->categories.n;
+    double *sum = calloc(nc ? nc : 1, sizeof *sum);
+    if (!sum)
+        return;
+    for (uint32_t i = 0; i < e->items.n; i++)
+        if (!(e->item_flags[i] & CX__ITEM_REMOVED))
+            sum[e->item_cat[i]] += e->item_pop[i];
+    for (uint32_t c = 1; c < nc; c++) {
+        if (!(sum[c] > 0))
+            continue;
+        size_t at = pg->n_cat;
+        if (at == TOP_CATS) {
+            if (sum[c] <= best[TOP_CATS - 1])
+                continue;
+            at = TOP_CATS - 1;
+        } else {
+            pg->n_cat++;
+        }
+        while (at > 0 && best[at - 1] < sum[c]) {
+            best[at] = best[at - 1];
+            pg->cat[at] = pg->cat[at - 1];
+            at--;
+        }
+        best[at] = sum[c];
+        pg->cat[at] = c;
+    }
+    for (size_t j = 0; j < pg->n_cat; j++)
+        pg->cat_share[j] = 0;
+    free(sum);
+}
+
+/* Mean relevance of a row's items to the customer, in [0, 1]. */
+static float affinity(const page *pg, const cand *c, size_t n)
+{
+    if (!n)
+        return 0;
+    double a = 0;
+    for (size_t j = 0; j < n; j++) {
+        uint32_t i = c->h[j].item;
+        if (pg->x && pg->best > 0) {
+            const float *y = cx__item_vec(pg->e, i, NULL);
+            float s = y ? cx__k.dot(pg->x, y, pg->e->model->k) / pg->best : 0;
+            a += s < 0 ? 0 : s > 1 ? 1 : s;
+        } else {
+            for (size_t q = 0; q < pg->n_cat; q++)
+                if (pg->e->item_cat[i] == pg->cat[q])
+                    a += pg->cat_share[q];
+        }
+    }
+    return (float)(a / (double)n);
+}
+
+static int allowed_kind(const page *pg, int kind)
+{
+    return (pg->spec->kinds & CX_ROW_BIT(kind)) && pg->spec->per_kind[kind];
+}
+
+/* Every candidate row the spec allows. */
+static int fill(page *pg)
+{
+    const cx_layout_spec *s = pg->spec;
+    cx_engine *e = pg->e;
+    int rc = CX_OK;
+    size_t nk;
+    if (pg->x && allowed_kind(pg, CX_ROW_FOR_YOU)) {
+        rc = ranked_row(pg, CX_ROW_FOR_YOU, CX_REASON_PERSONAL, CX_NONE,
+                        CX_NONE, pg->x, 0, 0);
+        if (rc == CX_OK && pg->c[pg->n_c - 1].n)
+            pg->best = pg->c[pg->n_c - 1].h[0].score;
+    }
+    uint32_t seeds[16], cont[64], last_buy;
+    float cont_score[64];
+    size_t n_seeds, n_cont;
+    size_t max_seeds = s->per_kind[CX_ROW_BECAUSE] < 16
+                           ? s->per_kind[CX_ROW_BECAUSE] : 16;
+    recent(pg, seeds, &n_seeds, max_seeds, cont, cont_score, &n_cont, 64,
+           &last_buy);
+    if (allowed_kind(pg, CX_ROW_BECAUSE) && e->model)
+        for (size_t j = 0; rc == CX_OK && j < n_seeds; j++) {
+            float inv = 0, q[1024];
+            const float *y = cx__item_vec(e, seeds[j], &inv);
+            if (!y || !(inv > 0))
+                continue;
+            for (int d = 0; d < e->model->k; d++)
+                q[d] = y[d] * inv;
+            rc = ranked_row(pg, CX_ROW_BECAUSE, CX_REASON_SIMILAR, seeds[j],
+                            CX_NONE, q, 1, 0);
+        }
+    if (rc == CX_OK && allowed_kind(pg, CX_ROW_CONTINUE))
+        rc = listed_row(pg, CX_ROW_CONTINUE, CX_REASON_CONTINUE, CX_NONE,
+                        cont, cont_score, n_cont, 0);
+    if (rc == CX_OK && allowed_kind(pg, CX_ROW_BOUGHT_TOGETHER) &&
+        last_buy != CX_NONE) {
+        uint32_t tog[128];
+        float ts[128];
+        size_t nt;
+        rc = together(pg, last_buy, tog, ts, 128, &nt);
+        if (rc == CX_OK)
+            rc = listed_row(pg, CX_ROW_BOUGHT_TOGETHER,
+                            CX_REASON_BOUGHT_TOGETHER, last_buy, tog, ts, nt,
+                            s->rules.exclude);
+    }
+    /* Trending: overall, then in favoured categories. */
+    nk = 0;
+    if (allowed_kind(pg, CX_ROW_TRENDING)) {
+        if (rc == CX_OK && nk++ < s->per_kind[CX_ROW_TRENDING])
+            rc = ranked_row(pg, CX_ROW_TRENDING, CX_REASON_TRENDING, CX_NONE,
+                            CX_NONE, NULL, 0, 1);
+        for (size_t j = 0; rc == CX_OK && j < pg->n_cat &&
+                           nk++ < s->per_kind[CX_ROW_TRENDING]; j++)
+            rc = ranked_row(pg, CX_ROW_TRENDING, CX_REASON_TRENDING, CX_NONE,
+                            pg->cat[j], NULL, 0, 1);
+    }
+    /* New arrivals in favoured categories (overall for a new visitor). */
+    nk = 0;
+    if (allowed_kind(pg, CX_ROW_NEW)) {
+        if (rc == CX_OK && pg->u == CX_NONE &&
+            nk++ < s->per_kind[CX_ROW_NEW])
+            rc = ranked_row(pg, CX_ROW_NEW, CX_REASON_NEW, CX_NONE, CX_NONE,
+                            NULL, 0, 2);
+        for (size_t j = 0; rc == CX_OK && j < pg->n_cat &&
+                           nk++ < s->per_kind[CX_ROW_NEW]; j++)
+            rc = ranked_row(pg, CX_ROW_NEW, CX_REASON_NEW, CX_NONE,
+                            pg->cat[j], NULL, 0, 2);
+    }
+    /* One row per favoured (or popular) category. */
+    if (allowed_kind(pg, CX_ROW_CATEGORY))
+        for (size_t j = 0; rc == CX_OK && j < pg->n_cat &&
+                           j < s->per_kind[CX_ROW_CATEGORY]; j++)
+            rc = ranked_row(pg, CX_ROW_CATEGORY, CX_REASON_CATEGORY, CX_NONE,
+                            pg->cat[j], pg->x, 0, 0);
+    return rc;
+}
+
+static int by_fit(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->fit != y->fit)
+        return (x->fit < y->fit) - (x->fit > y->fit);
+    return (x->kind > y->kind) - (x->kind < y->kind);
+}
+
+/* An open-addressing set of item indexes: the page's items so far. */
+typedef struct itemset {
+    uint32_t *slot;
+    size_t cap;
+} itemset;
+
+static int set_has(const itemset *s, uint32_t i)
+{
+    for (size_t h = (i * 0x9E3779B1u) & (s->cap - 1);; h = (h + 1) & (s->cap - 1)) {
+        if (s->slot[h] == CX_NONE)
+            return 0;
+        if (s->slot[h] == i)
+            return 1;
+    }
+}
+
+static void set_add(itemset *s, uint32_t i)
+{
+    size_t h = (i * 0x9E3779B1u) & (s->cap - 1);
+    while (s->slot[h] != CX_NONE && s->slot[h] != i)
+        h = (h + 1) & (s->cap - 1);
+    s->slot[h] = i;
+}
+
+/* Place rows by fit, each item once; returns the row count. */
+static size_t place(page *pg, cx_layout_row *rows, size_t max_rows,
+                    cx_layout_item *items, size_t max_items, itemset *used,
+                    size_t min_row)
+{
+    const cx_layout_spec *s = pg->spec;
+    cx_engine *e = pg->e;
+    size_t nr = 0, ni = 0;
+    for (size_t r = 0; r < pg->n_c && nr < max_rows && nr < s->max_rows;
+         r++) {
+        cand *c = &pg->c[r];
+        size_t first = ni, cnt = 0;
+        for (size_t j = 0; j < c->n && cnt < s->items_per_row &&
+                           ni < max_items; j++) {
+            uint32_t i = c->h[j].item;
+            if (set_has(used, i))
+                continue;
+            /* Not marked used yet: the row may still be dropped. */
+            int dup = 0;
+            for (size_t q = first; q < ni && !dup; q++)
+                dup = items[q].item == e->items.str[i];
+            if (dup)
+                continue;
+            items[ni++] = (cx_layout_item){e->items.str[i], c->h[j].score,
+                                           c->reason};
+            cnt++;
+        }
+        if (cnt < min_row || cnt == 0) {
+            ni = first;
+            continue;
+        }
+        for (size_t q = first; q < ni; q++)
+            set_add(used, cx__idmap_find(&e->items, items[q].item));
+        rows[nr++] = (cx_layout_row){
+            c->kind,
+            c->seed_item != CX_NONE ? e->items.str[c->seed_item]
+            : c->seed_cat != CX_NONE ? e->categories.str[c->seed_cat]
+                                     : NULL,
+            c->fit, first, cnt};
+    }
+    return nr;
+}
+
+CX_API int cx_layout(cx_engine *e, const char *customer,
+                     const cx_layout_spec *spec, cx_layout_row *rows,
+                     size_t max_rows, cx_layout_item *items,
+                     size_t max_items, size_t *n_rows)
+{
+    if (!e)
+        return cx__fail(NULL, CX_EINVAL, "cx_layout: engine is NULL");
+    if (!n_rows || !rows || !items)
+        return cx__fail(e, CX_EINVAL, "cx_layout: rows, items or n_rows is "
+                        "NULL");
+    *n_rows = 0;
+    if (!cx__id_len(customer))
+        return cx__fail(e, CX_EINVAL, "cx_layout: customer id is NULL, empty "
+                        "or longer than %d bytes", CX_MAX_ID_LEN);
+    cx_layout_spec s;
+    cx_layout_spec_init(&s);
+    if (spec) {
+        if (spec->size != sizeof s)
+            return cx__fail(e, CX_EINVAL, "cx_layout: spec not initialised "
+                            "with cx_layout_spec_init (size %zu)",
+                            spec->size);
+        s = *spec;
+    }
+    if (s.max_rows == 0 || s.max_rows > 64 || s.items_per_row == 0 ||
+        s.items_per_row > 100 || s.min_row > s.items_per_row ||
+        s.now < 0 || !(s.kinds & ((1u << CX_ROW_KINDS) - 1)))
+        return cx__fail(e, CX_EINVAL, "cx_layout: bad spec (max_rows 1..64,"
+                        " items_per_row 1..100, min_row <= items_per_row, "
+                        "now >= 0, at least one kind)");
+    if (s.channel && !cx__id_len(s.channel))
+        return cx__fail(e, CX_EINVAL, "cx_layout: invalid channel");
+    page *pg = calloc(1, sizeof *pg);
+    itemset used = {0};
+    if (!pg)
+        return cx__fail(e, CX_ENOMEM, "cx_layout: out of memory");
+    pg->e = e;
+    pg->spec = &s;
+    pg->pool = 3 * s.items_per_row;
+    cx__fold *tmp = NULL;
+    int rc = CX_OK;
+    cx__rdlock(e);
+    pg->u = cx__idmap_find(&e->customers, customer);
+    if ((rc = cx__profile(e, pg->u, s.now, &pg->prof)))
+        rc = cx__fail(e, rc, "cx_layout: out of memory");
+    if (rc == CX_OK && pg->u != CX_NONE)
+        pg->x = cx__customer_vec(e, pg->u, NULL, &tmp);
+    if (rc == CX_OK) {
+        categories(pg);
+        rc = fill(pg);
+    }
+    used.cap = 64;
+    while (used.cap < 4 * (s.max_rows * s.items_per_row + 1))
+        used.cap *= 2;
+    used.slot = rc ? NULL : malloc(used.cap * sizeof *used.slot);
+    if (rc == CX_OK && !used.slot)
+        rc = cx__fail(e, CX_ENOMEM, "cx_layout: out of memory");
+    if (rc == CX_OK) {
+        memset(used.slot, 0xff, used.cap * sizeof *used.slot);
+        int stage = pg->prof.stage;
+        for (size_t r = 0; r < pg->n_c; r++) {
+            cand *c = &pg->c[r];
+            size_t n = c->n < s.items_per_row ? c->n : s.items_per_row;
+            c->fit = stage_weight[stage][c->kind] *
+                     (1 + affinity(pg, c, n)) / 2;
+        }
+        qsort(pg->c, pg->n_c, sizeof pg->c[0], by_fit);
+        size_t nr = place(pg, rows, max_rows, items, max_items, &used,
+                          s.min_row);
+        /* Never an empty page: relax the minimum length, then fall back
+         * to the popular list. */
+        if (nr == 0)
+            nr = place(pg, rows, max_rows, items, max_items, &used, 1);
+        if (nr == 0 && (rc = ranked_row(pg, CX_ROW_TRENDING,
+                                        CX_REASON_POPULAR, CX_NONE, CX_NONE,
+                                        NULL, 0, 0)) == CX_OK) {
+            cand only = pg->c[pg->n_c - 1];
+            for (size_t r = 0; r + 1 < pg->n_c; r++)
+                free(pg->c[r].h);
+            pg->c[0] = only;
+            pg->n_c = 1;
+            nr = place(pg, rows, max_rows, items, max_items, &used, 1);
+        }
+        *n_rows = nr;
+    }
+    cx__rdunlock(e);
+    free(tmp);
+    free(used.slot);
+    for (size_t r = 0; r < pg->n_c; r++)
+        free(pg->c[r].h);
+    free(pg);
+    return rc == CX_ENOMEM ? cx__fail(e, rc, "cx_layout: out of memory")
+                           : rc;
+}
