@@ -79,6 +79,27 @@ class RecOpts(ctypes.Structure):
                 ("diversity", ctypes.c_double)]
 
 
+ROW_KINDS = 7
+
+
+class LayoutSpec(ctypes.Structure):
+    _fields_ = [("size", c_size_t), ("kinds", c_uint),
+                ("max_rows", c_size_t), ("items_per_row", c_size_t),
+                ("min_row", c_size_t), ("per_kind", c_size_t * ROW_KINDS),
+                ("channel", c_char_p), ("now", c_int64),
+                ("rules", RecOpts)]
+
+
+class LayoutRow(ctypes.Structure):
+    _fields_ = [("kind", c_int), ("seed", c_char_p), ("fit", ctypes.c_float),
+                ("first", c_size_t), ("count", c_size_t)]
+
+
+class LayoutItem(ctypes.Structure):
+    _fields_ = [("item", c_void_p), ("score", ctypes.c_float),
+                ("reason", c_int)]
+
+
 PROFILE_TOP = 8
 
 
@@ -169,6 +190,10 @@ cx_new_arrivals = _decl("cx_new_arrivals", c_int, ENGINE, c_size_t,
 cx_explain = _decl("cx_explain", c_int, ENGINE, c_char_p, c_char_p,
                    c_size_t, c_void_p, c_void_p, P(c_size_t),
                    P(ctypes.c_float))
+cx_layout_spec_init = _decl("cx_layout_spec_init", None, P(LayoutSpec))
+cx_layout = _decl("cx_layout", c_int, ENGINE, c_char_p, P(LayoutSpec),
+                  c_void_p, c_size_t, c_void_p, c_size_t, P(c_size_t))
+cx_row_kind_name = _decl("cx_row_kind_name", c_char_p, c_int)
 cx_stage_name = _decl("cx_stage_name", c_char_p, c_int)
 cx_profile_get = _decl("cx_profile_get", c_int, ENGINE, c_char_p, c_int64,
                        P(Profile))

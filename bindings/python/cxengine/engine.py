@@ -22,7 +22,7 @@ byref = ctypes.byref
 SIGNAL_TYPES = ("view", "click", "add_to_cart", "purchase", "rating",
                 "return", "dislike")
 REASONS = (None, "personal", "popular", "similar", "category", "trending",
-           "new")
+           "new", "continue", "bought_together")
 METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage",
            "users")
 
@@ -838,6 +838,80 @@ class Engine:
             "categories": [(p.category[j].decode(), p.category_share[j])
                            for j in range(p.n_categories)],
             "avg_price": p.avg_price, "price_level": p.price_level}
+
+    _ROW_KINDS = ("for_you", "because", "continue", "bought_together",
+                  "trending", "new", "category")
+
+    @staticmethod
+    def _row_title(kind, seed):
+        return {"for_you": "For you",
+                "because": "Because you liked %s" % seed,
+                "continue": "Continue shopping",
+                "bought_together": "Bought together with %s" % seed,
+                "trending": ("Trending in %s" % seed) if seed
+                else "Trending now",
+                "new": ("New in %s" % seed) if seed else "New arrivals",
+                "category": "Top picks in %s" % seed}[kind]
+
+    def layout(self, user, max_rows=8, items_per_row=12, min_row=4,
+               kinds=None, per_kind=None, channel=None, now=0, **rules):
+        """The customer's home page: a list of rows, best first, each a
+        dict with title, kind ('for_you', 'because', 'continue',
+        'bought_together', 'trending', 'new', 'category'), seed (an item
+        or category, or None), fit, and items [(item, score, reason)].
+        kinds: the allowed kinds (default all); per_kind: {kind: most
+        rows}; rules: the keyword rules of recommend() but category (each
+        row has its own), applied to every row."""
+        h = self._handle()
+        spec = L.LayoutSpec()
+        L.cx_layout_spec_init(byref(spec))
+        spec.max_rows, spec.items_per_row = int(max_rows), int(items_per_row)
+        spec.min_row = int(min_row)
+        if kinds is not None:
+            mask = 0
+            for k in kinds:
+                if k not in self._ROW_KINDS:
+                    raise InvalidArgument("unknown row kind %r (one of %s)" % (
+                        k, ", ".join(self._ROW_KINDS)), -1)
+                mask |= 1 << self._ROW_KINDS.index(k)
+            spec.kinds = mask
+        for k, n in (per_kind or {}).items():
+            if k not in self._ROW_KINDS:
+                raise InvalidArgument("unknown row kind %r" % (k,), -1)
+            spec.per_kind[self._ROW_KINDS.index(k)] = int(n)
+        keep_ch = _b(channel) if channel is not None else None
+        spec.channel = keep_ch
+        spec.now = int(now)
+        if rules:
+            opts, keep = self._opts(None, rules.pop("in_stock_only", True),
+                                    rules.pop("allow", None),
+                                    rules.pop("deny", None),
+                                    rules.pop("exclude", None), False,
+                                    rules.pop("max_per_category", 0),
+                                    rules.pop("diversity", 0.0))
+            if rules:
+                raise InvalidArgument("unknown layout rules: %s" % (
+                    ", ".join(sorted(rules))), -1)
+            if opts is not None:
+                spec.rules = keep[0]
+        nr = max(1, min(int(max_rows), 64))
+        ni = nr * max(1, min(int(items_per_row), 100))
+        rows = (L.LayoutRow * nr)()
+        items = (L.LayoutItem * ni)()
+        n = ctypes.c_size_t()
+        self._check(L.cx_layout(h, _b(user), byref(spec), rows, nr, items,
+                                ni, byref(n)), h)
+        out = []
+        for r in rows[:n.value]:
+            kind = self._ROW_KINDS[r.kind]
+            seed = r.seed.decode() if r.seed else None
+            its = items[r.first:r.first + r.count]
+            out.append({"title": self._row_title(kind, seed), "kind": kind,
+                        "seed": seed, "fit": r.fit,
+                        "items": list(zip(self._id_list([i.item for i in its]),
+                                          [i.score for i in its],
+                                          [REASONS[i.reason] for i in its]))})
+        return out
 
     def define_experiment(self, name, variants):
         """Define an experiment: variants as {name: share} or a list of

@@ -122,3 +122,37 @@ def test_profile_stages(engine):
     assert p["first_seen"] == t0 and p["last_seen"] == t0 + 4 * day
     assert engine.profile("ann", now=t0 + 100 * day)["stage"] == "lapsed"
     assert p["by_channel"] == {"web": 5}
+
+
+def test_layout(trained, shop):
+    page = trained.layout("c0000003")
+    assert 0 < len(page) <= 8
+    seen = [i for row in page for i, _, _ in row["items"]]
+    assert len(seen) == len(set(seen)), "an item twice on the page"
+    fits = [row["fit"] for row in page]
+    assert fits == sorted(fits, reverse=True)
+    reason_of = {"for_you": "personal", "because": "similar",
+                 "continue": "continue", "bought_together": "bought_together",
+                 "trending": "trending", "new": "new",
+                 "category": "category"}
+    for row in page:
+        assert 4 <= len(row["items"]) <= 12
+        assert row["title"]
+        assert {r for _, _, r in row["items"]} == {reason_of[row["kind"]]}
+    # a new visitor gets a page, of kinds that need no history
+    guest = trained.layout("someone-new")
+    assert guest and {r["kind"] for r in guest} <= {"trending", "new",
+                                                    "category"}
+    # the kinds mask and the rules reach every row
+    only = trained.layout("c0000003", kinds=["trending"],
+                          per_kind={"trending": 2})
+    assert only and {r["kind"] for r in only} == {"trending"}
+    banned = seen[:5]
+    again = trained.layout("c0000003", deny=banned)
+    assert not set(banned) & {i for r in again for i, _, _ in r["items"]}
+    with pytest.raises(cxengine.InvalidArgument):
+        trained.layout("c0000003", kinds=["nope"])
+    with pytest.raises(cxengine.InvalidArgument):
+        trained.layout("c0000003", max_rows=0)
+    with pytest.raises(cxengine.InvalidArgument):
+        trained.layout("c0000003", colour="red")
