@@ -49,6 +49,12 @@ expect "profile" "$CLI" profile "$T/e.cxe" "$cust"
 grep -Eq "^$cust: (browsing|considering|purchased|loyal|lapsed)," "$T/out" && ok || no "profile stage"
 expect "profile of a stranger" "$CLI" profile "$T/e.cxe" nobody-at-all
 has "$T/out" "nobody-at-all: new, 0 signals" "a stranger is new"
+# --- home pages
+expect "layout" "$CLI" layout "$T/e.cxe" "$cust" nobody-at-all
+has "$T/out" "home page of $cust" "layout header"
+has "$T/out" "home page of nobody-at-all (new)" "a new visitor's page"
+[ "$(grep -c ' fit ' "$T/out")" -ge 3 ] && ok || no "layout rows"
+awk '/home page of nobody/ { g = 1 } g && / fit / && !/Trending|New|Top picks/ { bad = 1 } END { exit bad }' "$T/out" && ok || no "a new visitor gets only trending, new and category rows"
 # --- lists and anonymous sessions
 expect "trending" "$CLI" trending -k 5 "$T/e.cxe"
 [ "$(grep -c ' trending$' "$T/out")" = 5 ] && ok || no "5 trending items"

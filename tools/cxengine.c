@@ -983,6 +983,11 @@ static int cmd_demo(int argc, char **argv)
     snprintf(who, sizeof who, "similar to %s (%s)", shop.items[0].id,
              shop.items[0].category);
     print_list(e, who, items, scores, reasons, k);
+    printf("\n6. a personalised home page (rows by fit; items once)\n");
+    char first[24];
+    synth_customer_id(0, first);
+    print_layout(e, first, 6);
+    print_layout(e, "someone-new", 6);
     synth_free(&shop);
     cx_close(e);
     return 0;
