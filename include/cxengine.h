@@ -744,6 +744,14 @@ typedef struct cx_eval_opts {
                                kept whole in training, default 3 */
     unsigned relevant;      /* signal types that make a held-out item
                                relevant; default all positive built-ins */
+    /* Offline replay of an experiment's variant: only the customers
+     * cx_variant assigns to `variant` of `experiment` are scored (both
+     * NULL: everyone; no exposure is counted), and the model's lists get
+     * these rules (see cx_rec_opts; defaults 0). */
+    const char *experiment;
+    const char *variant;
+    size_t max_per_category;
+    double diversity;
 } cx_eval_opts;
 
 CX_API void cx_eval_opts_init(cx_eval_opts *opts);

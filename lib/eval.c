@@ -190,11 +190,21 @@ CX_API int cx_evaluate(cx_engine *e, const cx_eval_opts *opts, double *model,
     cx_eval_opts o;
     cx_eval_opts_init(&o);
     if (opts) {
-        if (opts->size != sizeof o)
+        /* A caller built before the replay fields has a shorter struct:
+         * the missing fields keep their defaults. */
+        size_t old = offsetof(cx_eval_opts, relevant) + sizeof o.relevant;
+        if (opts->size < old || opts->size > 4096)
             return cx__fail(e, CX_EINVAL, "cx_evaluate: options not "
                             "initialised with cx_eval_opts_init");
-        o = *opts;
+        memcpy(&o, opts, opts->size < sizeof o ? opts->size : sizeof o);
+        o.size = sizeof o;
     }
+    if (!(o.diversity >= 0) || !isfinite(o.diversity))
+        return cx__fail(e, CX_EINVAL, "cx_evaluate: diversity must be a "
+                        "finite number >= 0");
+    if (!o.experiment != !o.variant)
+        return cx__fail(e, CX_EINVAL, "cx_evaluate: experiment and variant "
+                        "go together");
     if (o.k == 0 || o.k > 10000)
         return cx__fail(e, CX_EINVAL, "cx_evaluate: k = %zu, must be "
                         "1..10000", o.k);
@@ -222,7 +232,38 @@ CX_API int cx_evaluate(cx_engine *e, const cx_eval_opts *opts, double *model,
         rc = cx__fail(e, CX_EINVAL, "cx_evaluate: no signals");
     if (rc == CX_OK)
         memcpy(ev, e->ev, n_ev * sizeof *ev);
+    /* The replay's customers, and the categories the rules need, taken
+     * while no writer can change them. */
+    uint8_t *include = NULL;
+    uint32_t *item_cat = NULL;
+    size_t n_cat = e->categories.n;
+    if (rc == CX_OK && o.experiment) {
+        include = calloc((size_t)n_users + 1, 1);
+        if (!include)
+            rc = cx__fail(e, CX_ENOMEM, "cx_evaluate: out of memory");
+        for (uint32_t u = 0; rc == CX_OK && u < n_users; u++) {
+            const char *v;
+            if ((rc = cx_variant(e, o.experiment, e->customers.str[u], 0,
+                                 &v)))
+                break; /* the message names the experiment */
+            include[u] = strcmp(v, o.variant) == 0;
+        }
+        if (rc == CX_OK) {
+            int64_t unused;
+            rc = cx_exposures(e, o.experiment, o.variant, &unused);
+        }
+    }
+    if (rc == CX_OK && (item_cat = malloc(((size_t)n_items + 1) *
+                                          sizeof *item_cat)))
+        memcpy(item_cat, e->item_cat, (size_t)n_items * sizeof *item_cat);
+    else if (rc == CX_OK)
+        rc = cx__fail(e, CX_ENOMEM, "cx_evaluate: out of memory");
     pthread_mutex_unlock(&e->wmu);
+    int diverse = o.max_per_category || o.diversity > 0;
+    size_t pool = diverse ? (4 * o.k > o.k + 50 ? 4 * o.k : o.k + 50) : o.k;
+    cx__hit *ph = rc == CX_OK && diverse ? malloc(pool * sizeof *ph) : NULL;
+    if (rc == CX_OK && diverse && !ph)
+        rc = cx__fail(e, CX_ENOMEM, "cx_evaluate: out of memory");
     if (rc == CX_OK) {
         cx__train_input in = {ev, n_ev, s.keep, n_users, n_items, ts_max,
                               NULL};
@@ -233,7 +274,7 @@ CX_API int cx_evaluate(cx_engine *e, const cx_eval_opts *opts, double *model,
     double acc_m[CX_METRIC_COUNT] = {0}, acc_b[CX_METRIC_COUNT] = {0};
     for (uint32_t u = 0; rc == CX_OK && u < n_users; u++) {
         size_t n_rel = (size_t)(s.test_ptr[u + 1] - s.test_ptr[u]);
-        if (!n_rel)
+        if (!n_rel || (include && !include[u]))
             continue;
         const uint32_t *rel = s.test_items + s.test_ptr[u];
         const uint32_t *skip = m->ui.idx + m->ui.ptr[u];
@@ -253,7 +294,13 @@ CX_API int cx_evaluate(cx_engine *e, const cx_eval_opts *opts, double *model,
                 h[nb++] = (cx__hit){(float)(m->n_items - j), order[j]};
         }
         score_list(h, nb, o.k, rel, n_rel, acc_b, seen_b);
-        if (m->has_vec[u]) {
+        if (m->has_vec[u] && diverse) {
+            size_t n = cx__rank_exact(m, m->X + (size_t)u * m->k, pool, skip,
+                                      n_skip, ph);
+            n = cx__diversify(NULL, m, item_cat, n_cat, ph, n, o.k,
+                              o.max_per_category, o.diversity);
+            score_list(ph, n, o.k, rel, n_rel, acc_m, seen_m);
+        } else if (m->has_vec[u]) {
             size_t n = cx__rank_exact(m, m->X + (size_t)u * m->k, o.k, skip,
                                       n_skip, h);
             score_list(h, n, o.k, rel, n_rel, acc_m, seen_m);
@@ -270,6 +317,7 @@ CX_API int cx_evaluate(cx_engine *e, const cx_eval_opts *opts, double *model,
     }
     cx__model_free(m);
     free(ev);
+    free(include), free(item_cat), free(ph);
     free(s.keep), free(s.test_ptr), free(s.test_items);
     free(h), free(seen_m), free(seen_b), free(order);
     return rc;

@@ -446,6 +446,14 @@ int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
                   const float *x, int cosine, int list, uint32_t cat,
                   uint32_t self, size_t k, cx__hit *out, size_t *n);
 
+/* Diversify hits sorted best first, in place, keeping at most `keep`:
+ * a cap per category (item_cat[], ncat categories) and MMR with trade-off
+ * lambda over the item vectors of e (current, fold-ins included) or, with
+ * e NULL, of model m.  Returns the count kept. */
+size_t cx__diversify(const cx_engine *e, const cx__model *m,
+                     const uint32_t *item_cat, size_t ncat, cx__hit *h,
+                     size_t n, size_t keep, size_t cat_cap, double lambda);
+
 /* Quantize a query to int8 for the fast scan; returns its scale. */
 float cx__quantize(const float *x, int k, int kq, int8_t *xq);
 

@@ -557,16 +557,15 @@ static int heap_for(request *q, size_t cap, cx__topk *t)
  * a per-category cap, and MMR (Carbonell & Goldstein 1998): pick in turn
  * the hit maximising score - lambda * range * (highest cosine to a picked
  * item), range being the list's score range.  Returns the count kept. */
-static size_t diversify(const cx_engine *e, cx__hit *h, size_t n, size_t keep,
-                        size_t cat_cap, double lambda)
+size_t cx__diversify(const cx_engine *e, const cx__model *m,
+                     const uint32_t *item_cat, size_t ncat, cx__hit *h,
+                     size_t n, size_t keep, size_t cat_cap, double lambda)
 {
-    const cx__model *m = e->model;
     int k = m ? m->k : 0, mmr = lambda > 0 && m;
     uint32_t cnt_buf[256];
     float sim_buf[512];
     const float *vec_buf[512];
     float inv_buf[512];
-    size_t ncat = e->categories.n;
     uint32_t *cnt = ncat <= 256 ? cnt_buf : calloc(ncat, sizeof *cnt);
     float *sim = n <= 512 ? sim_buf : malloc(n * sizeof *sim);
     const float **vec = n <= 512 ? vec_buf : malloc(n * sizeof *vec);
@@ -584,14 +583,22 @@ static size_t diversify(const cx_engine *e, cx__hit *h, size_t n, size_t keep,
     for (size_t j = 0; j < n; j++) {
         sim[j] = -INFINITY;
         inv[j] = 0;
-        vec[j] = mmr ? cx__item_vec(e, h[j].item, &inv[j]) : NULL;
+        uint32_t i = h[j].item;
+        if (!mmr)
+            vec[j] = NULL;
+        else if (e) /* the engine's current vectors, fold-ins included */
+            vec[j] = cx__item_vec(e, i, &inv[j]);
+        else if (i < m->n_items && m->inv_norm[i] > 0)
+            vec[j] = m->Y + (size_t)i * k, inv[j] = m->inv_norm[i];
+        else
+            vec[j] = NULL;
     }
     /* h[out..n) are the candidates left; pick one, swap it to h[out]. */
     while (out < keep && out < n) {
         size_t best = SIZE_MAX;
         double bv = -INFINITY;
         for (size_t j = out; j < n; j++) {
-            if (cat_cap && cnt[e->item_cat[h[j].item]] >= cat_cap)
+            if (cat_cap && cnt[item_cat[h[j].item]] >= cat_cap)
                 continue;
             double v = h[j].score;
             if (mmr && out)
@@ -615,7 +622,7 @@ static size_t diversify(const cx_engine *e, cx__hit *h, size_t n, size_t keep,
         memmove(sim + out + 1, sim + out, (best - out) * sizeof *sim);
         h[out] = t, vec[out] = tv, inv[out] = ti, sim[out] = ts;
         if (cat_cap)
-            cnt[e->item_cat[t.item]]++;
+            cnt[item_cat[t.item]]++;
         out++;
         if (mmr && tv)
             for (size_t j = out; j < n; j++)
@@ -733,8 +740,9 @@ static int rank_core(cx_engine *e, request *q, const float *x, int cosine,
             return rc;
         size_t pool = t.n;
         cx__topk_sort(&t);
-        t.n = diversify(e, t.h, t.n, want, q->o.max_per_category,
-                        x ? q->o.diversity : 0);
+        t.n = cx__diversify(e, e->model, e->item_cat, e->categories.n, t.h,
+                            t.n, want, q->o.max_per_category,
+                            x ? q->o.diversity : 0);
         if (t.n == want || pool < cap || cap == nitems)
             break;
         cap *= 4;

@@ -55,6 +55,13 @@ has "$T/out" "home page of $cust" "layout header"
 has "$T/out" "home page of nobody-at-all (new)" "a new visitor's page"
 [ "$(grep -c ' fit ' "$T/out")" -ge 3 ] && ok || no "layout rows"
 awk '/home page of nobody/ { g = 1 } g && / fit / && !/Trending|New|Top picks/ { bad = 1 } END { exit bad }' "$T/out" && ok || no "a new visitor gets only trending, new and category rows"
+# --- offline replay of an experiment
+expect "replay" "$CLI" replay "$T/e.cxe" home control:1 diverse:1:diversity=0.5 capped:2:cap=2:k=5
+has "$T/out" "experiment home" "replay header"
+awk '$1 == "k" && $2 == 10 && $3 == 10 && $4 == 5 { ok = 1 } END { exit !ok }' "$T/out" && ok || no "replay applies the k override"
+awk '$1 == "customers" { s = $2 + $3 + $4 } END { exit !(s > 0) }' "$T/out" && ok || no "replay counts customers"
+"$CLI" replay "$T/e.cxe" home control >/dev/null 2>&1 && no "replay needs VARIANT:SHARE" || ok
+"$CLI" replay "$T/e.cxe" home a:1:colour=red >/dev/null 2>&1 && no "unknown override must fail" || ok
 # --- lists and anonymous sessions
 expect "trending" "$CLI" trending -k 5 "$T/e.cxe"
 [ "$(grep -c ' trending$' "$T/out")" = 5 ] && ok || no "5 trending items"

@@ -852,6 +852,106 @@ static int cmd_eval(int argc, char **argv)
     return 0;
 }
 
+/* replay: an experiment's variants evaluated offline, side by side.
+ * Each VARIANT:SHARE[:k=N][:diversity=X][:cap=N] defines a variant and
+ * the overrides it carries; every variant is scored on its own customers
+ * of the same time split. */
+static int cmd_replay(int argc, char **argv)
+{
+    static const struct option lo[] = {{"test-fraction", 1, 0, O_FRAC},
+                                       {0, 0, 0, 0}};
+    cx_eval_opts base;
+    cx_eval_opts_init(&base);
+    int c;
+    while ((c = getopt_long(argc, argv, "k:", lo, NULL)) != -1) {
+        if (c == 'k')
+            base.k = (size_t)num_arg("-k", optarg);
+        else if (c == O_FRAC)
+            base.test_fraction = num_arg("--test-fraction", optarg);
+        else
+            return EXIT_USAGE;
+    }
+    int nv = argc - optind - 2;
+    if (nv < 1 || nv > 64)
+        die("usage: %s replay [-k K] [--test-fraction F] ENGINE EXPERIMENT "
+            "VARIANT:SHARE[:k=N][:diversity=X][:cap=N]...", prog);
+    cx_engine *e = open_engine(argv[optind], 1);
+    const char *exp = argv[optind + 1];
+    const char *name[64];
+    double share[64];
+    char *spec[64];
+    for (int v = 0; v < nv; v++) {
+        spec[v] = argv[optind + 2 + v];
+        char *colon = strchr(spec[v], ':');
+        if (!colon)
+            die("replay: '%s' needs VARIANT:SHARE", spec[v]);
+        *colon = 0;
+        name[v] = spec[v];
+        char *rest = colon + 1, *next = strchr(rest, ':');
+        if (next)
+            *next++ = 0;
+        share[v] = num_arg("share", rest);
+        spec[v] = next; /* the overrides, parsed below */
+    }
+    check(e, cx_experiment_define(e, exp, (size_t)nv, name, share),
+          "replay");
+    double m[64][CX_METRIC_COUNT], b[CX_METRIC_COUNT];
+    size_t kk[64];
+    for (int v = 0; v < nv; v++) {
+        for (char *o = spec[v]; o && *o;) {
+            char *next = strchr(o, ':');
+            if (next)
+                *next++ = 0;
+            char *eq = strchr(o, '=');
+            if (!eq)
+                die("replay: override '%s' needs KEY=VALUE", o);
+            *eq = 0;
+            int key = !strcmp(o, "k")           ? CX_OVERRIDE_K
+                      : !strcmp(o, "diversity") ? CX_OVERRIDE_DIVERSITY
+                      : !strcmp(o, "cap")       ? CX_OVERRIDE_CATEGORY_CAP
+                                                : 0;
+            if (!key)
+                die("replay: unknown override '%s' (k, diversity, cap)", o);
+            check(e, cx_variant_set(e, exp, name[v], key,
+                                    num_arg(o, eq + 1)), "replay");
+            o = next;
+        }
+        cx_eval_opts eo = base;
+        double val;
+        eo.experiment = exp;
+        eo.variant = name[v];
+        if (cx_variant_get(e, exp, name[v], CX_OVERRIDE_K, &val) == CX_OK)
+            eo.k = (size_t)val;
+        if (cx_variant_get(e, exp, name[v], CX_OVERRIDE_DIVERSITY, &val) ==
+            CX_OK)
+            eo.diversity = val;
+        if (cx_variant_get(e, exp, name[v], CX_OVERRIDE_CATEGORY_CAP,
+                           &val) == CX_OK)
+            eo.max_per_category = (size_t)val;
+        kk[v] = eo.k;
+        check(e, cx_evaluate(e, &eo, m[v], v ? NULL : b), "replay");
+    }
+    static const char *names[] = {"precision", "recall", "ndcg", "map",
+                                  "hit_rate", "coverage", "customers"};
+    printf("experiment %s: each variant on its own customers, newest "
+           "%.0f%% of each customer's items held out\n%-12s",
+           exp, base.test_fraction * 100, "metric");
+    for (int v = 0; v < nv; v++)
+        printf(" %12s", name[v]);
+    printf("\n%-12s", "k");
+    for (int v = 0; v < nv; v++)
+        printf(" %12zu", kk[v]);
+    printf("\n");
+    for (int i = 0; i < CX_METRIC_COUNT; i++) {
+        printf("%-12s", names[i]);
+        for (int v = 0; v < nv; v++)
+            printf(i == CX_METRIC_USERS ? " %12.0f" : " %12.4f", m[v][i]);
+        printf("\n");
+    }
+    cx_close(e);
+    return 0;
+}
+
 /* ===================================================================== */
 /* export, info                                                          */
 /* ===================================================================== */
@@ -1014,6 +1114,10 @@ static void usage(FILE *f)
             "habits\n"
             "  layout ENGINE CUSTOMER...            the home page, row by "
             "row\n"
+            "  replay [-k K] ENGINE EXPERIMENT VARIANT:SHARE[:k=N]"
+            "[:diversity=X][:cap=N]...\n"
+            "                                       variants evaluated "
+            "offline, side by side\n"
             "  eval [-k K] [--test-fraction F] [training options] ENGINE\n"
             "  export ENGINE DIR                    factors as .npy\n"
             "  info ENGINE\n"
@@ -1045,6 +1149,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "explain")) return cmd_explain(argc, argv);
     if (!strcmp(cmd, "profile")) return cmd_profile(argc, argv);
     if (!strcmp(cmd, "layout")) return cmd_layout(argc, argv);
+    if (!strcmp(cmd, "replay")) return cmd_replay(argc, argv);
     if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
     if (!strcmp(cmd, "info")) return cmd_info(argc, argv);
     if (!strcmp(cmd, "demo")) return cmd_demo(argc, argv);

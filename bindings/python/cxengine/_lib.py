@@ -120,7 +120,9 @@ class Profile(ctypes.Structure):
 class EvalOpts(ctypes.Structure):
     _fields_ = [("size", c_size_t), ("k", c_size_t),
                 ("test_fraction", c_double), ("min_items", c_size_t),
-                ("relevant", c_uint)]
+                ("relevant", c_uint), ("experiment", c_char_p),
+                ("variant", c_char_p), ("max_per_category", c_size_t),
+                ("diversity", c_double)]
 
 
 def _decl(name, restype, *argtypes):

@@ -1072,11 +1072,16 @@ class Engine:
         os.makedirs(directory, exist_ok=True)
         self._check(L.cx_export_npy(h, os.fsencode(directory)), h)
 
-    def evaluate(self, k=10, test_fraction=0.2, min_items=3, relevant=None):
+    def evaluate(self, k=10, test_fraction=0.2, min_items=3, relevant=None,
+                 experiment=None, variant=None, max_per_category=0,
+                 diversity=0.0):
         """Offline evaluation on a per-customer time split, against a
         popularity baseline: {'model': {metric: value}, 'baseline': {...},
         'k': k}.  Metrics: precision, recall, ndcg, map, hit_rate,
-        coverage, users.  The engine's own model is not changed."""
+        coverage, users.  The engine's own model is not changed.  With
+        experiment and variant, only that variant's customers are scored
+        (a replay); max_per_category and diversity apply to the model's
+        lists."""
         h = self._handle()
         o = L.EvalOpts()
         L.cx_eval_opts_init(byref(o))
@@ -1092,6 +1097,14 @@ class Engine:
                       else relevant):
                 mask |= 1 << self.signal_type(t)
             o.relevant = mask
+        keep = (_b(experiment) if experiment is not None else None,
+                _b(variant) if variant is not None else None)
+        o.experiment, o.variant = keep
+        if (not isinstance(max_per_category, int) or
+                isinstance(max_per_category, bool) or max_per_category < 0):
+            raise InvalidArgument("max_per_category must be an int >= 0", -1)
+        o.max_per_category = max_per_category
+        o.diversity = float(diversity)
         m = (ctypes.c_double * 7)()
         b = (ctypes.c_double * 7)()
         self._check(L.cx_evaluate(h, byref(o), m, b), h)

@@ -156,3 +156,19 @@ def test_layout(trained, shop):
         trained.layout("c0000003", max_rows=0)
     with pytest.raises(cxengine.InvalidArgument):
         trained.layout("c0000003", colour="red")
+
+
+def test_evaluate_replay(trained):
+    trained.define_experiment("replay", {"a": 1, "b": 1})
+    whole = trained.evaluate(k=10)
+    a = trained.evaluate(k=10, experiment="replay", variant="a")
+    b = trained.evaluate(k=10, experiment="replay", variant="b",
+                         diversity=0.5)
+    assert a["model"]["users"] + b["model"]["users"] == \
+        whole["model"]["users"]
+    capped = trained.evaluate(k=10, max_per_category=1)
+    assert capped["model"]["ndcg"] != whole["model"]["ndcg"]
+    with pytest.raises(cxengine.NotFound):
+        trained.evaluate(experiment="replay", variant="zzz")
+    with pytest.raises(cxengine.InvalidArgument):
+        trained.evaluate(experiment="replay")
