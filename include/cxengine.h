@@ -600,10 +600,13 @@ typedef struct cx_layout_row {
  * best, or, without a vector, their categories' shares of the customer's
  * signals), and rows are placed by fit, best first.  An item appears
  * once on the page (in the best-fitting row that has it); rows left
- * shorter than spec->min_row are dropped; the rules apply to every row.
- * A new visitor gets trending, new arrivals and popular categories, never
- * an empty page while the catalogue has an item the rules allow.  Stage
- * weights are documented in the README.
+ * shorter than spec->min_row are dropped (unless that would leave the
+ * page empty: then shorter rows are kept); the rules apply to every row.
+ * A new visitor gets trending, new arrivals and popular categories.  The
+ * page is never empty while the spec allows trending rows and the
+ * catalogue has an item the rules allow (a last resort is a trending row
+ * of the whole catalogue); the kinds mask always wins.  Stage weights are
+ * documented in the README.
  *
  * rows[] has room for max_rows rows, items[] for max_items items
  * (max_rows * items_per_row is always enough); *n_rows receives the row

@@ -269,7 +269,7 @@ void cx__rdlock(const cx_engine *e);
 void cx__rdunlock(const cx_engine *e);
 
 /* profile.c: the profile of customer u (CX_NONE: a new visitor), with
- * the read lock held by the caller. */
+ * the read lock held by the caller; price_level is left 0. */
 int cx__profile(const cx_engine *e, uint32_t u, int64_t now,
                 cx_profile *out);
 

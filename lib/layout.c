@@ -199,12 +199,14 @@ static void recent(const page *pg, uint32_t *seeds, size_t *n_seeds,
         if (cx__signal_strength(&e->opt, v) <= 0)
             continue;
         int pos = !(CX_TYPE_BIT(v->type) & neg);
-        if (pos && cx__item_vec(e, v->item, NULL) && *n_seeds < max_seeds &&
+        if (pos && *n_seeds < max_seeds &&
             !seen_in(seeds, *n_seeds, v->item) &&
-            !seen_in(other, n_other, v->item)) {
+            cx__item_vec(e, v->item, NULL)) {
+            /* The context channel's items first, however recent their
+             * events on other channels; the rest wait in `other`. */
             if (chan == CX_NONE || v->channel == chan)
                 seeds[(*n_seeds)++] = v->item;
-            else if (n_other < 64)
+            else if (n_other < 64 && !seen_in(other, n_other, v->item))
                 other[n_other++] = v->item;
         }
         if ((v->type == CX_VIEW || v->type == CX_CLICK ||
@@ -217,7 +219,8 @@ static void recent(const page *pg, uint32_t *seeds, size_t *n_seeds,
     }
     /* Seeds from other channels after the context's own. */
     for (size_t j = 0; j < n_other && *n_seeds < max_seeds; j++)
-        seeds[(*n_seeds)++] = other[j];
+        if (!seen_in(seeds, *n_seeds, other[j]))
+            seeds[(*n_seeds)++] = other[j];
 }
 
 /* Items bought or carted by the customers who bought or carted `seed`,
@@ -375,11 +378,26 @@ static int fill(page *pg)
     cx_engine *e = pg->e;
     int rc = CX_OK;
     size_t nk;
-    if (pg->x && allowed_kind(pg, CX_ROW_FOR_YOU)) {
-        rc = ranked_row(pg, CX_ROW_FOR_YOU, CX_REASON_PERSONAL, CX_NONE,
-                        CX_NONE, pg->x, 0, 0);
-        if (rc == CX_OK && pg->c[pg->n_c - 1].n)
-            pg->best = pg->c[pg->n_c - 1].h[0].score;
+    /* One wide personal scan serves the FOR_YOU row, the customer's best
+     * score, and most category rows (filtered from it below). */
+    cx__hit *wide = NULL;
+    size_t n_wide = 0, want_wide = 40 * s->items_per_row;
+    if (pg->x) {
+        want_wide = want_wide < e->items.n ? want_wide : e->items.n;
+        if (!(wide = malloc((want_wide + 1) * sizeof *wide)))
+            return CX_ENOMEM;
+        rc = cx__rank_hits(e, &s->rules, pg->u, pg->x, 0, 0, CX_NONE,
+                           CX_NONE, want_wide, wide, &n_wide);
+        if (rc == CX_OK && n_wide)
+            pg->best = wide[0].score;
+    }
+    if (rc == CX_OK && pg->x && allowed_kind(pg, CX_ROW_FOR_YOU)) {
+        cand *c = new_cand(pg, CX_ROW_FOR_YOU, CX_REASON_PERSONAL, CX_NONE,
+                           CX_NONE);
+        if (!c)
+            rc = CX_ENOMEM;
+        for (size_t j = 0; c && j < n_wide && c->n < pg->pool; j++)
+            c->h[c->n++] = wide[j];
     }
     uint32_t seeds[16], cont[64], last_buy;
     float cont_score[64];
@@ -436,12 +454,37 @@ static int fill(page *pg)
             rc = ranked_row(pg, CX_ROW_NEW, CX_REASON_NEW, CX_NONE,
                             pg->cat[j], NULL, 0, 2);
     }
-    /* One row per favoured (or popular) category. */
+    /* One row per favoured (or popular) category: from the wide scan
+     * when it holds enough of the category (a scan of only the category
+     * would rank them the same), else a scan of its own. */
     if (allowed_kind(pg, CX_ROW_CATEGORY))
         for (size_t j = 0; rc == CX_OK && j < pg->n_cat &&
-                           j < s->per_kind[CX_ROW_CATEGORY]; j++)
-            rc = ranked_row(pg, CX_ROW_CATEGORY, CX_REASON_CATEGORY, CX_NONE,
-                            pg->cat[j], pg->x, 0, 0);
+                           j < s->per_kind[CX_ROW_CATEGORY]; j++) {
+            size_t got = 0;
+            for (size_t q = 0; q < n_wide; q++)
+                got += e->item_cat[wide[q].item] == pg->cat[j];
+            if (got < 2 * s->items_per_row && n_wide == want_wide &&
+                want_wide < e->items.n) {
+                rc = ranked_row(pg, CX_ROW_CATEGORY, CX_REASON_CATEGORY,
+                                CX_NONE, pg->cat[j], pg->x, 0, 0);
+                continue;
+            }
+            if (!pg->x) {
+                rc = ranked_row(pg, CX_ROW_CATEGORY, CX_REASON_CATEGORY,
+                                CX_NONE, pg->cat[j], NULL, 0, 0);
+                continue;
+            }
+            cand *c = new_cand(pg, CX_ROW_CATEGORY, CX_REASON_CATEGORY,
+                               CX_NONE, pg->cat[j]);
+            if (!c) {
+                rc = CX_ENOMEM;
+                break;
+            }
+            for (size_t q = 0; q < n_wide && c->n < pg->pool; q++)
+                if (e->item_cat[wide[q].item] == pg->cat[j])
+                    c->h[c->n++] = wide[q];
+        }
+    free(wide);
     return rc;
 }
 
@@ -592,9 +635,9 @@ CX_API int cx_layout(cx_engine *e, const char *customer,
          * to the popular list. */
         if (nr == 0)
             nr = place(pg, rows, max_rows, items, max_items, &used, 1);
-        if (nr == 0 && (rc = ranked_row(pg, CX_ROW_TRENDING,
-                                        CX_REASON_POPULAR, CX_NONE, CX_NONE,
-                                        NULL, 0, 0)) == CX_OK) {
+        if (nr == 0 && (s.kinds & CX_ROW_BIT(CX_ROW_TRENDING)) &&
+            (rc = ranked_row(pg, CX_ROW_TRENDING, CX_REASON_TRENDING,
+                             CX_NONE, CX_NONE, NULL, 0, 1)) == CX_OK) {
             cand only = pg->c[pg->n_c - 1];
             for (size_t r = 0; r + 1 < pg->n_c; r++)
                 free(pg->c[r].h);

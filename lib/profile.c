@@ -71,7 +71,7 @@ static double catalogue_mean_price(const cx_engine *e)
 /* Top categories and avg_price from the customer's positive signals
  * (sig[0..n), reordered here). */
 static int rank_categories(const cx_engine *e, pos_sig *sig, size_t n,
-                           cx_profile *out)
+                           cx_profile *out, int price)
 {
     if (!n)
         return CX_OK;
@@ -90,7 +90,7 @@ static int rank_categories(const cx_engine *e, pos_sig *sig, size_t n,
     }
     if (priced) {
         out->avg_price = price_sum / (double)priced;
-        double mean = catalogue_mean_price(e);
+        double mean = price ? catalogue_mean_price(e) : 0;
         out->price_level = mean > 0 ? out->avg_price / mean : 0;
     }
     /* Summed strength per category. */
@@ -134,7 +134,7 @@ static int decide_stage(const cx_engine *e, const cx_profile *p,
 
 /* The profile of customer u; needs the read lock. */
 static int build(const cx_engine *e, uint32_t u, int64_t now,
-                 cx_profile *out)
+                 cx_profile *out, int price)
 {
     size_t n = 0;
     for (uint32_t ev = e->cust_last[u]; ev != CX_NONE; ev = e->ev_prev[ev])
@@ -172,7 +172,7 @@ static int build(const cx_engine *e, uint32_t u, int64_t now,
         out->by_channel[j] = (uint64_t)ch[j].w;
     }
     out->n_channels = nch < CX_PROFILE_TOP ? nch : CX_PROFILE_TOP;
-    int rc = rank_categories(e, sig, np, out);
+    int rc = rank_categories(e, sig, np, out, price);
     free(sig);
     out->stage = decide_stage(e, out, now);
     return rc;
@@ -188,7 +188,10 @@ int cx__profile(const cx_engine *e, uint32_t u, int64_t now,
     memset(out, 0, sizeof *out);
     out->size = sizeof *out;
     out->stage = CX_STAGE_NEW;
-    return u == CX_NONE ? CX_OK : build(e, u, now ? now : e->ts_max, out);
+    /* Layouts do not need the price level, which costs a catalogue
+     * scan. */
+    return u == CX_NONE ? CX_OK
+                        : build(e, u, now ? now : e->ts_max, out, 0);
 }
 
 CX_API int cx_profile_get(cx_engine *e, const char *customer, int64_t now,
@@ -216,7 +219,7 @@ CX_API int cx_profile_get(cx_engine *e, const char *customer, int64_t now,
     cx__rdlock(e);
     uint32_t u = cx__idmap_find(&e->customers, customer);
     int rc = u == CX_NONE ? CX_OK
-                          : build(e, u, now ? now : e->ts_max, out);
+                          : build(e, u, now ? now : e->ts_max, out, 1);
     cx__rdunlock(e);
     if (rc) {
         size_t size = out->size;
