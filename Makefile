@@ -44,7 +44,8 @@ SAN_FLAGS_tsan = -fsanitize=thread
 .SECONDARY:
 
 .PHONY: all lib tools install uninstall check check-c check-asan check-tsan \
-        check-pkgconfig check-python check-notebook bench demo clean
+        check-pkgconfig check-python check-notebook check-lua check-nginx \
+        bench demo clean
 
 all: lib tools
 
@@ -122,8 +123,16 @@ $(eval $(call san_build,tsan))
 TSAN_TESTS = test_threads test_stress test_customer
 
 check: check-c check-asan check-tsan check-cli check-pkgconfig check-python \
-       check-notebook
+       check-notebook check-lua check-nginx
 	@echo "make check: all passed"
+
+# Lua: the FFI binding under LuaJIT, then nginx with the Lua module serving
+# a synthetic shop on 127.0.0.1 (started and stopped by the script).
+check-lua: lib
+	CXENGINE_LIB=$(CURDIR)/$(B)/libcxengine.so luajit bindings/lua/test.lua
+
+check-nginx: lib tools
+	sh tests/nginx.sh
 
 # Python: Debian's interpreter (it has numpy, pandas, pytest).
 PYTHON ?= /usr/bin/python3
@@ -171,9 +180,10 @@ $(B)/bench/%: bench/%.c bench/benchutil.h $(STATIC) $(TOOL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itools -o $@ $< $(TOOL_OBJ) $(STATIC) $(LIBS)
 
-bench: $(BENCHES:%=$(B)/bench/%) lib
+bench: $(BENCHES:%=$(B)/bench/%) lib tools
 	@mkdir -p $(B)/bench; set -e; for b in $(BENCHES); do $(B)/bench/$$b; done
 	CXENGINE_LIB=$(CURDIR)/$(B)/libcxengine.so $(PYTHON) bench/bench_python.py
+	sh bench/bench_lua.sh
 
 # ---------------------------------------------------------------- demo
 

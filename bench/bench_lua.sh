@@ -1,0 +1,132 @@
+#!/bin/sh
+# bench_lua.sh -- nginx + Lua binding under wrk, and the FFI overhead.
+#   sh bench/bench_lua.sh            (after make lib tools)
+# Builds a 20k-item shop (2M signals, 64 factors), starts nginx with 2
+# workers on 127.0.0.1, runs wrk for $DURATION s against /recommend and
+# /layout, and times recommend from LuaJIT (binding vs raw ffi call).
+# Prints figures next to the targets; never fails on them.
+# Env: DURATION (10), CONNS (32), SIGNALS (2000000), BENCH_DIR (a temp dir).
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CLI=$ROOT/build/cxengine
+LIB=$ROOT/build/libcxengine.so
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-32}
+SIGNALS=${SIGNALS:-2000000}
+DIR=${BENCH_DIR:-$(mktemp -d /tmp/cxbench_lua.XXXXXX)}
+NGINX_PID=
+cleanup() {
+    if [ -n "$NGINX_PID" ]; then
+        kill "$NGINX_PID" 2>/dev/null
+        i=0
+        while kill -0 "$NGINX_PID" 2>/dev/null && [ $i -lt 50 ]; do
+            sleep 0.1; i=$((i + 1))
+        done
+        kill -9 "$NGINX_PID" 2>/dev/null
+    fi
+    [ -z "${BENCH_DIR:-}" ] && rm -rf "$DIR"
+}
+trap cleanup EXIT INT TERM
+
+ENGINE=$DIR/shop.cx
+if [ ! -f "$ENGINE" ]; then
+    echo "building the shop ($SIGNALS signals, 64 factors)..."
+    "$CLI" gen --signals "$SIGNALS" "$DIR/shop" >/dev/null &&
+    "$CLI" import --items "$DIR/shop/items.csv" \
+        --signals "$DIR/shop/signals.csv" "$ENGINE" >/dev/null &&
+    "$CLI" train --factors 64 --iterations 3 "$ENGINE" >/dev/null 2>&1 ||
+        { echo "cannot build the shop"; exit 0; }
+fi
+"$CLI" info "$ENGINE" | sed -n '/^items\|^customers\|^factors/p'
+NCUST=$("$CLI" info "$ENGINE" | awk '$1 == "customers" { print $2 }')
+
+# ------------------------------------------------------------- FFI cost
+echo
+echo "LuaJIT FFI overhead per recommend call (k=10, one thread):"
+CXENGINE_LIB=$LIB ENGINE=$ENGINE NCUST=$NCUST luajit -e '
+package.path = "'"$ROOT"'/bindings/lua/?.lua;" .. package.path
+local cx = require "cxengine"
+local ffi = require "ffi"
+local e = assert(cx.load(os.getenv("ENGINE")))
+local ncust = tonumber(os.getenv("NCUST"))
+local users = {}
+for i = 1, 1000 do users[i] = string.format("c%07d", (i * 7919) % ncust) end
+local N = 20000
+local function clock() return os.clock() end
+local function run(f, n)
+    n = n or N
+    for i = 1, n / 10 do f(users[i % 1000 + 1]) end    -- warm up, JIT
+    local best = math.huge
+    for rep = 1, 3 do
+        local t = clock()
+        for i = 1, n do f(users[i % 1000 + 1]) end
+        best = math.min(best, (clock() - t) / n * 1e6)
+    end
+    return best
+end
+io.stdout:setvbuf("line")
+local raw = run(function(u) return e:_recommend_raw(u, 10) end)
+local full = run(function(u) return e:recommend(u, 10) end)
+print(string.format("  raw ffi call   %8.2f us", raw))
+print(string.format("  e:recommend    %8.2f us   (binding overhead %.2f us: ids to Lua strings, result tables)", full, full - raw))
+-- an unknown customer: the cheap popular-list path shows the binding cost
+local function runu(f)
+    local n = N
+    for i = 1, 2000 do f("nobody") end
+    local best = math.huge
+    for rep = 1, 5 do
+        local t = clock()
+        for i = 1, N do f("nobody") end
+        best = math.min(best, (clock() - t) / n * 1e6)
+    end
+    return best
+end
+io.stdout:setvbuf("line")
+local rawp = runu(function(u) return e:_recommend_raw(u, 10) end)
+local fullp = runu(function(u) return e:recommend(u, 10) end)
+print(string.format("  popular path: raw %.2f us, e:recommend %.2f us (overhead %.2f us)", rawp, fullp, fullp - rawp))
+local rl = run(function(u) return e:layout(u) end, 500)
+print(string.format("  e:layout       %8.2f us", rl))
+' || echo "  (luajit failed)"
+
+# ------------------------------------------------------------- nginx
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$DIR/logs" "$DIR/tmp"
+{
+    echo "user root;"
+    sed -e "s|@PORT@|$PORT|g" -e "s|@LUA_DIR@|$ROOT/examples/openresty|g" \
+        -e "s|@BINDING_DIR@|$ROOT/bindings/lua|g" -e "s|@CXENGINE_LIB@|$LIB|g" \
+        -e "s|@ENGINE_FILE@|$ENGINE|g" -e "s|@WORKERS@|2|g" \
+        "$ROOT/examples/openresty/nginx.conf.in"
+} > "$DIR/nginx.conf"
+nginx -p "$DIR/" -c "$DIR/nginx.conf" -g 'daemon off;' \
+    >"$DIR/logs/stdout.log" 2>&1 &
+NGINX_PID=$!
+i=0
+while [ $i -lt 200 ]; do
+    curl -sf --max-time 2 "http://127.0.0.1:$PORT/health" >/dev/null && break
+    sleep 0.1; i=$((i + 1))
+done
+
+bench() { # bench NAME PATH TARGET_RPS
+    cat > "$DIR/wrk.lua" <<EOF
+math.randomseed(42)
+request = function()
+    local u = string.format("c%07d", math.random(0, $NCUST - 1))
+    return wrk.format("GET", "$2" .. u)
+end
+EOF
+    out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$DIR/wrk.lua" \
+        "http://127.0.0.1:$PORT" 2>&1)
+    rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
+    p99=$(echo "$out" | awk '$1 == "99%" { print $2 }')
+    p50=$(echo "$out" | awk '$1 == "50%" { print $2 }')
+    non2xx=$(echo "$out" | awk '/Non-2xx/ { print $NF }')
+    printf "  %-10s %10s req/s (target >= %s)   p50 %-8s p99 %-8s (target <= 5ms)%s\n" \
+        "$1" "${rps:-?}" "$3" "${p50:-?}" "${p99:-?}" \
+        "${non2xx:+   non-2xx: $non2xx}"
+}
+echo
+echo "nginx, 2 workers, wrk -t2 -c$CONNS -d${DURATION}s on 127.0.0.1 (wrk shares the $(nproc) cores):"
+bench /recommend "/recommend?k=10&user=" 10000
+bench /layout "/layout?user=" 3000
