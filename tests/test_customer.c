@@ -7,16 +7,6 @@
 #include <sched.h>
 #include <stdatomic.h>
 
-/* The failure happened with the expected status and left a message. */
-#define FAILS(e, call, want)                                                \
-    do {                                                                    \
-        int rc_ = (call);                                                   \
-        if (rc_ != (want))                                                  \
-            print_error("%s -> %d, want %d (%s)\n", #call, rc_, (want),     \
-                        cx_errmsg(e));                                      \
-        assert_int_equal(rc_, (want));                                      \
-        assert_true(strlen(cx_errmsg(e)) > 0);                              \
-    } while (0)
 
 static cx_profile profile(cx_engine *e, const char *customer, int64_t now)
 {

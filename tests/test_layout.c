@@ -3,16 +3,6 @@
  * determinism, rules on every row, and misuse. */
 #include "testutil.h"
 
-/* The failure happened with the expected status and left a message. */
-#define FAILS(e, call, want)                                                \
-    do {                                                                    \
-        int rc_ = (call);                                                   \
-        if (rc_ != (want))                                                  \
-            print_error("%s -> %d, want %d (%s)\n", #call, rc_, (want),     \
-                        cx_errmsg(e));                                      \
-        assert_int_equal(rc_, (want));                                      \
-        assert_true(strlen(cx_errmsg(e)) > 0);                              \
-    } while (0)
 
 #define MAXR 64
 #define MAXI (64 * 100)

@@ -10,16 +10,6 @@
 static char long_id[CX_MAX_ID_LEN + 2];  /* CX_MAX_ID_LEN + 1 bytes */
 static char max_id[CX_MAX_ID_LEN + 1];   /* exactly CX_MAX_ID_LEN bytes */
 
-/* The failure happened with the expected status and left a message. */
-#define FAILS(e, call, want)                                                \
-    do {                                                                    \
-        int rc_ = (call);                                                   \
-        if (rc_ != (want))                                                  \
-            print_error("%s -> %d, want %d (%s)\n", #call, rc_, (want),     \
-                        cx_errmsg(e));                                      \
-        assert_int_equal(rc_, (want));                                      \
-        assert_true(strlen(cx_errmsg(e)) > 0);                              \
-    } while (0)
 
 static void init_ids(void)
 {

@@ -36,6 +36,17 @@
         assert_int_equal(tu_rc_, CX_OK);                                    \
     } while (0)
 
+/* A call that must fail with status `want` and leave a message. */
+#define FAILS(e, call, want)                                                \
+    do {                                                                    \
+        int rc_ = (call);                                                   \
+        if (rc_ != (want))                                                  \
+            print_error("%s -> %d, want %d (%s)\n", #call, rc_, (want),     \
+                        cx_errmsg(e));                                      \
+        assert_int_equal(rc_, (want));                                      \
+        assert_true(strlen(cx_errmsg(e)) > 0);                              \
+    } while (0)
+
 /* Open an engine and ingest n signals from parallel arrays (values,
  * timestamps may be NULL).  Threads are pinned to 1 unless changed. */
 static TU_UNUSED cx_engine *tu_engine(size_t n, const char *const *cust,
