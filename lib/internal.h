@@ -446,6 +446,20 @@ int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
                   const float *x, int cosine, int list, uint32_t cat,
                   uint32_t self, size_t k, cx__hit *out, size_t *n);
 
+/* For layouts: several customer-free lists in one pass over the items.
+ * Each request asks for the best k of list (0 popular, 1 trending, 2 new
+ * arrivals, scored as age in days) in category cat (CX_NONE: any) into
+ * out[], and receives n; opts' rules and customer u's exclusions apply
+ * (opts' category does not).  The read lock is held by the caller. */
+typedef struct cx__list_req {
+    int list;
+    uint32_t cat;
+    size_t k, n;
+    cx__hit *out;
+} cx__list_req;
+int cx__rank_lists(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                   cx__list_req *req, size_t nreq);
+
 /* Diversify hits sorted best first, in place, keeping at most `keep`:
  * a cap per category (item_cat[], ncat categories) and MMR with trade-off
  * lambda over the item vectors of e (current, fold-ins included) or, with

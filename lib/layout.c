@@ -431,33 +431,52 @@ static int fill(page *pg)
                             CX_REASON_BOUGHT_TOGETHER, last_buy, tog, ts, nt,
                             s->rules.exclude);
     }
-    /* Trending: overall, then in favoured categories. */
+    /* Trending (overall, then in favoured categories) and new arrivals
+     * (in favoured categories; overall for a new visitor): one pass over
+     * the catalogue fills them all. */
+    cx__list_req req[2 * TOP_CATS + 2 + TOP_CATS];
+    cand *req_c[2 * TOP_CATS + 2 + TOP_CATS];
+    size_t nreq = 0;
+#define LIST_ROW(kind_, reason_, cat_, list_)                               \
+    do {                                                                    \
+        cand *c_ = new_cand(pg, kind_, reason_, CX_NONE, cat_);             \
+        if (!c_) {                                                          \
+            rc = CX_ENOMEM;                                                 \
+            break;                                                          \
+        }                                                                   \
+        req[nreq] = (cx__list_req){list_, cat_, pg->pool, 0, c_->h};        \
+        req_c[nreq++] = c_;                                                 \
+    } while (0)
     nk = 0;
-    if (allowed_kind(pg, CX_ROW_TRENDING)) {
-        if (rc == CX_OK && nk++ < s->per_kind[CX_ROW_TRENDING])
-            rc = ranked_row(pg, CX_ROW_TRENDING, CX_REASON_TRENDING, CX_NONE,
-                            CX_NONE, NULL, 0, 1);
+    if (rc == CX_OK && allowed_kind(pg, CX_ROW_TRENDING)) {
+        if (nk++ < s->per_kind[CX_ROW_TRENDING])
+            LIST_ROW(CX_ROW_TRENDING, CX_REASON_TRENDING, CX_NONE, 1);
         for (size_t j = 0; rc == CX_OK && j < pg->n_cat &&
                            nk++ < s->per_kind[CX_ROW_TRENDING]; j++)
-            rc = ranked_row(pg, CX_ROW_TRENDING, CX_REASON_TRENDING, CX_NONE,
-                            pg->cat[j], NULL, 0, 1);
+            LIST_ROW(CX_ROW_TRENDING, CX_REASON_TRENDING, pg->cat[j], 1);
     }
-    /* New arrivals in favoured categories (overall for a new visitor). */
     nk = 0;
-    if (allowed_kind(pg, CX_ROW_NEW)) {
-        if (rc == CX_OK && pg->u == CX_NONE &&
-            nk++ < s->per_kind[CX_ROW_NEW])
-            rc = ranked_row(pg, CX_ROW_NEW, CX_REASON_NEW, CX_NONE, CX_NONE,
-                            NULL, 0, 2);
+    if (rc == CX_OK && allowed_kind(pg, CX_ROW_NEW)) {
+        if (pg->u == CX_NONE && nk++ < s->per_kind[CX_ROW_NEW])
+            LIST_ROW(CX_ROW_NEW, CX_REASON_NEW, CX_NONE, 2);
         for (size_t j = 0; rc == CX_OK && j < pg->n_cat &&
                            nk++ < s->per_kind[CX_ROW_NEW]; j++)
-            rc = ranked_row(pg, CX_ROW_NEW, CX_REASON_NEW, CX_NONE,
-                            pg->cat[j], NULL, 0, 2);
+            LIST_ROW(CX_ROW_NEW, CX_REASON_NEW, pg->cat[j], 2);
     }
+    /* Category rows of a customer without a vector: popular in it. */
+    if (rc == CX_OK && !pg->x && allowed_kind(pg, CX_ROW_CATEGORY))
+        for (size_t j = 0; rc == CX_OK && j < pg->n_cat &&
+                           j < s->per_kind[CX_ROW_CATEGORY]; j++)
+            LIST_ROW(CX_ROW_CATEGORY, CX_REASON_CATEGORY, pg->cat[j], 0);
+#undef LIST_ROW
+    if (rc == CX_OK && nreq &&
+        (rc = cx__rank_lists(e, &s->rules, pg->u, req, nreq)) == CX_OK)
+        for (size_t j = 0; j < nreq; j++)
+            req_c[j]->n = req[j].n;
     /* One row per favoured (or popular) category: from the wide scan
      * when it holds enough of the category (a scan of only the category
      * would rank them the same), else a scan of its own. */
-    if (allowed_kind(pg, CX_ROW_CATEGORY))
+    if (pg->x && allowed_kind(pg, CX_ROW_CATEGORY))
         for (size_t j = 0; rc == CX_OK && j < pg->n_cat &&
                            j < s->per_kind[CX_ROW_CATEGORY]; j++) {
             size_t got = 0;
@@ -467,11 +486,6 @@ static int fill(page *pg)
                 want_wide < e->items.n) {
                 rc = ranked_row(pg, CX_ROW_CATEGORY, CX_REASON_CATEGORY,
                                 CX_NONE, pg->cat[j], pg->x, 0, 0);
-                continue;
-            }
-            if (!pg->x) {
-                rc = ranked_row(pg, CX_ROW_CATEGORY, CX_REASON_CATEGORY,
-                                CX_NONE, pg->cat[j], NULL, 0, 0);
                 continue;
             }
             cand *c = new_cand(pg, CX_ROW_CATEGORY, CX_REASON_CATEGORY,

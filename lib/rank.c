@@ -776,6 +776,68 @@ static int skip_for(cx_engine *e, request *q, uint32_t u)
     return CX_OK;
 }
 
+int cx__rank_lists(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                   cx__list_req *req, size_t nreq)
+{
+    request q;
+    int rc = request_init(e, opts, 1, "cx_layout", &q);
+    cx__topk *t = calloc(nreq ? nreq : 1, sizeof *t);
+    if (rc == CX_OK && !t)
+        rc = cx__fail(e, CX_ENOMEM, "out of memory");
+    if (rc == CX_OK)
+        rc = skip_for(e, &q, u);
+    q.r.cat = CX_NONE; /* each list has its own */
+    for (size_t j = 0; rc == CX_OK && j < nreq; j++) {
+        req[j].n = 0;
+        t[j] = (cx__topk){req[j].out, 0, req[j].k};
+    }
+    if (rc == CX_OK) {
+        double fp = e->opt.pop_half_life > 0
+                        ? exp2((double)(e->pop_t0 - e->ts_max) /
+                               e->opt.pop_half_life)
+                        : 1.0;
+        double ft = exp2((double)(e->trend_t0 - e->ts_max) /
+                         e->opt.trend_half_life);
+        int64_t newest = e->ts_max;
+        for (uint32_t i = 0; i < e->items.n; i++) {
+            uint8_t f = e->item_flags[i];
+            if (f & CX__ITEM_REMOVED)
+                continue;
+            uint32_t c = e->item_cat[i];
+            for (size_t j = 0; j < nreq; j++) {
+                if (req[j].cat != CX_NONE && req[j].cat != c)
+                    continue;
+                float v;
+                if (req[j].list == 0)
+                    v = (float)(e->item_pop[i] * fp);
+                else if (req[j].list == 1)
+                    v = (float)(e->item_trend[i] * ft);
+                else if (e->item_created[i] > 0 &&
+                         (f & CX__ITEM_CATALOGUED))
+                    v = (float)e->item_created[i]; /* newest first */
+                else
+                    continue;
+                if (v >= bar(&t[j]) && allowed(&q.r, i))
+                    cx__topk_push(&t[j], v, i);
+            }
+            if (e->item_created[i] > newest)
+                newest = e->item_created[i];
+        }
+        for (size_t j = 0; j < nreq; j++) {
+            cx__topk_sort(&t[j]);
+            req[j].n = t[j].n;
+            if (req[j].list == 2) /* report the age in days */
+                for (size_t h = 0; h < t[j].n; h++)
+                    req[j].out[h].score =
+                        (float)((double)(newest - (int64_t)req[j].out[h].score) /
+                                86400.0);
+        }
+    }
+    request_free(&q);
+    free(t);
+    return rc;
+}
+
 int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
                   const float *x, int cosine, int list, uint32_t cat,
                   uint32_t self, size_t k, cx__hit *out, size_t *n)
