@@ -381,7 +381,7 @@ static int fill(page *pg)
     /* One wide personal scan serves the FOR_YOU row, the customer's best
      * score, and most category rows (filtered from it below). */
     cx__hit *wide = NULL;
-    size_t n_wide = 0, want_wide = 40 * s->items_per_row;
+    size_t n_wide = 0, want_wide = 16 * s->items_per_row;
     if (pg->x) {
         want_wide = want_wide < e->items.n ? want_wide : e->items.n;
         if (!(wide = malloc((want_wide + 1) * sizeof *wide)))
