@@ -406,49 +406,56 @@ static void scan_extra(const cx_engine *e, const float *x, int cosine,
     r->no_x = no_x;
 }
 
-/* Live popularity (trending = 1: the trending half-life) over every item
- * the catalogue knows, scored as of the newest signal. */
-static void scan_popular(const cx_engine *e, int trending, const idlist *allow,
-                         const rules *r, cx__topk *t)
+enum { LIST_POPULAR = 0, LIST_TRENDING = 1, LIST_NEW = 2 };
+
+/* Customer-free lists in one pass over the items (or over `allow`): list
+ * j (LIST_*, in category cat[j] or any with CX_NONE) keeps its best in
+ * t[j].  Popular and trending score the live popularity as of the newest
+ * signal; new arrivals score created_at - ts_max (exact in a float for
+ * recent items), turned into ages by ages_in_days() with *newest, the
+ * newest signal or creation time seen. */
+static void scan_lists(const cx_engine *e, const rules *r, const idlist *allow,
+                       const int *list, const uint32_t *cat, size_t nreq,
+                       cx__topk *t, int64_t *newest)
 {
-    const double *raw = trending ? e->item_trend : e->item_pop;
-    double h = trending ? e->opt.trend_half_life : e->opt.pop_half_life;
-    int64_t t0 = trending ? e->trend_t0 : e->pop_t0;
-    double f = h > 0 ? exp2((double)(t0 - e->ts_max) / h) : 1.0;
-    if (allow) {
-        for (size_t j = 0; j < allow->n; j++)
-            if (allowed(r, allow->v[j]))
-                cx__topk_push(t, (float)(raw[allow->v[j]] * f), allow->v[j]);
-        return;
-    }
-    for (uint32_t i = 0; i < e->items.n; i++) {
-        float v = (float)(raw[i] * f);
-        if (v >= bar(t) && allowed(r, i))
-            cx__topk_push(t, v, i);
+    double hp = e->opt.pop_half_life, ht = e->opt.trend_half_life;
+    double fp = hp > 0 ? exp2((double)(e->pop_t0 - e->ts_max) / hp) : 1.0;
+    double ft = ht > 0 ? exp2((double)(e->trend_t0 - e->ts_max) / ht) : 1.0;
+    size_t n = allow ? allow->n : e->items.n;
+    *newest = e->ts_max;
+    for (size_t a = 0; a < n; a++) {
+        uint32_t i = allow ? allow->v[a] : (uint32_t)a;
+        uint8_t f = e->item_flags[i];
+        int64_t created = e->item_created[i];
+        if (created > *newest)
+            *newest = created;
+        if (f & CX__ITEM_REMOVED)
+            continue;
+        for (size_t j = 0; j < nreq; j++) {
+            if (cat[j] != CX_NONE && cat[j] != e->item_cat[i])
+                continue;
+            float v;
+            if (list[j] == LIST_POPULAR)
+                v = (float)(e->item_pop[i] * fp);
+            else if (list[j] == LIST_TRENDING)
+                v = (float)(e->item_trend[i] * ft);
+            else if (created > 0 && (f & CX__ITEM_CATALOGUED))
+                v = (float)(created - e->ts_max);
+            else
+                continue;
+            if (v >= bar(&t[j]) && allowed(r, i))
+                cx__topk_push(&t[j], v, i);
+        }
     }
 }
 
-/* Catalogued items by creation time, newest first; the score is the age
- * in days as of the newest signal or creation time. */
-static void scan_new(const cx_engine *e, const idlist *allow, const rules *r,
-                     cx__topk *t)
+/* New arrivals' scores (created_at - ts_max) as ages in days. */
+static void ages_in_days(const cx_engine *e, cx__hit *h, size_t n,
+                         int64_t newest)
 {
-    int64_t now = e->ts_max;
-    for (uint32_t i = 0; i < e->items.n; i++)
-        if (e->item_created[i] > now)
-            now = e->item_created[i];
-    size_t n = allow ? allow->n : e->items.n;
-    for (size_t j = 0; j < n; j++) {
-        uint32_t i = allow ? allow->v[j] : (uint32_t)j;
-        int64_t c = e->item_created[i];
-        if (c <= 0 || !(e->item_flags[i] & CX__ITEM_CATALOGUED))
-            continue;
-        /* Rank by -age in seconds (exact in a float up to ~6 months;
-         * ties beyond resolve by index). */
-        float v = -(float)(now - c);
-        if (v >= bar(t) && allowed(r, i))
-            cx__topk_push(t, v, i);
-    }
+    for (size_t j = 0; j < n; j++)
+        h[j].score = (float)((double)(newest - e->ts_max - h[j].score) /
+                             86400.0);
 }
 
 size_t cx__rank_exact(const cx__model *m, const float *x, size_t k,
@@ -484,6 +491,7 @@ typedef struct request {
     uint32_t deny_buf[64], allow_buf[64], skip_buf[STACK_IDS];
     cx__hit heap_buf[256];
     cx__hit *heap;
+    int64_t newest;       /* set by scan_lists */
 } request;
 
 static int request_init(cx_engine *e, const cx_rec_opts *opts, size_t k,
@@ -666,10 +674,6 @@ static size_t emit(const cx_engine *e, cx__topk *t, int reason,
     return write_out(e, t->h, t->n, reason, items, scores, reasons);
 }
 
-enum { LIST_POPULAR = 0, LIST_TRENDING = 1, LIST_NEW = 2 };
-
-/* Personal scores for vector x (cosine: x is a unit item vector and items
- * are scored by cosine), or, with x NULL, the list `list`. */
 /* The best `cap` hits for x (or the list) into a fresh heap *t. */
 static int scan_into(cx_engine *e, request *q, const float *x, int cosine,
                      int list, size_t cap, cx__topk *t)
@@ -691,10 +695,8 @@ static int scan_into(cx_engine *e, request *q, const float *x, int cosine,
     t->cap = cap;
     const idlist *allow = q->o.n_allow ? &q->allow : NULL;
     if (!x) {
-        if (list == LIST_NEW)
-            scan_new(e, allow, &q->r, t);
-        else
-            scan_popular(e, list == LIST_TRENDING, allow, &q->r, t);
+        uint32_t any = CX_NONE;
+        scan_lists(e, &q->r, allow, &list, &any, 1, t, &q->newest);
     } else if (allow) {
         scan_list(e, x, cosine, allow, &q->r, t);
     } else {
@@ -727,6 +729,8 @@ static int rank_core(cx_engine *e, request *q, const float *x, int cosine,
         if ((rc = scan_into(e, q, x, cosine, list, want, &t)))
             return rc;
         cx__topk_sort(&t);
+        if (!x && list == LIST_NEW)
+            ages_in_days(e, t.h, t.n, q->newest);
         *hits = t.h;
         *n = t.n;
         return CX_OK;
@@ -747,6 +751,8 @@ static int rank_core(cx_engine *e, request *q, const float *x, int cosine,
             break;
         cap *= 4;
     }
+    if (!x && list == LIST_NEW)
+        ages_in_days(e, t.h, t.n, q->newest);
     *hits = t.h;
     *n = t.n;
     return CX_OK;
@@ -782,59 +788,30 @@ int cx__rank_lists(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     request q;
     int rc = request_init(e, opts, 1, "cx_layout", &q);
     cx__topk *t = calloc(nreq ? nreq : 1, sizeof *t);
-    if (rc == CX_OK && !t)
+    int *list = malloc((nreq ? nreq : 1) * sizeof *list);
+    uint32_t *cat = malloc((nreq ? nreq : 1) * sizeof *cat);
+    if (rc == CX_OK && (!t || !list || !cat))
         rc = cx__fail(e, CX_ENOMEM, "out of memory");
     if (rc == CX_OK)
         rc = skip_for(e, &q, u);
     q.r.cat = CX_NONE; /* each list has its own */
     for (size_t j = 0; rc == CX_OK && j < nreq; j++) {
-        req[j].n = 0;
         t[j] = (cx__topk){req[j].out, 0, req[j].k};
+        list[j] = req[j].list;
+        cat[j] = req[j].cat;
     }
     if (rc == CX_OK) {
-        double fp = e->opt.pop_half_life > 0
-                        ? exp2((double)(e->pop_t0 - e->ts_max) /
-                               e->opt.pop_half_life)
-                        : 1.0;
-        double ft = exp2((double)(e->trend_t0 - e->ts_max) /
-                         e->opt.trend_half_life);
-        int64_t newest = e->ts_max;
-        for (uint32_t i = 0; i < e->items.n; i++) {
-            uint8_t f = e->item_flags[i];
-            if (f & CX__ITEM_REMOVED)
-                continue;
-            uint32_t c = e->item_cat[i];
-            for (size_t j = 0; j < nreq; j++) {
-                if (req[j].cat != CX_NONE && req[j].cat != c)
-                    continue;
-                float v;
-                if (req[j].list == 0)
-                    v = (float)(e->item_pop[i] * fp);
-                else if (req[j].list == 1)
-                    v = (float)(e->item_trend[i] * ft);
-                else if (e->item_created[i] > 0 &&
-                         (f & CX__ITEM_CATALOGUED))
-                    v = (float)e->item_created[i]; /* newest first */
-                else
-                    continue;
-                if (v >= bar(&t[j]) && allowed(&q.r, i))
-                    cx__topk_push(&t[j], v, i);
-            }
-            if (e->item_created[i] > newest)
-                newest = e->item_created[i];
-        }
+        scan_lists(e, &q.r, q.o.n_allow ? &q.allow : NULL, list, cat, nreq,
+                   t, &q.newest);
         for (size_t j = 0; j < nreq; j++) {
             cx__topk_sort(&t[j]);
+            if (list[j] == LIST_NEW)
+                ages_in_days(e, t[j].h, t[j].n, q.newest);
             req[j].n = t[j].n;
-            if (req[j].list == 2) /* report the age in days */
-                for (size_t h = 0; h < t[j].n; h++)
-                    req[j].out[h].score =
-                        (float)((double)(newest - (int64_t)req[j].out[h].score) /
-                                86400.0);
         }
     }
     request_free(&q);
-    free(t);
+    free(t), free(list), free(cat);
     return rc;
 }
 
@@ -1007,9 +984,6 @@ static int list_call(cx_engine *e, int list, const char *fn, size_t k,
                       reasons, n);
     request_free(&q);
     cx__rdunlock(e);
-    for (size_t j = 0; rc == CX_OK && list == LIST_NEW && scores && j < *n;
-         j++)
-        scores[j] = -scores[j] / 86400.0f;
     return rc;
 }
 
