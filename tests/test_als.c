@@ -283,7 +283,7 @@ static cx__train_input tiny_input(void)
     for (size_t j = 0; j < NTINY; j++)
         tiny_ev[j] = (cx__event){tiny[j].c, tiny[j].i, 1000 + (int64_t)j,
                                  tiny[j].v, (uint8_t)tiny[j].type, 0, 0};
-    return (cx__train_input){tiny_ev, NTINY, NULL, NU, NI, 1000 + NTINY};
+    return (cx__train_input){tiny_ev, NTINY, NULL, NU, NI, 1000 + NTINY, NULL};
 }
 
 static cx__options tiny_options(int solver, int iterations)
@@ -686,7 +686,7 @@ static void test_build_pairs_convention(void **state)
     cx__options_default(&o);
     o.weight[CX_SIGNAL_CUSTOM] = 3;
     double a = o.alpha;
-    cx__train_input in = {ev, n, keep, 4, 5, T};
+    cx__train_input in = {ev, n, keep, 4, 5, T, NULL};
     cx__csr ui;
     assert_int_equal(cx__build_pairs(&in, &o, &ui), CX_OK);
     assert_int_equal(ui.rows, 4);
@@ -733,7 +733,7 @@ static void test_build_pairs_time_decay(void **state)
     cx__options o;
     cx__options_default(&o);
     double a = o.alpha;
-    cx__train_input in = {ev, 5, NULL, 1, 4, T};
+    cx__train_input in = {ev, 5, NULL, 1, 4, T, NULL};
     cx__csr ui;
     o.half_life = (double)H;
     assert_int_equal(cx__build_pairs(&in, &o, &ui), CX_OK);

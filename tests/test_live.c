@@ -12,7 +12,6 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#define KMAX 1024
 #define VMAX 64 /* room for a vector: k is at most 16 here */
 #define DAY 86400
 
@@ -95,21 +94,6 @@ static void gc_close(cx_engine *e)
 /* Helpers                                                               */
 /* ===================================================================== */
 
-typedef struct result {
-    const char *items[KMAX];
-    float scores[KMAX];
-    int reasons[KMAX];
-    size_t n;
-} result;
-
-static int rec(cx_engine *e, const char *cust, size_t k,
-               const cx_rec_opts *o, result *r)
-{
-    assert_true(k <= KMAX);
-    memset(r, 0, sizeof *r);
-    return cx_recommend(e, cust, k, o, r->items, r->scores, r->reasons,
-                        &r->n);
-}
 
 static int popular(cx_engine *e, size_t k, const cx_rec_opts *o, result *r)
 {

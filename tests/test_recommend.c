@@ -7,7 +7,6 @@
  * or only touch what no other test looks at, and run last. */
 #include "testutil.h"
 
-#define KMAX 1024
 
 typedef struct fixture {
     synth_shop shop;
@@ -72,21 +71,6 @@ static int teardown(void **state)
     return 0;
 }
 
-typedef struct result {
-    const char *items[KMAX];
-    float scores[KMAX];
-    int reasons[KMAX];
-    size_t n;
-} result;
-
-static int rec(cx_engine *e, const char *cust, size_t k,
-               const cx_rec_opts *o, result *r)
-{
-    assert_true(k <= KMAX);
-    memset(r, 0, sizeof *r);
-    return cx_recommend(e, cust, k, o, r->items, r->scores, r->reasons,
-                        &r->n);
-}
 
 static int contains(const result *r, const char *id)
 {

@@ -36,6 +36,24 @@
         assert_int_equal(tu_rc_, CX_OK);                                    \
     } while (0)
 
+/* One ranked list, and cx_recommend into it. */
+#define KMAX 1024
+typedef struct result {
+    const char *items[KMAX];
+    float scores[KMAX];
+    int reasons[KMAX];
+    size_t n;
+} result;
+
+static TU_UNUSED int rec(cx_engine *e, const char *cust, size_t k,
+                         const cx_rec_opts *o, result *r)
+{
+    assert_true(k <= KMAX);
+    memset(r, 0, sizeof *r);
+    return cx_recommend(e, cust, k, o, r->items, r->scores, r->reasons,
+                        &r->n);
+}
+
 /* A call that must fail with status `want` and leave a message. */
 #define FAILS(e, call, want)                                                \
     do {                                                                    \
