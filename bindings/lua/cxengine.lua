@@ -770,44 +770,38 @@ local function result_list(items, scores, reasons, n)
     return out
 end
 
--- recommend(user, k = 10, opts): top-k items; unknown users get popular
--- items (reason "popular").
-function Engine:recommend(user, k, opts)
-    local h = handle(self)
-    local bad = bad_id(user, "user")
-    if bad then return nil, bad, _M.EINVAL end
-    k = check_k(k, 10)
-    local keep
-    local o = nil
-    if opts ~= nil then
-        keep = {}
-        local err
-        o, err = rec_opts(self, opts, keep)
-        if err then return nil, err, _M.ENOTFOUND end
-    end
-    local it, sc, re = results(k)
-    local rc = C.cx_recommend(h, user, k, o, it, sc, re, out_n)
-    if rc ~= 0 then return fail(self, rc) end
-    return result_list(it, sc, re, tonumber(out_n[0]))
+-- The rules of opts as a cx_rec_opts (nil for the defaults), and the Lua
+-- values it points into, which the caller keeps alive across the call.
+local function opts_for(self, opts)
+    if opts == nil then return nil, nil end
+    local keep = {}
+    local o, err = rec_opts(self, opts, keep)
+    return o, keep, err
 end
 
-function Engine:similar_items(item, k, opts)
-    local h = handle(self)
-    local bad = bad_id(item, "item")
-    if bad then return nil, bad, _M.EINVAL end
-    k = check_k(k, 10)
-    local keep, o = nil, nil
-    if opts ~= nil then
-        keep = {}
-        local err
-        o, err = rec_opts(self, opts, keep)
+-- A ranking call keyed by one id (a customer or an item).
+local function id_call(fname, what)
+    return function(self, id, k, opts)
+        local h = handle(self)
+        local bad = bad_id(id, what)
+        if bad then return nil, bad, _M.EINVAL end
+        k = check_k(k, 10)
+        local o, keep, err = opts_for(self, opts)
         if err then return nil, err, _M.ENOTFOUND end
+        local it, sc, re = results(k)
+        local rc = C[fname](h, id, k, o, it, sc, re, out_n)
+        keep = nil -- alive until here
+        if rc ~= 0 then return fail(self, rc) end
+        return result_list(it, sc, re, tonumber(out_n[0]))
     end
-    local it, sc, re = results(k)
-    local rc = C.cx_similar_items(h, item, k, o, it, sc, re, out_n)
-    if rc ~= 0 then return fail(self, rc) end
-    return result_list(it, sc, re, tonumber(out_n[0]))
 end
+
+-- recommend(user, k = 10, opts): top-k items; unknown users get popular
+-- items (reason "popular").
+Engine.recommend = id_call("cx_recommend", "user")
+
+-- similar_items(item, k = 10, opts): items by cosine similarity.
+Engine.similar_items = id_call("cx_similar_items", "item")
 
 -- recommend_session(signals, k, opts): signals a list of item ids, or of
 -- {item=, type=, value=} / {item, type, value}; type defaults to "view".
@@ -851,16 +845,12 @@ function Engine:recommend_session(signals, k, opts)
             end
         end
     end
-    local keep, o = nil, nil
-    if opts ~= nil then
-        keep = {}
-        local err
-        o, err = rec_opts(self, opts, keep)
-        if err then return nil, err, _M.ENOTFOUND end
-    end
+    local o, keep, err = opts_for(self, opts)
+    if err then return nil, err, _M.ENOTFOUND end
     local it, sc, re = results(k)
     local rc = C.cx_recommend_session(h, n, ci, ct, cv, k, o, it, sc, re,
                                       out_n)
+    keep = nil -- alive until here
     if rc ~= 0 then return fail(self, rc) end
     local _ = signals -- anchor the id strings until here
     return result_list(it, sc, re, tonumber(out_n[0]))
@@ -870,15 +860,11 @@ local function list_call(fname)
     return function(self, k, opts)
         local h = handle(self)
         k = check_k(k, 10)
-        local keep, o = nil, nil
-        if opts ~= nil then
-            keep = {}
-            local err
-            o, err = rec_opts(self, opts, keep)
-            if err then return nil, err, _M.ENOTFOUND end
-        end
+        local o, keep, err = opts_for(self, opts)
+        if err then return nil, err, _M.ENOTFOUND end
         local it, sc, re = results(k)
         local rc = C[fname](h, k, o, it, sc, re, out_n)
+        keep = nil -- alive until here
         if rc ~= 0 then return fail(self, rc) end
         return result_list(it, sc, re, tonumber(out_n[0]))
     end
