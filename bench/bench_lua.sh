@@ -90,18 +90,8 @@ print(string.format("  e:layout       %8.2f us", rl))
 ' || echo "  (luajit failed)"
 
 # ------------------------------------------------------------- nginx
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$DIR/logs" "$DIR/tmp"
-{
-    echo "user root;"
-    sed -e "s|@PORT@|$PORT|g" -e "s|@LUA_DIR@|$ROOT/examples/openresty|g" \
-        -e "s|@BINDING_DIR@|$ROOT/bindings/lua|g" -e "s|@CXENGINE_LIB@|$LIB|g" \
-        -e "s|@ENGINE_FILE@|$ENGINE|g" -e "s|@WORKERS@|2|g" \
-        "$ROOT/examples/openresty/nginx.conf.in"
-} > "$DIR/nginx.conf"
-nginx -p "$DIR/" -c "$DIR/nginx.conf" -g 'daemon off;' \
-    >"$DIR/logs/stdout.log" 2>&1 &
-NGINX_PID=$!
+. "$ROOT/examples/openresty/start.sh"
+nginx_start "$ROOT" "$DIR" "$LIB" "$ENGINE" 2
 i=0
 while [ $i -lt 200 ]; do
     curl -sf --max-time 2 "http://127.0.0.1:$PORT/health" >/dev/null && break
