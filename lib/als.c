@@ -542,7 +542,7 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user,
         void **dir = NULL;
         size_t npages = 0;
         if ((rc = new_fold_table(e->customers.n, &dir, &npages)) ||
-            (rc = cx__fold_plan_reset(e, m, &p))) {
+            (rc = cx__fold_plan_reset(e, &p))) {
             rc = cx__fail(e, rc, "cx_train: out of memory");
             cx__fold_free_table(dir, npages);
             cx__plan_release(&p, 0);

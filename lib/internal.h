@@ -313,9 +313,10 @@ int cx__fold_pairs(const cx_engine *e, const cx__model *m,
  * lock not held): fold in the batch's items without trained vectors and,
  * in eager mode, its customers. */
 int cx__fold_after_ingest(cx_engine *e, size_t ev_from);
-/* Reset the fold-in state for a new model (plan), and re-fold what the
- * model has not seen: events [from, n_ev). */
-int cx__fold_plan_reset(cx_engine *e, const cx__model *m, cx__plan *p);
+/* Plan an empty item fold-in state for a new model (the caller swaps in
+ * a new customer fold-in table and re-folds what the model has not seen
+ * with cx__fold_after_ingest). */
+int cx__fold_plan_reset(cx_engine *e, cx__plan *p);
 void cx__fold_free_table(void **pages, size_t npages);
 void cx__retire(cx_engine *e, cx__fold *f);
 /* Contribution of one signal to r, before decay. */

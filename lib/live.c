@@ -730,9 +730,8 @@ int cx__fold_after_ingest(cx_engine *e, size_t ev_from)
     return rc;
 }
 
-int cx__fold_plan_reset(cx_engine *e, const cx__model *m, cx__plan *p)
+int cx__fold_plan_reset(cx_engine *e, cx__plan *p)
 {
-    CX_UNUSED(m);
     /* Fresh, empty item fold-in state; the caller swaps the fold table. */
     uint32_t *xs = cx__plan_array(p, (void **)&e->item_xslot, 0,
                                   e->item_cap * sizeof *xs);
