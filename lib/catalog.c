@@ -93,17 +93,27 @@ CX_API int cx_items_upsert(cx_engine *e, size_t n, const char *const *ids,
             if (added)
                 cx__item_init(e, it);
             uint8_t f = e->item_flags[it];
+            int64_t was = (f & CX__ITEM_CATALOGUED) ? e->item_created[it] : 0;
             f = (uint8_t)((f | CX__ITEM_CATALOGUED) & ~CX__ITEM_REMOVED);
             if (in_stock)
                 f = (uint8_t)(in_stock[i] ? f | CX__ITEM_IN_STOCK
                                           : f & ~CX__ITEM_IN_STOCK);
             e->item_flags[it] = f;
             if (cats)
-                e->item_cat[it] = cx__idmap_add(&e->categories, cats[i], NULL);
+                cx__catidx_set(e, it, cx__idmap_add(&e->categories, cats[i],
+                                                    NULL));
             if (prices)
                 e->item_price[it] = prices[i];
-            if (created)
+            if (created) {
                 e->item_created[it] = created[i];
+                if (created[i] > e->created_max)
+                    e->created_max = created[i];
+            }
+            /* Its new-arrivals key: created_at once catalogued. */
+            if (e->item_created[it] > was)
+                cx__top_bump(e, CX__LIST_NEW, it);
+            else if (e->item_created[it] < was)
+                cx__top_drop(e, CX__LIST_NEW, it);
             if (tags)
                 e->item_tags[it] =
                     tags[i] && tags[i][0]
@@ -113,6 +123,10 @@ CX_API int cx_items_upsert(cx_engine *e, size_t n, const char *const *ids,
         cx__wrunlock(e);
     }
     cx__plan_release(&p, rc == CX_OK);
+    if (rc == CX_OK) {
+        cx__catidx_refresh(e);
+        cx__top_refresh(e);
+    }
     pthread_mutex_unlock(&e->wmu);
     return rc;
 }
@@ -162,4 +176,130 @@ CX_API int cx_item_get(cx_engine *e, const char *id, const char **category,
     }
     cx__rdunlock(e);
     return rc;
+}
+
+/* ===================================================================== */
+/* Items by category                                                     */
+/* ===================================================================== */
+
+void cx__catidx_free(cx__catidx *x)
+{
+    if (!x)
+        return;
+    free(x->start);
+    free(x->item);
+    free(x->cat);
+    free(x);
+}
+
+/* Items past the buckets, or moved, before a rebuild pays off: a rebuild
+ * is O(items), so waiting for an eighth of them keeps it amortised O(1)
+ * per change, while readers filter at most that many extra items. */
+static size_t tail_bound(size_t n_items)
+{
+    return n_items / 8 > 1024 ? n_items / 8 : 1024;
+}
+
+/* A counting sort of items [0, n) by category. */
+static cx__catidx *catidx_build(const cx_engine *e)
+{
+    uint32_t n = (uint32_t)e->items.n, nc = (uint32_t)e->categories.n;
+    cx__catidx *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    x->n_items = n;
+    x->n_cats = nc;
+    x->start = calloc((size_t)nc + 1, sizeof *x->start);
+    x->item = malloc((n ? n : 1) * sizeof *x->item);
+    x->cat = malloc((n ? n : 1) * sizeof *x->cat);
+    if (!x->start || !x->item || !x->cat) {
+        cx__catidx_free(x);
+        return NULL;
+    }
+    if (n)
+        memcpy(x->cat, e->item_cat, (size_t)n * sizeof *x->cat);
+    for (uint32_t i = 0; i < n; i++)
+        x->start[x->cat[i] + 1]++;
+    for (uint32_t c = 0; c < nc; c++)
+        x->start[c + 1] += x->start[c];
+    uint32_t *at = malloc(((size_t)nc ? nc : 1) * sizeof *at);
+    if (!at) {
+        cx__catidx_free(x);
+        return NULL;
+    }
+    memcpy(at, x->start, (size_t)nc * sizeof *at);
+    for (uint32_t i = 0; i < n; i++)
+        x->item[at[x->cat[i]]++] = i;
+    free(at);
+    return x;
+}
+
+void cx__catidx_refresh(cx_engine *e)
+{
+    cx__catidx *old = e->catidx;
+    if (old && !old->stale &&
+        e->items.n - old->n_items + old->n_moved <= tail_bound(e->items.n))
+        return;
+    /* The writer mutex is held: item_cat cannot change while we read. */
+    cx__catidx *x = catidx_build(e);
+    if (!x)
+        return; /* the old index (or none) still answers correctly */
+    cx__wrlock(e);
+    e->catidx = x;
+    cx__wrunlock(e);
+    cx__catidx_free(old);
+}
+
+void cx__catidx_set(cx_engine *e, uint32_t i, uint32_t c)
+{
+    cx__catidx *x = e->catidx;
+    if (e->item_cat[i] == c)
+        return;
+    e->item_cat[i] = c;
+    if (!x || x->stale || i >= x->n_items)
+        return; /* the tail is filtered by category anyway */
+    for (uint32_t j = 0; j < x->n_moved; j++)
+        if (x->moved[j] == i)
+            return;
+    if (x->n_moved == CX__CATIDX_MOVED)
+        x->stale = 1;
+    else
+        x->moved[x->n_moved++] = i;
+}
+
+int cx__catidx_items(const cx_engine *e, uint32_t c, size_t limit,
+                     uint32_t **out, size_t *n)
+{
+    const cx__catidx *x = e->catidx;
+    *out = NULL;
+    *n = 0;
+    if (!x || x->stale)
+        return -1;
+    size_t n_items = e->items.n;
+    size_t in_bucket = c < x->n_cats ? x->start[c + 1] - x->start[c] : 0;
+    size_t most = in_bucket + (n_items - x->n_items) + x->n_moved;
+    if (most > limit)
+        return -1;
+    uint32_t *v = malloc((most ? most : 1) * sizeof *v);
+    if (!v)
+        return CX_ENOMEM;
+    size_t m = 0;
+    /* Bucket items that still have the category, moved items that gained
+     * it since the build, and new items that have it. */
+    for (size_t j = 0; j < in_bucket; j++) {
+        uint32_t i = x->item[x->start[c] + j];
+        if (e->item_cat[i] == c)
+            v[m++] = i;
+    }
+    for (uint32_t j = 0; j < x->n_moved; j++) {
+        uint32_t i = x->moved[j];
+        if (e->item_cat[i] == c && x->cat[i] != c)
+            v[m++] = i;
+    }
+    for (size_t i = x->n_items; i < n_items; i++)
+        if (e->item_cat[i] == c)
+            v[m++] = (uint32_t)i;
+    *out = v;
+    *n = m;
+    return 0;
 }

@@ -203,6 +203,10 @@ CX_API int cx_open(cx_engine **out, const char *path, unsigned flags)
     }
     cx__idmap_add(&e->categories, "", NULL);
     cx__idmap_add(&e->channels, "web", NULL);
+    for (int l = 0; l < CX__LISTS; l++) {
+        e->top[l].valid = 1;
+        memset(e->top[l].slot, 0xff, sizeof e->top[l].slot);
+    }
     *out = e;
     return CX_OK;
 }
@@ -346,6 +350,7 @@ CX_API void cx_close(cx_engine *e)
     cx__idmap_free(&e->tagsets);
     for (int t = 0; t < CX_MAX_SIGNAL_TYPES; t++)
         free(e->type_name[t]);
+    cx__catidx_free(e->catidx);
     free(e->item_cat);
     free(e->item_price);
     free(e->item_flags);

@@ -91,6 +91,13 @@ typedef struct cx__event {
 
 enum { CX__ITEM_IN_STOCK = 1, CX__ITEM_REMOVED = 2, CX__ITEM_CATALOGUED = 4 };
 
+/* The customer-free lists.  Each ranks the items with a positive key:
+ * popular and trending by their decayed popularity, new arrivals by the
+ * created_at of catalogued items. */
+enum { CX__LIST_POPULAR = 0, CX__LIST_TRENDING = 1, CX__LIST_NEW = 2,
+       CX__LISTS = 3 };
+#define CX__TOP_M 512
+
 /* Item-side CSR, the transpose of the customer side. */
 typedef struct cx__csr {
     uint32_t rows;
@@ -195,6 +202,18 @@ struct cx_engine {
     int64_t pop_t0, trend_t0;
     uint32_t *item_last;     /* newest event of each item */
     uint32_t *item_xslot;    /* fold-in slot of the item, or CX_NONE */
+    int64_t created_max;     /* the newest created_at in the catalogue */
+    /* The best items of the customer-free lists (live.c), kept by
+     * writers so a list call reads CX__TOP_M items, not the catalogue. */
+    struct cx__top {
+        uint32_t n;          /* members */
+        int valid;           /* 0: rebuild before use */
+        double lo;           /* (lo, lo_item) ranks at or below every */
+        uint32_t lo_item;    /* member; lo = -inf when unknown */
+        uint32_t member[CX__TOP_M];
+        uint32_t slot[2 * CX__TOP_M]; /* item -> member, linear probing */
+    } top[CX__LISTS];
+    struct cx__catidx *catidx; /* items by category (catalog.c), or NULL */
 
     /* Signals, in arrival order, with a newest-first chain per customer
      * and per item. */
@@ -246,6 +265,37 @@ struct cx_engine {
     atomic_int training;
 };
 
+/* catalog.c: the items of each category, so a ranking confined to one
+ * category reads only its items.  Built by writers (under the writer
+ * mutex) and swapped in under the write lock; readers use it under the
+ * read lock.  Items created since the build (the tail) and items whose
+ * category changed since (the moved list, filled under the write lock)
+ * are found without a rebuild; a rebuild happens when either outgrows a
+ * bound, so a catalogue change costs amortised O(1). */
+#define CX__CATIDX_MOVED 256
+typedef struct cx__catidx {
+    uint32_t n_items;        /* items [0, n_items) are in the buckets */
+    uint32_t n_cats;         /* categories [0, n_cats) have a bucket */
+    uint32_t *start;         /* bucket c is item[start[c], start[c + 1]) */
+    uint32_t *item;          /* ascending within a bucket */
+    uint32_t *cat;           /* each indexed item's category at the build */
+    uint32_t n_moved;        /* moved items, at most CX__CATIDX_MOVED */
+    int stale;               /* the moved list overflowed: do not use */
+    uint32_t moved[CX__CATIDX_MOVED];
+} cx__catidx;
+/* Writer: rebuild the index if it is missing, stale or its tail or moved
+ * list is long; keeps the old one on failure (it stays correct). */
+void cx__catidx_refresh(cx_engine *e);
+void cx__catidx_free(cx__catidx *x);
+/* Writer, under the write lock: item i's category becomes c. */
+void cx__catidx_set(cx_engine *e, uint32_t i, uint32_t c);
+/* Reader: the items of category c (in no particular order) into *out
+ * (malloc'ed), *n of them; 0 on success, -1 if the index cannot answer
+ * or the category holds more than `limit` items (scan everything then),
+ * CX_ENOMEM. */
+int cx__catidx_items(const cx_engine *e, uint32_t c, size_t limit,
+                     uint32_t **out, size_t *n);
+
 /* engine.c */
 void cx__options_default(cx__options *o);
 void cx__model_free(cx__model *m);
@@ -290,6 +340,18 @@ int cx__pop_plan(cx_engine *e, int64_t ts_max, cx__plan *p,
 /* Recompute the popularity arrays from the events (half-life change,
  * load); publishes under the write lock. */
 int cx__pop_rebuild(cx_engine *e);
+/* Top sets (writers, under the write lock unless the engine is not yet
+ * shared): item i's key for `list` rose, or may have fallen (the set is
+ * rebuilt before the next use), or every key was rescaled. */
+void cx__top_bump(cx_engine *e, int list, uint32_t i);
+void cx__top_drop(cx_engine *e, int list, uint32_t i);
+void cx__top_rescaled(cx_engine *e, int list);
+/* Writer: rebuild the sets that need it from the item columns (the
+ * writer mutex held, not the engine lock). */
+void cx__top_refresh(cx_engine *e);
+/* Reader: the members of list's top set, or NULL when it cannot answer;
+ * every item outside it ranks below every member. */
+const uint32_t *cx__top_items(const cx_engine *e, int list, size_t *n);
 /* Live score of item i now (at the newest signal time). */
 double cx__pop_score(const cx_engine *e, uint32_t i, int trending);
 

@@ -34,6 +34,8 @@ void cx__pop_add(cx_engine *e, uint32_t i, double s, int64_t ts)
     e->item_pop[i] += s * pop_weight(e->opt.pop_half_life, e->pop_t0, ts);
     e->item_trend[i] += s * pop_weight(e->opt.trend_half_life, e->trend_t0,
                                        ts);
+    cx__top_bump(e, CX__LIST_POPULAR, i);
+    cx__top_bump(e, CX__LIST_TRENDING, i);
 }
 
 double cx__pop_score(const cx_engine *e, uint32_t i, int trending)
@@ -42,6 +44,201 @@ double cx__pop_score(const cx_engine *e, uint32_t i, int trending)
     int64_t t0 = trending ? e->trend_t0 : e->pop_t0;
     double raw = trending ? e->item_trend[i] : e->item_pop[i];
     return raw * pop_weight(h, e->ts_max, t0);
+}
+
+/* ===================================================================== */
+/* Top sets                                                              */
+/* ===================================================================== */
+
+/* Each list keeps the set of its CX__TOP_M best items, unordered.  Keys
+ * only rise between rebuilds (a signal adds positive strength; a
+ * created_at that falls forces a rebuild), so an item outside the set can
+ * only enter on its own rise: the set stays exactly the top CX__TOP_M by
+ * (key, lower index first).  A rise is checked against a lower bound of
+ * the members first, so most signals cost one comparison. */
+typedef struct cx__top top;
+
+static double top_key(const cx_engine *e, int list, uint32_t i)
+{
+    double k;
+    if (list == CX__LIST_POPULAR)
+        k = e->item_pop[i];
+    else if (list == CX__LIST_TRENDING)
+        k = e->item_trend[i];
+    else
+        k = (e->item_flags[i] & CX__ITEM_CATALOGUED) ? (double)e->item_created[i]
+                                                    : 0;
+    return k > 0 ? k : 0;
+}
+
+static int top_better(double ka, uint32_t a, double kb, uint32_t b)
+{
+    return ka > kb || (ka == kb && a < b);
+}
+
+#define TOP_SLOTS (2 * CX__TOP_M)
+
+static size_t top_hash(uint32_t i)
+{
+    return (size_t)((i * 0x9E3779B1u) >> 22) & (TOP_SLOTS - 1);
+}
+
+/* The slot holding item i, or the empty slot where it would go. */
+static size_t top_find(const top *t, uint32_t i)
+{
+    size_t h = top_hash(i);
+    while (t->slot[h] != CX_NONE && t->member[t->slot[h]] != i)
+        h = (h + 1) & (TOP_SLOTS - 1);
+    return h;
+}
+
+/* Remove the entry at slot h, shifting later entries of its probe run
+ * back (no tombstones). */
+static void top_unslot(top *t, size_t h)
+{
+    t->slot[h] = CX_NONE;
+    for (size_t j = (h + 1) & (TOP_SLOTS - 1); t->slot[j] != CX_NONE;
+         j = (j + 1) & (TOP_SLOTS - 1)) {
+        size_t home = top_hash(t->member[t->slot[j]]);
+        /* Move j's entry to h unless its home lies cyclically in (h, j]. */
+        if ((j > h && (home <= h || home > j)) ||
+            (j < h && home <= h && home > j)) {
+            t->slot[h] = t->slot[j];
+            t->slot[j] = CX_NONE;
+            h = j;
+        }
+    }
+}
+
+/* The member ranking last; sets t->lo to it. */
+static uint32_t top_worst(const cx_engine *e, int list, top *t)
+{
+    uint32_t w = 0;
+    double kw = top_key(e, list, t->member[0]);
+    for (uint32_t j = 1; j < t->n; j++) {
+        double k = top_key(e, list, t->member[j]);
+        if (top_better(kw, t->member[w], k, t->member[j]))
+            w = j, kw = k;
+    }
+    t->lo = kw;
+    t->lo_item = t->member[w];
+    return w;
+}
+
+void cx__top_bump(cx_engine *e, int list, uint32_t i)
+{
+    top *t = &e->top[list];
+    double k = top_key(e, list, i);
+    if (!t->valid || !(k > 0))
+        return;
+    if (t->n == CX__TOP_M && !top_better(k, i, t->lo, t->lo_item))
+        return;
+    size_t h = top_find(t, i);
+    if (t->slot[h] != CX_NONE)
+        return; /* a member already */
+    if (t->n < CX__TOP_M) {
+        t->member[t->n] = i;
+        t->slot[h] = t->n++;
+        if (t->n == CX__TOP_M)
+            top_worst(e, list, t);
+        return;
+    }
+    uint32_t w = top_worst(e, list, t);
+    if (!top_better(k, i, t->lo, t->lo_item))
+        return;
+    top_unslot(t, top_find(t, t->member[w]));
+    t->member[w] = i;
+    t->slot[top_find(t, i)] = w;
+    top_worst(e, list, t);
+}
+
+void cx__top_drop(cx_engine *e, int list, uint32_t i)
+{
+    top *t = &e->top[list];
+    if (t->valid && t->slot[top_find(t, i)] != CX_NONE)
+        t->valid = 0;
+}
+
+void cx__top_rescaled(cx_engine *e, int list)
+{
+    /* Every key was multiplied by the same factor: the members stand,
+     * the bound is recomputed. */
+    if (e->top[list].n == CX__TOP_M)
+        top_worst(e, list, &e->top[list]);
+}
+
+/* The set of list built from scratch into *t. */
+static void top_build(const cx_engine *e, int list, top *t)
+{
+    t->n = 0;
+    t->valid = 1;
+    t->lo = 0;
+    t->lo_item = CX_NONE;
+    memset(t->slot, 0xff, sizeof t->slot);
+    /* A min-heap on (key, index) of the best CX__TOP_M. */
+    uint32_t *hp = t->member;
+    size_t n = 0;
+    for (uint32_t i = 0; i < e->items.n; i++) {
+        double k = top_key(e, list, i);
+        if (!(k > 0))
+            continue;
+        size_t at;
+        if (n < CX__TOP_M) {
+            at = n++;
+            while (at > 0 && top_better(top_key(e, list, hp[(at - 1) / 2]),
+                                        hp[(at - 1) / 2], k, i)) {
+                hp[at] = hp[(at - 1) / 2];
+                at = (at - 1) / 2;
+            }
+            hp[at] = i;
+            continue;
+        }
+        if (!top_better(k, i, top_key(e, list, hp[0]), hp[0]))
+            continue;
+        at = 0;
+        for (;;) {
+            size_t c = 2 * at + 1;
+            if (c >= n)
+                break;
+            if (c + 1 < n && top_better(top_key(e, list, hp[c]), hp[c],
+                                        top_key(e, list, hp[c + 1]),
+                                        hp[c + 1]))
+                c++;
+            if (!top_better(k, i, top_key(e, list, hp[c]), hp[c]))
+                break;
+            hp[at] = hp[c];
+            at = c;
+        }
+        hp[at] = i;
+    }
+    t->n = (uint32_t)n;
+    for (uint32_t j = 0; j < t->n; j++)
+        t->slot[top_find(t, t->member[j])] = j;
+    if (t->n == CX__TOP_M)
+        top_worst(e, list, t);
+}
+
+void cx__top_refresh(cx_engine *e)
+{
+    for (int list = 0; list < CX__LISTS; list++) {
+        if (e->top[list].valid)
+            continue;
+        top *t = malloc(sizeof *t);
+        if (!t)
+            continue; /* readers scan the catalogue meanwhile */
+        top_build(e, list, t);
+        cx__wrlock(e);
+        e->top[list] = *t;
+        cx__wrunlock(e);
+        free(t);
+    }
+}
+
+const uint32_t *cx__top_items(const cx_engine *e, int list, size_t *n)
+{
+    const top *t = &e->top[list];
+    *n = t->n;
+    return t->valid ? t->member : NULL;
 }
 
 /* The planned copy of *where in p, if there is one. */
@@ -108,8 +305,10 @@ int cx__pop_rebuild(cx_engine *e)
     cx__wrlock(e);
     cx__plan_commit(&p);
     e->pop_t0 = e->trend_t0 = t0;
+    e->top[CX__LIST_POPULAR].valid = e->top[CX__LIST_TRENDING].valid = 0;
     cx__wrunlock(e);
     cx__plan_release(&p, 1);
+    cx__top_refresh(e);
     return CX_OK;
 }
 

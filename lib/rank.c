@@ -369,23 +369,42 @@ static void scan_fast(const cx__model *m, const float *x, const float *scale,
         free(sc);
 }
 
-/* Score only the allowed items (allow list). */
+/* Score only the listed items (an allow list, or a category's items):
+ * model rows BLOCK at a time through the scan kernel's arithmetic, so a
+ * listed item scores bit-identically to the exact scan; fold-ins one by
+ * one as scan_extra does. */
 static void scan_list(const cx_engine *e, const float *x, int cosine,
-                      const idlist *allow, const rules *r, cx__topk *t)
+                      const idlist *list, const rules *r, cx__topk *t)
 {
     const cx__model *m = e->model;
-    for (size_t j = 0; j < allow->n; j++) {
-        uint32_t i = allow->v[j];
-        float inv, s;
-        const float *y = cx__item_vec(e, i, &inv);
-        if (!y || !allowed(r, i))
-            continue;
-        s = cx__k.dot(y, x, m->k);
-        if (i < m->n_items && y == m->Y + (size_t)i * m->k) {
-            /* the same arithmetic as the scans */
-            cx__k.gdots(m->Y, &i, 1, m->k, x, &s);
+    uint32_t ids[BLOCK];
+    float sc[BLOCK];
+    size_t nb = 0;
+    for (size_t j = 0; j <= list->n; j++) {
+        if (j < list->n) {
+            uint32_t i = list->v[j];
+            float inv;
+            if (!allowed(r, i))
+                continue;
+            if (i < m->n_items && m->inv_norm[i] > 0) {
+                ids[nb++] = i;
+                if (nb < BLOCK)
+                    continue;
+            } else {
+                const float *y = cx__item_vec(e, i, &inv);
+                if (y) {
+                    float v = cx__k.dot(y, x, m->k);
+                    cx__topk_push(t, cosine ? v * inv : v, i);
+                }
+                continue;
+            }
         }
-        cx__topk_push(t, cosine ? s * inv : s, i);
+        if (nb)
+            cx__k.gdots(m->Y, ids, nb, m->k, x, sc);
+        for (size_t h = 0; h < nb; h++)
+            cx__topk_push(t, cosine ? sc[h] * m->inv_norm[ids[h]] : sc[h],
+                          ids[h]);
+        nb = 0;
     }
 }
 
@@ -406,29 +425,27 @@ static void scan_extra(const cx_engine *e, const float *x, int cosine,
     r->no_x = no_x;
 }
 
-enum { LIST_POPULAR = 0, LIST_TRENDING = 1, LIST_NEW = 2 };
+enum { LIST_POPULAR = CX__LIST_POPULAR, LIST_TRENDING = CX__LIST_TRENDING,
+       LIST_NEW = CX__LIST_NEW };
 
 /* Customer-free lists in one pass over the items (or over `allow`): list
  * j (LIST_*, in category cat[j] or any with CX_NONE) keeps its best in
  * t[j].  Popular and trending score the live popularity as of the newest
- * signal; new arrivals score created_at - ts_max (exact in a float for
- * recent items), turned into ages by ages_in_days() with *newest, the
- * newest signal or creation time seen. */
-static void scan_lists(const cx_engine *e, const rules *r, const idlist *allow,
+ * signal; new arrivals score minus their age in seconds at the newest
+ * signal or creation time (a float keeps it to 1 s for half a year, and
+ * relatively close after), turned into days by ages_in_days(). */
+static void scan_lists_pass(const cx_engine *e, const rules *r, const idlist *allow,
                        const int *list, const uint32_t *cat, size_t nreq,
-                       cx__topk *t, int64_t *newest)
+                       cx__topk *t)
 {
     double hp = e->opt.pop_half_life, ht = e->opt.trend_half_life;
     double fp = hp > 0 ? exp2((double)(e->pop_t0 - e->ts_max) / hp) : 1.0;
     double ft = ht > 0 ? exp2((double)(e->trend_t0 - e->ts_max) / ht) : 1.0;
     size_t n = allow ? allow->n : e->items.n;
-    *newest = e->ts_max;
+    int64_t newest = e->created_max > e->ts_max ? e->created_max : e->ts_max;
     for (size_t a = 0; a < n; a++) {
         uint32_t i = allow ? allow->v[a] : (uint32_t)a;
         uint8_t f = e->item_flags[i];
-        int64_t created = e->item_created[i];
-        if (created > *newest)
-            *newest = created;
         if (f & CX__ITEM_REMOVED)
             continue;
         for (size_t j = 0; j < nreq; j++) {
@@ -439,8 +456,8 @@ static void scan_lists(const cx_engine *e, const rules *r, const idlist *allow,
                 v = (float)(e->item_pop[i] * fp);
             else if (list[j] == LIST_TRENDING)
                 v = (float)(e->item_trend[i] * ft);
-            else if (created > 0 && (f & CX__ITEM_CATALOGUED))
-                v = (float)(created - e->ts_max);
+            else if (e->item_created[i] > 0 && (f & CX__ITEM_CATALOGUED))
+                v = (float)(e->item_created[i] - newest);
             else
                 continue;
             if (v >= bar(&t[j]) && allowed(r, i))
@@ -449,13 +466,48 @@ static void scan_lists(const cx_engine *e, const rules *r, const idlist *allow,
     }
 }
 
-/* New arrivals' scores (created_at - ts_max) as ages in days. */
-static void ages_in_days(const cx_engine *e, cx__hit *h, size_t n,
-                         int64_t newest)
+/* The same, reading a list's top set instead of the catalogue where the
+ * set answers: when its members that pass the rules fill the list, every
+ * other item ranks below them. */
+static void scan_lists(const cx_engine *e, const rules *r, const idlist *allow,
+                       const int *list, const uint32_t *cat, size_t nreq,
+                       cx__topk *t)
+{
+    int rest_list[8];
+    uint32_t rest_cat[8];
+    cx__topk rest_t[8];
+    size_t from[8], n_rest = 0;
+    if (allow || nreq > 8) {
+        scan_lists_pass(e, r, allow, list, cat, nreq, t);
+        return;
+    }
+    for (size_t j = 0; j < nreq; j++) {
+        size_t n;
+        const uint32_t *top = cat[j] == CX_NONE
+                                  ? cx__top_items(e, list[j], &n) : NULL;
+        if (top) {
+            idlist members = {(uint32_t *)top, n, n, 0};
+            scan_lists_pass(e, r, &members, &list[j], &cat[j], 1, &t[j]);
+            if (t[j].n == t[j].cap)
+                continue;
+            t[j].n = 0;
+        }
+        rest_list[n_rest] = list[j];
+        rest_cat[n_rest] = cat[j];
+        rest_t[n_rest] = t[j];
+        from[n_rest++] = j;
+    }
+    if (n_rest)
+        scan_lists_pass(e, r, NULL, rest_list, rest_cat, n_rest, rest_t);
+    for (size_t a = 0; a < n_rest; a++)
+        t[from[a]] = rest_t[a];
+}
+
+/* New arrivals' scores (minus the age in seconds) as ages in days. */
+static void ages_in_days(cx__hit *h, size_t n)
 {
     for (size_t j = 0; j < n; j++)
-        h[j].score = (float)((double)(newest - e->ts_max - h[j].score) /
-                             86400.0);
+        h[j].score = (float)(-(double)h[j].score / 86400.0);
 }
 
 size_t cx__rank_exact(const cx__model *m, const float *x, size_t k,
@@ -491,7 +543,6 @@ typedef struct request {
     uint32_t deny_buf[64], allow_buf[64], skip_buf[STACK_IDS];
     cx__hit heap_buf[256];
     cx__hit *heap;
-    int64_t newest;       /* set by scan_lists */
 } request;
 
 static int request_init(cx_engine *e, const cx_rec_opts *opts, size_t k,
@@ -674,13 +725,31 @@ static size_t emit(const cx_engine *e, cx__topk *t, int reason,
     return write_out(e, t->h, t->n, reason, items, scores, reasons);
 }
 
+/* A category small enough that scoring only its items beats a scan of
+ * the whole catalogue: an exact gathered dot costs several int8 scan
+ * steps (bench_rank, "category"). */
+#define CATEGORY_SCAN_SHARE 8
+
 /* The best `cap` hits for x (or the list) into a fresh heap *t. */
 static int scan_into(cx_engine *e, request *q, const float *x, int cosine,
                      int list, size_t cap, cx__topk *t)
 {
     const cx__model *m = e->model;
     size_t nitems = e->items.n;
-    int fast = x && !q->o.exact && !q->o.n_allow;
+    const idlist *allow = q->o.n_allow ? &q->allow : NULL;
+    idlist cat = {0};
+    if (!allow && q->r.cat != CX_NONE) {
+        int rc = cx__catidx_items(e, q->r.cat, nitems / CATEGORY_SCAN_SHARE,
+                                  &cat.v, &cat.n);
+        if (rc == CX_ENOMEM)
+            return cx__fail(e, CX_ENOMEM, "out of memory");
+        if (rc == 0) {
+            cat.cap = cat.n;
+            cat.heap = 1;
+            allow = &cat;
+        }
+    }
+    int fast = x && !q->o.exact && !allow;
     /* Few results need a wider margin than a multiple of k gives. */
     size_t ncand = fast ? cap * (size_t)e->opt.candidates : 0;
     if (fast && ncand < cap + 32)
@@ -690,13 +759,14 @@ static int scan_into(cx_engine *e, request *q, const float *x, int cosine,
     cx__topk cand = {0};
     if (q->heap && q->heap != q->heap_buf)
         free(q->heap);
-    if (heap_for(q, cap + 2 * ncand + 1, t))
+    if (heap_for(q, cap + 2 * ncand + 1, t)) {
+        idlist_free(&cat);
         return cx__fail(e, CX_ENOMEM, "out of memory");
+    }
     t->cap = cap;
-    const idlist *allow = q->o.n_allow ? &q->allow : NULL;
     if (!x) {
         uint32_t any = CX_NONE;
-        scan_lists(e, &q->r, allow, &list, &any, 1, t, &q->newest);
+        scan_lists(e, &q->r, allow, &list, &any, 1, t);
     } else if (allow) {
         scan_list(e, x, cosine, allow, &q->r, t);
     } else {
@@ -712,6 +782,7 @@ static int scan_into(cx_engine *e, request *q, const float *x, int cosine,
         if (e->xv_n)
             scan_extra(e, x, cosine, &q->r, t);
     }
+    idlist_free(&cat);
     return CX_OK;
 }
 
@@ -730,7 +801,7 @@ static int rank_core(cx_engine *e, request *q, const float *x, int cosine,
             return rc;
         cx__topk_sort(&t);
         if (!x && list == LIST_NEW)
-            ages_in_days(e, t.h, t.n, q->newest);
+            ages_in_days(t.h, t.n);
         *hits = t.h;
         *n = t.n;
         return CX_OK;
@@ -752,7 +823,7 @@ static int rank_core(cx_engine *e, request *q, const float *x, int cosine,
         cap *= 4;
     }
     if (!x && list == LIST_NEW)
-        ages_in_days(e, t.h, t.n, q->newest);
+        ages_in_days(t.h, t.n);
     *hits = t.h;
     *n = t.n;
     return CX_OK;
@@ -787,31 +858,53 @@ int cx__rank_lists(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
 {
     request q;
     int rc = request_init(e, opts, 1, "cx_layout", &q);
-    cx__topk *t = calloc(nreq ? nreq : 1, sizeof *t);
-    int *list = malloc((nreq ? nreq : 1) * sizeof *list);
-    uint32_t *cat = malloc((nreq ? nreq : 1) * sizeof *cat);
-    if (rc == CX_OK && (!t || !list || !cat))
+    size_t m = nreq ? nreq : 1;
+    cx__topk *t = calloc(2 * m, sizeof *t), *ta = t + m;
+    int *list = malloc(m * sizeof *list);
+    uint32_t *cat = malloc(m * sizeof *cat);
+    size_t *from = malloc(m * sizeof *from);
+    if (rc == CX_OK && (!t || !list || !cat || !from))
         rc = cx__fail(e, CX_ENOMEM, "out of memory");
     if (rc == CX_OK)
         rc = skip_for(e, &q, u);
     q.r.cat = CX_NONE; /* each list has its own */
+    /* A list in a small category reads only its items; the others share
+     * one pass over the catalogue (ta[], list[], cat[] from 0). */
+    size_t n_all = 0;
     for (size_t j = 0; rc == CX_OK && j < nreq; j++) {
+        idlist l = {0};
         t[j] = (cx__topk){req[j].out, 0, req[j].k};
-        list[j] = req[j].list;
-        cat[j] = req[j].cat;
-    }
-    if (rc == CX_OK) {
-        scan_lists(e, &q.r, q.o.n_allow ? &q.allow : NULL, list, cat, nreq,
-                   t, &q.newest);
-        for (size_t j = 0; j < nreq; j++) {
-            cx__topk_sort(&t[j]);
-            if (list[j] == LIST_NEW)
-                ages_in_days(e, t[j].h, t[j].n, q.newest);
-            req[j].n = t[j].n;
+        int c = q.o.n_allow || req[j].cat == CX_NONE
+                    ? -1
+                    : cx__catidx_items(e, req[j].cat,
+                                       e->items.n / CATEGORY_SCAN_SHARE,
+                                       &l.v, &l.n);
+        if (c == CX_ENOMEM) {
+            rc = cx__fail(e, CX_ENOMEM, "out of memory");
+        } else if (c == 0) {
+            scan_lists(e, &q.r, &l, &req[j].list, &req[j].cat, 1, &t[j]);
+        } else {
+            ta[n_all] = t[j];
+            list[n_all] = req[j].list;
+            cat[n_all] = req[j].cat;
+            from[n_all++] = j;
         }
+        free(l.v);
+    }
+    if (rc == CX_OK && n_all) {
+        scan_lists(e, &q.r, q.o.n_allow ? &q.allow : NULL, list, cat, n_all,
+                   ta);
+        for (size_t a = 0; a < n_all; a++)
+            t[from[a]] = ta[a];
+    }
+    for (size_t j = 0; rc == CX_OK && j < nreq; j++) {
+        cx__topk_sort(&t[j]);
+        if (req[j].list == LIST_NEW)
+            ages_in_days(t[j].h, t[j].n);
+        req[j].n = t[j].n;
     }
     request_free(&q);
-    free(t), free(list), free(cat);
+    free(t), free(list), free(cat), free(from);
     return rc;
 }
 

@@ -242,6 +242,10 @@ CX_API int cx_ingest(cx_engine *e, size_t n, const char *const *customers,
         cx__wrlock(e);
         if (i == 0) {
             cx__plan_commit(&p);
+            if (e->pop_t0 != t0[0])
+                cx__top_rescaled(e, CX__LIST_POPULAR);
+            if (e->trend_t0 != t0[1])
+                cx__top_rescaled(e, CX__LIST_TRENDING);
             e->pop_t0 = t0[0];
             e->trend_t0 = t0[1];
         }
@@ -274,6 +278,7 @@ CX_API int cx_ingest(cx_engine *e, size_t n, const char *const *customers,
         cx__wrunlock(e);
     }
     cx__plan_release_e(e, &p, 1);
+    cx__catidx_refresh(e);
     /* Acknowledged from here on; fold-in failures only cost freshness. */
     if (cx__fold_after_ingest(e, from))
         cx__fail(e, CX_ENOMEM, "cx_ingest: fold-in skipped: out of memory");

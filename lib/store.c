@@ -654,6 +654,16 @@ CX_API int cx_load(cx_engine **out, const char *path)
                           "category or channel", path);
         if (rc == CX_OK && cx__pop_rebuild(e))
             rc = cx__fail(NULL, CX_ENOMEM, "cx_load: out of memory");
+        if (rc == CX_OK) {
+            for (size_t i = 0; i < e->items.n; i++)
+                if (e->item_created[i] > e->created_max)
+                    e->created_max = e->item_created[i];
+            pthread_mutex_lock(&e->wmu);
+            e->top[CX__LIST_NEW].valid = 0;
+            cx__top_refresh(e);
+            cx__catidx_refresh(e);
+            pthread_mutex_unlock(&e->wmu);
+        }
     }
     free(p);
     if (rc) {
