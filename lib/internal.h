@@ -499,6 +499,20 @@ void cx__topk_sort(cx__topk *t);
 size_t cx__rank_exact(const cx__model *m, const float *x, size_t k,
                       const uint32_t *skip, size_t n_skip, cx__hit *out);
 
+/* Several vectors ranked in one pass over the factors: query j ranks by
+ * q[j].x (cosine: a unit item vector, items scored by cosine) with opts'
+ * rules and customer u's exclusions, never q[j].self, into
+ * q[j].out[0..q[j].k), setting q[j].n: the same hits as cx__rank_hits one
+ * query at a time.  The read lock is held by the caller. */
+typedef struct cx__rank_q {
+    const float *x;
+    int cosine;
+    uint32_t self;
+    size_t k, n;
+    cx__hit *out;
+} cx__rank_q;
+int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                   cx__rank_q *q, size_t nq);
 /* rank.c, for layouts: the best k items, best first, into out (*n of
  * them), under opts' rules, for the customer u (their exclusions; CX_NONE
  * for none) scored by x (cosine: x is a unit item vector), or with x NULL

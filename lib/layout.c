@@ -224,7 +224,13 @@ static void recent(const page *pg, uint32_t *seeds, size_t *n_seeds,
 }
 
 /* Items bought or carted by the customers who bought or carted `seed`,
- * by the number of such customers, into items/score (at most max). */
+ * by the number of such customers, into items/score (at most max).  The
+ * work is bounded, whatever the seed's popularity: its newest buyers
+ * (TOGETHER_BUYERS, found within TOGETHER_WALK of its newest signals)
+ * and each one's newest TOGETHER_WALK / 20 signals, so a page costs at
+ * most a few thousand event reads. */
+#define TOGETHER_BUYERS 64
+#define TOGETHER_WALK 1000
 static int together(const page *pg, uint32_t seed, uint32_t *items,
                     float *score, size_t max, size_t *n)
 {
@@ -233,15 +239,15 @@ static int together(const page *pg, uint32_t seed, uint32_t *items,
     size_t cap = 4096;
     uint32_t *key = malloc(cap * sizeof *key);
     float *cnt = malloc(cap * sizeof *cnt);
-    uint32_t *buyers = malloc(500 * sizeof *buyers);
+    uint32_t *buyers = malloc(TOGETHER_BUYERS * sizeof *buyers);
     if (!key || !cnt || !buyers) {
         free(key), free(cnt), free(buyers);
         return CX_ENOMEM;
     }
     memset(key, 0xff, cap * sizeof *key);
     size_t nb = 0, walked = 0, used = 0;
-    for (uint32_t ev = e->item_last[seed]; ev != CX_NONE && walked < 4 * WALK_MAX &&
-                                           nb < 500;
+    for (uint32_t ev = e->item_last[seed];
+         ev != CX_NONE && walked < TOGETHER_WALK && nb < TOGETHER_BUYERS;
          ev = e->ev_iprev[ev], walked++) {
         const cx__event *v = &e->ev[ev];
         if ((v->type == CX_PURCHASE || v->type == CX_ADD_TO_CART) &&
@@ -249,10 +255,10 @@ static int together(const page *pg, uint32_t seed, uint32_t *items,
             buyers[nb++] = v->cust;
     }
     for (size_t b = 0; b < nb; b++) {
-        uint32_t mine[256];
+        uint32_t mine[TOGETHER_WALK / 20];
         size_t n_mine = 0, w = 0;
-        for (uint32_t ev = e->cust_last[buyers[b]]; ev != CX_NONE &&
-                                                  w < 500 && n_mine < 256;
+        for (uint32_t ev = e->cust_last[buyers[b]];
+             ev != CX_NONE && w < TOGETHER_WALK / 20;
              ev = e->ev_prev[ev], w++) {
             const cx__event *v = &e->ev[ev];
             if ((v->type != CX_PURCHASE && v->type != CX_ADD_TO_CART) ||
@@ -378,17 +384,62 @@ static int fill(page *pg)
     cx_engine *e = pg->e;
     int rc = CX_OK;
     size_t nk;
-    /* One wide personal scan serves the FOR_YOU row, the customer's best
-     * score, and most category rows (filtered from it below). */
+    uint32_t seeds[16], cont[64], last_buy;
+    float cont_score[64];
+    size_t n_seeds, n_cont;
+    size_t max_seeds = s->per_kind[CX_ROW_BECAUSE] < 16
+                           ? s->per_kind[CX_ROW_BECAUSE] : 16;
+    recent(pg, seeds, &n_seeds, max_seeds, cont, cont_score, &n_cont, 64,
+           &last_buy);
+    if (!allowed_kind(pg, CX_ROW_BECAUSE) || !e->model)
+        n_seeds = 0;
+    /* One pass over the factors ranks for the customer (a wide list that
+     * serves the FOR_YOU row, the customer's best score and most category
+     * rows) and for each BECAUSE seed (by cosine). */
+    cx__rank_q rq[17];
+    size_t row_of[17];
+    size_t nq = 0;
+    float *unit = n_seeds && e->model
+                      ? malloc(n_seeds * (size_t)e->model->k * sizeof *unit)
+                      : NULL;
     cx__hit *wide = NULL;
     size_t n_wide = 0, want_wide = 16 * s->items_per_row;
+    want_wide = want_wide < e->items.n ? want_wide : e->items.n;
+    if (n_seeds && !unit)
+        return CX_ENOMEM;
     if (pg->x) {
-        want_wide = want_wide < e->items.n ? want_wide : e->items.n;
-        if (!(wide = malloc((want_wide + 1) * sizeof *wide)))
+        if (!(wide = malloc((want_wide + 1) * sizeof *wide))) {
+            free(unit);
             return CX_ENOMEM;
-        rc = cx__rank_hits(e, &s->rules, pg->u, pg->x, 0, 0, CX_NONE,
-                           CX_NONE, want_wide, wide, &n_wide);
-        if (rc == CX_OK && n_wide)
+        }
+        rq[nq++] = (cx__rank_q){pg->x, 0, CX_NONE, want_wide, 0, wide};
+    }
+    size_t first_seed = nq;
+    for (size_t j = 0; j < n_seeds; j++) {
+        float inv = 0;
+        const float *y = cx__item_vec(e, seeds[j], &inv);
+        cand *c = NULL;
+        if (!y || !(inv > 0))
+            continue;
+        float *u = unit + j * (size_t)e->model->k;
+        for (int d = 0; d < e->model->k; d++)
+            u[d] = y[d] * inv;
+        if (!(c = new_cand(pg, CX_ROW_BECAUSE, CX_REASON_SIMILAR, seeds[j],
+                           CX_NONE))) {
+            rc = CX_ENOMEM;
+            break;
+        }
+        row_of[nq] = pg->n_c - 1;
+        rq[nq++] = (cx__rank_q){u, 1, seeds[j], pg->pool, 0, c->h};
+    }
+    if (rc == CX_OK && nq)
+        rc = cx__rank_multi(e, &s->rules, pg->u, rq, nq);
+    for (size_t j = first_seed; rc == CX_OK && j < nq; j++)
+        pg->c[row_of[j]].n = rq[j].n;
+    free(unit);
+    if (rc == CX_OK && pg->x) {
+        n_wide = rq[0].n;
+        if (n_wide)
             pg->best = wide[0].score;
     }
     if (rc == CX_OK && pg->x && allowed_kind(pg, CX_ROW_FOR_YOU)) {
@@ -399,24 +450,6 @@ static int fill(page *pg)
         for (size_t j = 0; c && j < n_wide && c->n < pg->pool; j++)
             c->h[c->n++] = wide[j];
     }
-    uint32_t seeds[16], cont[64], last_buy;
-    float cont_score[64];
-    size_t n_seeds, n_cont;
-    size_t max_seeds = s->per_kind[CX_ROW_BECAUSE] < 16
-                           ? s->per_kind[CX_ROW_BECAUSE] : 16;
-    recent(pg, seeds, &n_seeds, max_seeds, cont, cont_score, &n_cont, 64,
-           &last_buy);
-    if (allowed_kind(pg, CX_ROW_BECAUSE) && e->model)
-        for (size_t j = 0; rc == CX_OK && j < n_seeds; j++) {
-            float inv = 0, q[1024];
-            const float *y = cx__item_vec(e, seeds[j], &inv);
-            if (!y || !(inv > 0))
-                continue;
-            for (int d = 0; d < e->model->k; d++)
-                q[d] = y[d] * inv;
-            rc = ranked_row(pg, CX_ROW_BECAUSE, CX_REASON_SIMILAR, seeds[j],
-                            CX_NONE, q, 1, 0);
-        }
     if (rc == CX_OK && allowed_kind(pg, CX_ROW_CONTINUE))
         rc = listed_row(pg, CX_ROW_CONTINUE, CX_REASON_CONTINUE, CX_NONE,
                         cont, cont_score, n_cont, 0);

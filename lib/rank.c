@@ -311,40 +311,60 @@ static float select_best(cx__hit *h, size_t n, size_t keep)
 /* Approximate int8 scan collecting the best `cand->cap` candidates, then
  * exact re-ranking into t.  Candidates go into a buffer of twice that
  * size that is cut back by quickselect when full: O(1) per candidate,
- * where a heap would pay a sift on every one. */
-static void scan_fast(const cx__model *m, const float *x, const float *scale,
-                      const float *qscale, const rules *r, cx__topk *cand,
-                      cx__topk *t)
-{
+ * where a heap would pay a sift on every one.  A fastq is one query's
+ * state, so several queries can share one pass over the factors. */
+typedef struct fastq {
+    const float *x, *scale, *qscale;
+    const rules *r;
     int8_t xq[1024 + 4];
-    float buf[BLOCK];
-    uint32_t hit[BLOCK];
-    float qs = cx__quantize(x, m->k, m->kq, xq);
-    size_t nblocks = ((size_t)m->n_items + 7) / 8, keep = cand->cap / 2;
-    size_t n_c = 0;
-    float lim = -INFINITY;
-    for (size_t b = 0; b < nblocks; b += BLOCK / 8) {
-        size_t nb = nblocks - b < BLOCK / 8 ? nblocks - b : BLOCK / 8;
-        cx__k.scores_q(m->Yq, m->kq, b, nb, xq, qs, qscale, buf);
-        size_t n = nb * 8, base = b * 8;
-        if (base + n > m->n_items)
-            n = m->n_items - base;
-        size_t nh = cx__k.above(buf, n, lim, hit);
-        for (size_t h = 0; h < nh; h++) {
-            uint32_t j = hit[h];
-            if (!(buf[j] > lim) || !allowed(r, (uint32_t)base + j))
-                continue;
-            cand->h[n_c++] = (cx__hit){buf[j], (uint32_t)base + j};
-            if (n_c == cand->cap) {
-                lim = select_best(cand->h, n_c, keep);
-                n_c = keep;
-            }
+    float qs, lim;
+    cx__topk *cand;
+    size_t n_c, keep;
+} fastq;
+
+static void fastq_init(fastq *f, const cx__model *m, const float *x,
+                       const float *scale, const float *qscale,
+                       const rules *r, cx__topk *cand)
+{
+    f->x = x;
+    f->scale = scale;
+    f->qscale = qscale;
+    f->r = r;
+    f->qs = cx__quantize(x, m->k, m->kq, f->xq);
+    f->lim = -INFINITY;
+    f->cand = cand;
+    f->n_c = 0;
+    f->keep = cand->cap / 2;
+}
+
+/* Blocks [b, b + nb) of 8 items; buf and hit hold BLOCK entries. */
+static void fastq_blocks(fastq *f, const cx__model *m, size_t b, size_t nb,
+                         float *buf, uint32_t *hit)
+{
+    cx__k.scores_q(m->Yq, m->kq, b, nb, f->xq, f->qs, f->qscale, buf);
+    size_t n = nb * 8, base = b * 8;
+    if (base + n > m->n_items)
+        n = m->n_items - base;
+    size_t nh = cx__k.above(buf, n, f->lim, hit);
+    for (size_t h = 0; h < nh; h++) {
+        uint32_t j = hit[h];
+        if (!(buf[j] > f->lim) || !allowed(f->r, (uint32_t)base + j))
+            continue;
+        f->cand->h[f->n_c++] = (cx__hit){buf[j], (uint32_t)base + j};
+        if (f->n_c == f->cand->cap) {
+            f->lim = select_best(f->cand->h, f->n_c, f->keep);
+            f->n_c = f->keep;
         }
     }
-    if (n_c > keep)
-        select_best(cand->h, n_c, keep), n_c = keep;
-    /* Re-rank through the same kernel as the exact scan, so a candidate
-     * gets the bit-identical score it would get there. */
+}
+
+/* Re-rank the candidates through the same kernel as the exact scan, so
+ * a candidate gets the bit-identical score it would get there. */
+static void fastq_finish(fastq *f, const cx__model *m, cx__topk *t)
+{
+    size_t n_c = f->n_c;
+    if (n_c > f->keep)
+        select_best(f->cand->h, n_c, f->keep), n_c = f->keep;
     uint32_t ids_buf[512];
     float sc_buf[512];
     uint32_t *ids = n_c <= 512 ? ids_buf : malloc(n_c * sizeof *ids);
@@ -352,21 +372,48 @@ static void scan_fast(const cx__model *m, const float *x, const float *scale,
     if (!ids || !sc) { /* fall back to one row at a time */
         for (size_t c = 0; c < n_c; c++) {
             float v;
-            uint32_t i = cand->h[c].item;
-            cx__k.gdots(m->Y, &i, 1, m->k, x, &v);
-            cx__topk_push(t, scale ? v * scale[i] : v, i);
+            uint32_t i = f->cand->h[c].item;
+            cx__k.gdots(m->Y, &i, 1, m->k, f->x, &v);
+            cx__topk_push(t, f->scale ? v * f->scale[i] : v, i);
         }
     } else {
         for (size_t c = 0; c < n_c; c++)
-            ids[c] = cand->h[c].item;
-        cx__k.gdots(m->Y, ids, n_c, m->k, x, sc);
+            ids[c] = f->cand->h[c].item;
+        cx__k.gdots(m->Y, ids, n_c, m->k, f->x, sc);
         for (size_t c = 0; c < n_c; c++)
-            cx__topk_push(t, scale ? sc[c] * scale[ids[c]] : sc[c], ids[c]);
+            cx__topk_push(t, f->scale ? sc[c] * f->scale[ids[c]] : sc[c],
+                          ids[c]);
     }
     if (ids != ids_buf)
         free(ids);
     if (sc != sc_buf)
         free(sc);
+}
+
+/* Queries f[0..nq) in one pass: each block of factors is read once and
+ * scored against every query while it is in the cache. */
+static void scan_fast_n(const cx__model *m, fastq *f, size_t nq,
+                        cx__topk *const *t)
+{
+    float buf[BLOCK];
+    uint32_t hit[BLOCK];
+    size_t nblocks = ((size_t)m->n_items + 7) / 8;
+    for (size_t b = 0; b < nblocks; b += BLOCK / 8) {
+        size_t nb = nblocks - b < BLOCK / 8 ? nblocks - b : BLOCK / 8;
+        for (size_t q = 0; q < nq; q++)
+            fastq_blocks(&f[q], m, b, nb, buf, hit);
+    }
+    for (size_t q = 0; q < nq; q++)
+        fastq_finish(&f[q], m, t[q]);
+}
+
+static void scan_fast(const cx__model *m, const float *x, const float *scale,
+                      const float *qscale, const rules *r, cx__topk *cand,
+                      cx__topk *t)
+{
+    fastq f;
+    fastq_init(&f, m, x, scale, qscale, r, cand);
+    scan_fast_n(m, &f, 1, &t);
 }
 
 /* Score only the listed items (an allow list, or a category's items):
@@ -929,6 +976,67 @@ int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         *n = m;
     }
     request_free(&q);
+    return rc;
+}
+
+#define MULTI_MAX 8
+
+int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                   cx__rank_q *q, size_t nq)
+{
+    request rq;
+    int rc = request_init(e, opts, 1, "cx_layout", &rq);
+    if (rc == CX_OK)
+        rc = skip_for(e, &rq, u);
+    const cx__model *m = e->model;
+    /* The fused pass serves the plain fast scan; anything else (allow
+     * list, exact, diversity) goes one query at a time. */
+    if (rc != CX_OK || !m || nq < 2 || nq > MULTI_MAX || rq.o.n_allow ||
+        rq.o.category || rq.o.exact || rq.o.max_per_category ||
+        rq.o.diversity > 0) {
+        request_free(&rq);
+        for (size_t j = 0; rc == CX_OK && j < nq; j++)
+            rc = cx__rank_hits(e, opts, u, q[j].x, q[j].cosine, 0, CX_NONE,
+                               q[j].self, q[j].k, q[j].out, &q[j].n);
+        return rc;
+    }
+    rules r[MULTI_MAX];
+    fastq f[MULTI_MAX];
+    cx__topk t[MULTI_MAX], cand[MULTI_MAX], *tp[MULTI_MAX];
+    cx__hit *buf[MULTI_MAX] = {0};
+    size_t nitems = e->items.n;
+    rq.r.no_x = e->xv_n > 0;
+    for (size_t j = 0; j < nq; j++) {
+        size_t k = q[j].k < nitems ? q[j].k : nitems;
+        size_t ncand = k * (size_t)e->opt.candidates;
+        ncand = ncand < k + 32 ? k + 32 : ncand;
+        ncand = ncand < nitems ? ncand : nitems;
+        if (!(buf[j] = malloc(2 * ncand * sizeof *buf[j])))
+            rc = CX_ENOMEM;
+        r[j] = rq.r;
+        r[j].self = q[j].self;
+        t[j] = (cx__topk){q[j].out, 0, k};
+        tp[j] = &t[j];
+        cand[j] = (cx__topk){buf[j], 0, 2 * ncand};
+        if (rc == CX_OK)
+            fastq_init(&f[j], m, q[j].x, q[j].cosine ? m->inv_norm : NULL,
+                       q[j].cosine ? m->q_cos_scale : m->q_scale, &r[j],
+                       &cand[j]);
+    }
+    if (rc == CX_OK) {
+        scan_fast_n(m, f, nq, tp);
+        for (size_t j = 0; j < nq; j++) {
+            if (e->xv_n)
+                scan_extra(e, q[j].x, q[j].cosine, &r[j], &t[j]);
+            cx__topk_sort(&t[j]);
+            q[j].n = t[j].n;
+        }
+    } else {
+        rc = cx__fail(e, CX_ENOMEM, "out of memory");
+    }
+    for (size_t j = 0; j < nq; j++)
+        free(buf[j]);
+    request_free(&rq);
     return rc;
 }
 

@@ -363,11 +363,89 @@ static void test_category_rank_follows_reference(void **state)
     synth_free(&shop);
 }
 
+/* Several queries in one pass over the factors give exactly what each
+ * gives alone: a customer's vector and item vectors by cosine, with the
+ * customer's exclusions, rules, and items folded in since training. */
+static void test_multi_matches_single(void **state)
+{
+    (void)state;
+    synth_config c;
+    synth_config_default(&c, 40000);
+    c.n_items = 1500;
+    c.n_customers = 800;
+    c.seed = 4;
+    synth_shop shop;
+    cx_engine *e = tu_shop_engine_cfg(&c, &shop);
+    TU_OK(e, cx_set_option(e, CX_OPT_THREADS, 1));
+    TU_OK(e, cx_set_option(e, CX_OPT_FACTORS, 24));
+    TU_OK(e, cx_set_option(e, CX_OPT_ITERATIONS, 4));
+    TU_OK(e, cx_train(e, NULL, NULL));
+    /* Items folded in after training take part too. */
+    const char *cu[20], *it[20];
+    int ty[20];
+    char iid[20][16];
+    for (size_t j = 0; j < 20; j++) {
+        snprintf(iid[j], sizeof iid[j], "late%zu", j % 4);
+        it[j] = iid[j];
+        cu[j] = cx_customer_id(e, j * 17);
+        ty[j] = CX_PURCHASE;
+    }
+    TU_OK(e, cx_ingest(e, 20, cu, it, ty, NULL, NULL, NULL));
+    assert_true(tu_stat(e, CX_STAT_FOLDED_ITEMS) > 0);
+    cx_rec_opts o;
+    cx_rec_opts_init(&o);
+    o.in_stock_only = 1;
+    static cx__hit one[5][200], many[5][200];
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t cust = 0; cust < 40; cust += 7) {
+            cx__rdlock(e);
+            cx__fold *tmp = NULL;
+            uint32_t u = (uint32_t)cust;
+            const float *x = cx__customer_vec(e, u, NULL, &tmp);
+            assert_non_null(x);
+            cx__rank_q q[5];
+            float unit[4][64];
+            q[0] = (cx__rank_q){x, 0, CX_NONE, 150, 0, many[0]};
+            for (int j = 1; j < 5; j++) {
+                uint32_t seed = (uint32_t)((cust * 31 + (size_t)j * 97) %
+                                           e->items.n);
+                if (j == 4) /* a folded-in item as a seed */
+                    seed = cx__idmap_find(&e->items, "late1");
+                float inv = 0;
+                const float *y;
+                while (!(y = cx__item_vec(e, seed, &inv)) || !(inv > 0))
+                    seed = (seed + 1) % (uint32_t)e->items.n;
+                for (int d = 0; d < e->model->k; d++)
+                    unit[j - 1][d] = y[d] * inv;
+                q[j] = (cx__rank_q){unit[j - 1], 1, seed, 30, 0, many[j]};
+            }
+            TU_OK(e, cx__rank_multi(e, pass ? &o : NULL, u, q, 5));
+            for (int j = 0; j < 5; j++) {
+                size_t n = 0;
+                TU_OK(e, cx__rank_hits(e, pass ? &o : NULL, u, q[j].x,
+                                       q[j].cosine, 0, CX_NONE, q[j].self,
+                                       q[j].k, one[j], &n));
+                assert_int_equal(q[j].n, n);
+                assert_int_equal(n, q[j].k);
+                for (size_t h = 0; h < n; h++) {
+                    assert_int_equal(many[j][h].item, one[j][h].item);
+                    assert_true(many[j][h].score == one[j][h].score);
+                }
+            }
+            cx__rdunlock(e);
+            free(tmp);
+        }
+    }
+    cx_close(e);
+    synth_free(&shop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lists_follow_reference),
         cmocka_unit_test(test_category_rank_follows_reference),
+        cmocka_unit_test(test_multi_matches_single),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
