@@ -630,9 +630,12 @@ CX_API int cx_experiment_define(cx_engine *e, const char *experiment,
                                 size_t n, const char *const *variants,
                                 const double *shares);
 
-/* Set an override a variant carries: a double by key, for the application
- * to apply (for example CX_OVERRIDE_K, or a CX_OPT_* key).  The library
- * stores and returns it; it changes nothing by itself. */
+/* Set an override a variant carries: a double by key (CX_OVERRIDE_*, a
+ * CX_OPT_* key such as a signal weight, or a key of the application's
+ * own).  Serving calls do not apply it by themselves: the application
+ * reads it with cx_variant_get and applies it (a layout spec, k, rules).
+ * cx_evaluate's replay of the variant applies the CX_OPT_* and
+ * CX_OVERRIDE_* ones (see cx_eval_opts). */
 #define CX_OVERRIDE_K          100001 /* items per list */
 #define CX_OVERRIDE_DIVERSITY  100002 /* cx_rec_opts.diversity */
 #define CX_OVERRIDE_CATEGORY_CAP 100003 /* cx_rec_opts.max_per_category */
@@ -750,7 +753,11 @@ typedef struct cx_eval_opts {
     /* Offline replay of an experiment's variant: only the customers
      * cx_variant assigns to `variant` of `experiment` are scored (both
      * NULL: everyone; no exposure is counted), and the model's lists get
-     * these rules (see cx_rec_opts; defaults 0). */
+     * these rules (see cx_rec_opts; defaults 0).  The overrides the
+     * variant carries win: CX_OPT_* keys (signal weights included) set
+     * its training's options, CX_OVERRIDE_K / _DIVERSITY / _CATEGORY_CAP
+     * its k and rules.  Relevance is judged with the engine's own
+     * weights, so every variant is scored on the same held-out truth. */
     const char *experiment;
     const char *variant;
     size_t max_per_category;

@@ -98,25 +98,15 @@ static const opt_spec *find_spec(int key)
     return NULL;
 }
 
-CX_API int cx_set_option(cx_engine *e, int key, double v)
+int cx__option_check(const cx_engine *e, int key, double v)
 {
-    if (!e)
-        return cx__fail(NULL, CX_EINVAL, "cx_set_option: engine is NULL");
     if (isnan(v))
         return cx__fail(e, CX_EINVAL, "option %d: value is NaN", key);
     if (key >= CX_OPT_WEIGHT && key < CX_OPT_WEIGHT + CX_MAX_SIGNAL_TYPES) {
         if (!isfinite(v) || fabs(v) > 1e6)
             return cx__fail(e, CX_ERANGE,
                             "signal weight %g out of range [-1e6, 1e6]", v);
-        pthread_mutex_lock(&e->wmu);
-        cx__wrlock(e);
-        e->opt.weight[key - CX_OPT_WEIGHT] = v;
-        cx__wrunlock(e);
-        /* Popularity counts positive strengths: a weight change
-         * re-counts them. */
-        int rc = cx__pop_rebuild(e);
-        pthread_mutex_unlock(&e->wmu);
-        return rc;
+        return CX_OK;
     }
     const opt_spec *s = find_spec(key);
     if (!s)
@@ -127,18 +117,46 @@ CX_API int cx_set_option(cx_engine *e, int key, double v)
     if (s->is_int && v != floor(v))
         return cx__fail(e, CX_EINVAL, "option %s needs an integer, not %g",
                         s->name, v);
-    pthread_mutex_lock(&e->wmu);
-    cx__wrlock(e);
-    char *p = (char *)&e->opt + s->off;
+    return CX_OK;
+}
+
+void cx__option_put(cx__options *o, int key, double v)
+{
+    if (key >= CX_OPT_WEIGHT && key < CX_OPT_WEIGHT + CX_MAX_SIGNAL_TYPES) {
+        o->weight[key - CX_OPT_WEIGHT] = v;
+        return;
+    }
+    const opt_spec *s = find_spec(key);
+    char *p = (char *)o + s->off;
     if (s->is_int == 1)
         *(int *)p = (int)v;
     else if (s->is_int == 2)
         *(uint64_t *)p = (uint64_t)v;
     else
         *(double *)p = v;
+}
+
+int cx__option_key_valid(int key)
+{
+    return (key >= CX_OPT_WEIGHT && key < CX_OPT_WEIGHT + CX_MAX_SIGNAL_TYPES)
+           || find_spec(key) != NULL;
+}
+
+CX_API int cx_set_option(cx_engine *e, int key, double v)
+{
+    if (!e)
+        return cx__fail(NULL, CX_EINVAL, "cx_set_option: engine is NULL");
+    int rc = cx__option_check(e, key, v);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&e->wmu);
+    cx__wrlock(e);
+    cx__option_put(&e->opt, key, v);
     cx__wrunlock(e);
-    int rc = CX_OK;
-    if (key == CX_OPT_TRENDING_HALF_LIFE || key == CX_OPT_POPULAR_HALF_LIFE)
+    /* Popularity counts positive strengths with the lists' half-lives: a
+     * change to either re-counts them. */
+    if ((key >= CX_OPT_WEIGHT && key < CX_OPT_WEIGHT + CX_MAX_SIGNAL_TYPES) ||
+        key == CX_OPT_TRENDING_HALF_LIFE || key == CX_OPT_POPULAR_HALF_LIFE)
         rc = cx__pop_rebuild(e);
     pthread_mutex_unlock(&e->wmu);
     return rc;

@@ -236,6 +236,7 @@ CX_API int cx_evaluate(cx_engine *e, const cx_eval_opts *opts, double *model,
      * while no writer can change them. */
     uint8_t *include = NULL;
     uint32_t *item_cat = NULL;
+    cx__hit *h2 = NULL;
     size_t n_cat = e->categories.n;
     if (rc == CX_OK && o.experiment) {
         include = calloc((size_t)n_users + 1, 1);
@@ -251,6 +252,42 @@ CX_API int cx_evaluate(cx_engine *e, const cx_eval_opts *opts, double *model,
         if (rc == CX_OK) {
             int64_t unused;
             rc = cx_exposures(e, o.experiment, o.variant, &unused);
+        }
+        /* The variant's own training options and its list rules. */
+        if (rc == CX_OK)
+            rc = cx__variant_options(e, o.experiment, o.variant, &opt);
+        double val;
+        if (rc == CX_OK && cx_variant_get(e, o.experiment, o.variant,
+                                          CX_OVERRIDE_K, &val) == CX_OK) {
+            if (!(val >= 1 && val <= 10000 && val == floor(val)))
+                rc = cx__fail(e, CX_EINVAL, "cx_evaluate: variant '%s' "
+                              "carries k = %g, must be 1..10000", o.variant,
+                              val);
+            else if ((size_t)val != o.k && !(h2 = malloc((size_t)val *
+                                                         sizeof *h2)))
+                rc = cx__fail(e, CX_ENOMEM, "cx_evaluate: out of memory");
+            else
+                o.k = (size_t)val;
+        }
+        if (rc == CX_OK && cx_variant_get(e, o.experiment, o.variant,
+                                          CX_OVERRIDE_DIVERSITY, &val) ==
+                               CX_OK) {
+            if (!(val >= 0) || !isfinite(val))
+                rc = cx__fail(e, CX_EINVAL, "cx_evaluate: variant '%s' "
+                              "carries diversity %g", o.variant, val);
+            o.diversity = val;
+        }
+        if (rc == CX_OK && cx_variant_get(e, o.experiment, o.variant,
+                                          CX_OVERRIDE_CATEGORY_CAP, &val) ==
+                               CX_OK) {
+            if (!(val >= 0 && val <= 1e6) || val != floor(val))
+                rc = cx__fail(e, CX_EINVAL, "cx_evaluate: variant '%s' "
+                              "carries category cap %g", o.variant, val);
+            o.max_per_category = (size_t)val;
+        }
+        if (h2) {
+            free(h);
+            h = h2;
         }
     }
     if (rc == CX_OK && (item_cat = malloc(((size_t)n_items + 1) *

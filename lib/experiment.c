@@ -393,6 +393,26 @@ CX_API int cx_variant_get(cx_engine *e, const char *experiment,
     return rc;
 }
 
+int cx__variant_options(cx_engine *e, const char *experiment,
+                        const char *variant_name, cx__options *o)
+{
+    const variant *v;
+    int rc = find_both(e, "cx_evaluate", experiment, variant_name, &v);
+    for (size_t j = 0; rc == CX_OK && j < v->n_over; j++) {
+        int key = v->over[j].key;
+        double val = v->over[j].value;
+        if (!cx__option_key_valid(key))
+            continue; /* an application's own override */
+        if ((rc = cx__option_check(e, key, val)))
+            rc = cx__fail(e, rc, "cx_evaluate: variant '%s' carries option "
+                          "%d = %g: %s", variant_name, key, val,
+                          cx_strerror(rc));
+        else
+            cx__option_put(o, key, val);
+    }
+    return rc;
+}
+
 /* The documented assignment hash: FNV-1a 64 over experiment, 0, id,
  * then fmix64. */
 static uint64_t assign_hash(const char *experiment, const char *customer)

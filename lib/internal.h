@@ -298,6 +298,12 @@ int cx__catidx_items(const cx_engine *e, uint32_t c, size_t limit,
 
 /* engine.c */
 void cx__options_default(cx__options *o);
+/* Options by key (CX_OPT_*, weights included): the bounds check with its
+ * message, the store into an options struct (a checked key and value),
+ * and whether a key names an option at all. */
+int cx__option_check(const cx_engine *e, int key, double v);
+void cx__option_put(cx__options *o, int key, double v);
+int cx__option_key_valid(int key);
 void cx__model_free(cx__model *m);
 int cx__grow(void **p, size_t *cap, size_t need, size_t elem);
 /* Plan room for n more items / customers / events in the per-index
@@ -325,6 +331,12 @@ int cx__profile(const cx_engine *e, uint32_t u, int64_t now,
 
 /* experiment.c */
 void cx__experiments_free(struct cx__experiments *x);
+/* Apply the CX_OPT_* overrides (signal weights included) that a variant
+ * carries to *o; CX_ENOTFOUND for an unknown experiment or variant,
+ * CX_EINVAL/CX_ERANGE for an override out of bounds.  The caller holds
+ * the writer mutex or the read lock. */
+int cx__variant_options(cx_engine *e, const char *experiment,
+                        const char *variant_name, cx__options *o);
 
 /* ===================================================================== */
 /* live.c: fold-in, live popularity, item fold-in                        */

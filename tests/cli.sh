@@ -62,6 +62,15 @@ awk '$1 == "k" && $2 == 10 && $3 == 10 && $4 == 5 { ok = 1 } END { exit !ok }' "
 awk '$1 == "customers" { s = $2 + $3 + $4 } END { exit !(s > 0) }' "$T/out" && ok || no "replay counts customers"
 "$CLI" replay "$T/e.cxe" home control >/dev/null 2>&1 && no "replay needs VARIANT:SHARE" || ok
 "$CLI" replay "$T/e.cxe" home a:1:colour=red >/dev/null 2>&1 && no "unknown override must fail" || ok
+# a training override: the same customers (one variant takes everyone)
+# score differently with views weighted 0
+expect "replay plain" "$CLI" replay "$T/e.cxe" w2 a:1
+awk '$1 == "ndcg" { print $2 }' "$T/out" > "$T/ndcg_plain"
+expect "replay weights" "$CLI" replay "$T/e.cxe" w2 a:1:weight.view=0
+awk '$1 == "ndcg" { print $2 }' "$T/out" > "$T/ndcg_w0"
+[ -s "$T/ndcg_plain" ] && ! cmp -s "$T/ndcg_plain" "$T/ndcg_w0" && ok || no "replay applies a weight override"
+"$CLI" replay "$T/e.cxe" w2 a:1:weight.nosuchtype=1 >/dev/null 2>&1 && no "unknown signal type in an override must fail" || ok
+"$CLI" replay "$T/e.cxe" w2 a:1:factors=0 >/dev/null 2>&1 && no "out-of-range option override must fail" || ok
 # --- lists and anonymous sessions
 expect "trending" "$CLI" trending -k 5 "$T/e.cxe"
 [ "$(grep -c ' trending$' "$T/out")" = 5 ] && ok || no "5 trending items"

@@ -372,6 +372,37 @@ static void test_eval_replay(void **state)
     old.max_per_category = 1; /* beyond the old size: must be ignored */
     TU_OK(e, cx_evaluate(e, &old, part, NULL));
     assert_memory_equal(part, all, sizeof all);
+    /* A variant's overrides apply to its replay: options (here a signal
+     * weight) to its training, k and the rules to its lists.  What counts
+     * as relevant stays the engine's own judgement, so variants compare
+     * on the same held-out truth; other variants are untouched. */
+    double plain[CX_METRIC_COUNT], w0[CX_METRIC_COUNT], same[CX_METRIC_COUNT];
+    double c0[CX_METRIC_COUNT];
+    cx_eval_opts oa = o, oc = o;
+    oa.experiment = oc.experiment = "replay";
+    oa.variant = "a";
+    oc.variant = "c";
+    TU_OK(e, cx_evaluate(e, &oa, plain, NULL));
+    TU_OK(e, cx_evaluate(e, &oc, c0, NULL));
+    TU_OK(e, cx_variant_set(e, "replay", "a", CX_OPT_WEIGHT + CX_VIEW, 0));
+    TU_OK(e, cx_evaluate(e, &oa, w0, NULL));
+    assert_true(w0[CX_METRIC_NDCG] != plain[CX_METRIC_NDCG]);
+    assert_true(w0[CX_METRIC_USERS] == plain[CX_METRIC_USERS]);
+    TU_OK(e, cx_evaluate(e, &oa, same, NULL));
+    assert_memory_equal(same, w0, sizeof w0);
+    TU_OK(e, cx_evaluate(e, &oc, same, NULL));
+    assert_memory_equal(same, c0, sizeof c0);
+    cx_eval_opts ob = o;
+    ob.experiment = "replay";
+    ob.variant = "b";
+    ob.k = 5;
+    TU_OK(e, cx_evaluate(e, &ob, plain, NULL));
+    TU_OK(e, cx_variant_set(e, "replay", "b", CX_OVERRIDE_K, 5));
+    ob.k = 10;
+    TU_OK(e, cx_evaluate(e, &ob, same, NULL));
+    assert_memory_equal(same, plain, sizeof plain);
+    TU_OK(e, cx_variant_set(e, "replay", "b", CX_OPT_FACTORS, 0));
+    FAILS(e, cx_evaluate(e, &ob, same, NULL), CX_ERANGE);
 }
 
 int main(void)

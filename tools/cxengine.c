@@ -853,9 +853,10 @@ static int cmd_eval(int argc, char **argv)
 }
 
 /* replay: an experiment's variants evaluated offline, side by side.
- * Each VARIANT:SHARE[:k=N][:diversity=X][:cap=N] defines a variant and
- * the overrides it carries; every variant is scored on its own customers
- * of the same time split. */
+ * Each VARIANT:SHARE[:KEY=VALUE]... defines a variant and the overrides
+ * it carries (k, diversity, cap for its lists; factors, iterations,
+ * alpha, regularization, weight.TYPE for its training); every variant is
+ * scored on its own customers of the same time split. */
 static int cmd_replay(int argc, char **argv)
 {
     static const struct option lo[] = {{"test-fraction", 1, 0, O_FRAC},
@@ -874,7 +875,7 @@ static int cmd_replay(int argc, char **argv)
     int nv = argc - optind - 2;
     if (nv < 1 || nv > 64)
         die("usage: %s replay [-k K] [--test-fraction F] ENGINE EXPERIMENT "
-            "VARIANT:SHARE[:k=N][:diversity=X][:cap=N]...", prog);
+            "VARIANT:SHARE[:KEY=VALUE]...", prog);
     cx_engine *e = open_engine(argv[optind], 1);
     const char *exp = argv[optind + 1];
     const char *name[64];
@@ -909,9 +910,23 @@ static int cmd_replay(int argc, char **argv)
             int key = !strcmp(o, "k")           ? CX_OVERRIDE_K
                       : !strcmp(o, "diversity") ? CX_OVERRIDE_DIVERSITY
                       : !strcmp(o, "cap")       ? CX_OVERRIDE_CATEGORY_CAP
+                      : !strcmp(o, "factors")   ? CX_OPT_FACTORS
+                      : !strcmp(o, "iterations") ? CX_OPT_ITERATIONS
+                      : !strcmp(o, "alpha")     ? CX_OPT_ALPHA
+                      : !strcmp(o, "regularization") ? CX_OPT_REGULARIZATION
                                                 : 0;
+            /* weight.TYPE: a signal type's weight in the variant's
+             * training */
+            for (int t = 0; !key && !strncmp(o, "weight.", 7) &&
+                            t < CX_MAX_SIGNAL_TYPES; t++) {
+                const char *tn = cx_signal_type_name(e, t);
+                if (tn && !strcmp(tn, o + 7))
+                    key = CX_OPT_WEIGHT + t;
+            }
             if (!key)
-                die("replay: unknown override '%s' (k, diversity, cap)", o);
+                die("replay: unknown override '%s' (k, diversity, cap, "
+                    "factors, iterations, alpha, regularization, "
+                    "weight.TYPE)", o);
             check(e, cx_variant_set(e, exp, name[v], key,
                                     num_arg(o, eq + 1)), "replay");
             o = next;
@@ -1114,8 +1129,11 @@ static void usage(FILE *f)
             "habits\n"
             "  layout ENGINE CUSTOMER...            the home page, row by "
             "row\n"
-            "  replay [-k K] ENGINE EXPERIMENT VARIANT:SHARE[:k=N]"
-            "[:diversity=X][:cap=N]...\n"
+            "  replay [-k K] ENGINE EXPERIMENT VARIANT:SHARE[:KEY=VALUE]...\n"
+            "                                       KEY: k diversity cap "
+            "factors iterations alpha\n"
+            "                                       regularization "
+            "weight.TYPE\n"
             "                                       variants evaluated "
             "offline, side by side\n"
             "  eval [-k K] [--test-fraction F] [training options] ENGINE\n"
