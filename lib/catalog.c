@@ -267,6 +267,15 @@ void cx__catidx_set(cx_engine *e, uint32_t i, uint32_t c)
         x->moved[x->n_moved++] = i;
 }
 
+size_t cx__catidx_size(const cx_engine *e, uint32_t c)
+{
+    const cx__catidx *x = e->catidx;
+    if (!x || x->stale)
+        return SIZE_MAX;
+    size_t in_bucket = c < x->n_cats ? x->start[c + 1] - x->start[c] : 0;
+    return in_bucket + (e->items.n - x->n_items) + x->n_moved;
+}
+
 int cx__catidx_items(const cx_engine *e, uint32_t c, size_t limit,
                      uint32_t **out, size_t *n)
 {
@@ -277,7 +286,7 @@ int cx__catidx_items(const cx_engine *e, uint32_t c, size_t limit,
         return -1;
     size_t n_items = e->items.n;
     size_t in_bucket = c < x->n_cats ? x->start[c + 1] - x->start[c] : 0;
-    size_t most = in_bucket + (n_items - x->n_items) + x->n_moved;
+    size_t most = cx__catidx_size(e, c);
     if (most > limit)
         return -1;
     uint32_t *v = malloc((most ? most : 1) * sizeof *v);

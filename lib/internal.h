@@ -295,6 +295,12 @@ void cx__catidx_set(cx_engine *e, uint32_t i, uint32_t c);
  * CX_ENOMEM. */
 int cx__catidx_items(const cx_engine *e, uint32_t c, size_t limit,
                      uint32_t **out, size_t *n);
+/* Reader: at most how many items category c holds (SIZE_MAX without an
+ * index).  A ranking confined to a category scores only its items when
+ * this is at most items / CX__CATEGORY_SCAN_SHARE: an exact gathered dot
+ * costs several int8 scan steps (bench_rank). */
+size_t cx__catidx_size(const cx_engine *e, uint32_t c);
+#define CX__CATEGORY_SCAN_SHARE 8
 
 /* engine.c */
 void cx__options_default(cx__options *o);

@@ -403,7 +403,14 @@ static int fill(page *pg)
                       ? malloc(n_seeds * (size_t)e->model->k * sizeof *unit)
                       : NULL;
     cx__hit *wide = NULL;
-    size_t n_wide = 0, want_wide = 16 * s->items_per_row;
+    /* Category rows read small categories directly; a large one is
+     * filtered from a wide personal list when that holds enough of it. */
+    size_t n_wide = 0, want_wide = pg->pool;
+    size_t small_cat = e->items.n / CX__CATEGORY_SCAN_SHARE;
+    for (size_t j = 0; allowed_kind(pg, CX_ROW_CATEGORY) && j < pg->n_cat &&
+                       j < s->per_kind[CX_ROW_CATEGORY]; j++)
+        if (cx__catidx_size(e, pg->cat[j]) > small_cat)
+            want_wide = 16 * s->items_per_row;
     want_wide = want_wide < e->items.n ? want_wide : e->items.n;
     if (n_seeds && !unit)
         return CX_ENOMEM;
@@ -515,8 +522,9 @@ static int fill(page *pg)
             size_t got = 0;
             for (size_t q = 0; q < n_wide; q++)
                 got += e->item_cat[wide[q].item] == pg->cat[j];
-            if (got < 2 * s->items_per_row && n_wide == want_wide &&
-                want_wide < e->items.n) {
+            if (cx__catidx_size(e, pg->cat[j]) <= small_cat ||
+                (got < 2 * s->items_per_row && n_wide == want_wide &&
+                 want_wide < e->items.n)) {
                 rc = ranked_row(pg, CX_ROW_CATEGORY, CX_REASON_CATEGORY,
                                 CX_NONE, pg->cat[j], pg->x, 0, 0);
                 continue;

@@ -772,10 +772,6 @@ static size_t emit(const cx_engine *e, cx__topk *t, int reason,
     return write_out(e, t->h, t->n, reason, items, scores, reasons);
 }
 
-/* A category small enough that scoring only its items beats a scan of
- * the whole catalogue: an exact gathered dot costs several int8 scan
- * steps (bench_rank, "category"). */
-#define CATEGORY_SCAN_SHARE 8
 
 /* The best `cap` hits for x (or the list) into a fresh heap *t. */
 static int scan_into(cx_engine *e, request *q, const float *x, int cosine,
@@ -786,7 +782,7 @@ static int scan_into(cx_engine *e, request *q, const float *x, int cosine,
     const idlist *allow = q->o.n_allow ? &q->allow : NULL;
     idlist cat = {0};
     if (!allow && q->r.cat != CX_NONE) {
-        int rc = cx__catidx_items(e, q->r.cat, nitems / CATEGORY_SCAN_SHARE,
+        int rc = cx__catidx_items(e, q->r.cat, nitems / CX__CATEGORY_SCAN_SHARE,
                                   &cat.v, &cat.n);
         if (rc == CX_ENOMEM)
             return cx__fail(e, CX_ENOMEM, "out of memory");
@@ -924,7 +920,7 @@ int cx__rank_lists(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         int c = q.o.n_allow || req[j].cat == CX_NONE
                     ? -1
                     : cx__catidx_items(e, req[j].cat,
-                                       e->items.n / CATEGORY_SCAN_SHARE,
+                                       e->items.n / CX__CATEGORY_SCAN_SHARE,
                                        &l.v, &l.n);
         if (c == CX_ENOMEM) {
             rc = cx__fail(e, CX_ENOMEM, "out of memory");
