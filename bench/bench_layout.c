@@ -16,6 +16,9 @@
  *    categories, created over a year), 20,000 customers x 50 signals
  *    (80% views, 10% carts, 10% purchases over 60 days), 64 factors,
  *    3 ALS iterations; cx_layout 8 x 12 for 2,000 customers, one thread.
+ * OpenBLAS runs one thread, as in a serving process (an nginx worker):
+ * its idle threads would otherwise spin after each training and take the
+ * cores the measured thread runs on.
  * Targets: the personalised page wins clearly; p99 <= 1.5 ms at 100k.
  * CX_BENCH_QUICK=1 shrinks every size (a smoke test). */
 #include "benchutil.h"
@@ -23,6 +26,7 @@
 #include "synth.h"
 #include "shopload.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -388,6 +392,7 @@ int main(void)
     const char *q = getenv("CX_BENCH_QUICK");
     QUICK = q && *q && strcmp(q, "0") != 0;
     double t0 = now_s();
+    openblas_set_num_threads(1);
     bjson_open(&J, "build/bench/layout.json");
     printf("== home-page layouts%s\n", QUICK ? " (CX_BENCH_QUICK: smaller)"
                                             : "");

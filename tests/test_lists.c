@@ -312,20 +312,45 @@ static void check_category_rank(cx_engine *e, size_t n_items)
     }
 }
 
+/* A small synthetic shop, trained on one thread. */
+static cx_engine *trained_shop(size_t n_signals, size_t n_items,
+                               size_t n_customers, uint64_t seed, int k,
+                               synth_shop *shop)
+{
+    synth_config c;
+    synth_config_default(&c, n_signals);
+    c.n_items = n_items;
+    c.n_customers = n_customers;
+    c.seed = seed;
+    cx_engine *e = tu_shop_engine_cfg(&c, shop);
+    TU_OK(e, cx_set_option(e, CX_OPT_THREADS, 1));
+    TU_OK(e, cx_set_option(e, CX_OPT_FACTORS, k));
+    TU_OK(e, cx_set_option(e, CX_OPT_ITERATIONS, 4));
+    TU_OK(e, cx_train(e, NULL, NULL));
+    return e;
+}
+
+/* 30 purchases of `distinct` items never seen before (PREFIX0...), by
+ * known customers: items with no category, folded in. */
+static void late_items(cx_engine *e, const char *prefix, size_t distinct)
+{
+    const char *cu[30], *it[30];
+    int ty[30];
+    char iid[30][16];
+    for (size_t j = 0; j < 30; j++) {
+        snprintf(iid[j], sizeof iid[j], "%s%zu", prefix, j % distinct);
+        it[j] = iid[j];
+        cu[j] = cx_customer_id(e, j * 11);
+        ty[j] = CX_PURCHASE;
+    }
+    TU_OK(e, cx_ingest(e, 30, cu, it, ty, NULL, NULL, NULL));
+}
+
 static void test_category_rank_follows_reference(void **state)
 {
     (void)state;
-    synth_config c;
-    synth_config_default(&c, 60000);
-    c.n_items = 1000;
-    c.n_customers = 1000;
-    c.seed = 9;
     synth_shop shop;
-    cx_engine *e = tu_shop_engine_cfg(&c, &shop);
-    TU_OK(e, cx_set_option(e, CX_OPT_THREADS, 1));
-    TU_OK(e, cx_set_option(e, CX_OPT_FACTORS, 16));
-    TU_OK(e, cx_set_option(e, CX_OPT_ITERATIONS, 4));
-    TU_OK(e, cx_train(e, NULL, NULL));
+    cx_engine *e = trained_shop(60000, 1000, 1000, 9, 16, &shop);
     size_t n = (size_t)tu_stat(e, CX_STAT_ITEMS);
     check_category_rank(e, n);
     /* A few items change category: the index's moved list. */
@@ -347,16 +372,7 @@ static void test_category_rank_follows_reference(void **state)
                                  NULL));
     check_category_rank(e, n);
     /* New items known only from signals (category ""), folded in. */
-    const char *cu[30], *it[30];
-    int ty[30];
-    char iid[30][16];
-    for (size_t j = 0; j < 30; j++) {
-        snprintf(iid[j], sizeof iid[j], "fresh%zu", j % 10);
-        it[j] = iid[j];
-        cu[j] = cx_customer_id(e, j * 11);
-        ty[j] = CX_PURCHASE;
-    }
-    TU_OK(e, cx_ingest(e, 30, cu, it, ty, NULL, NULL, NULL));
+    late_items(e, "fresh", 10);
     n = (size_t)tu_stat(e, CX_STAT_ITEMS);
     check_category_rank(e, n);
     cx_close(e);
@@ -369,28 +385,10 @@ static void test_category_rank_follows_reference(void **state)
 static void test_multi_matches_single(void **state)
 {
     (void)state;
-    synth_config c;
-    synth_config_default(&c, 40000);
-    c.n_items = 1500;
-    c.n_customers = 800;
-    c.seed = 4;
     synth_shop shop;
-    cx_engine *e = tu_shop_engine_cfg(&c, &shop);
-    TU_OK(e, cx_set_option(e, CX_OPT_THREADS, 1));
-    TU_OK(e, cx_set_option(e, CX_OPT_FACTORS, 24));
-    TU_OK(e, cx_set_option(e, CX_OPT_ITERATIONS, 4));
-    TU_OK(e, cx_train(e, NULL, NULL));
+    cx_engine *e = trained_shop(40000, 1500, 800, 4, 24, &shop);
     /* Items folded in after training take part too. */
-    const char *cu[20], *it[20];
-    int ty[20];
-    char iid[20][16];
-    for (size_t j = 0; j < 20; j++) {
-        snprintf(iid[j], sizeof iid[j], "late%zu", j % 4);
-        it[j] = iid[j];
-        cu[j] = cx_customer_id(e, j * 17);
-        ty[j] = CX_PURCHASE;
-    }
-    TU_OK(e, cx_ingest(e, 20, cu, it, ty, NULL, NULL, NULL));
+    late_items(e, "late", 4);
     assert_true(tu_stat(e, CX_STAT_FOLDED_ITEMS) > 0);
     cx_rec_opts o;
     cx_rec_opts_init(&o);
