@@ -12,7 +12,8 @@ Prints, and writes to build/bench/python.json:
 Figures only; nothing here passes or fails.
 
     CXENGINE_LIB=build/libcxengine.so PYTHONPATH=bindings/python \\
-        /usr/bin/python3 bench/bench_python.py [--rows 1000000]
+        /usr/bin/python3 bench/bench_python.py [--rows 1000000] \\
+        [--items 20000]
 """
 import argparse
 import json
@@ -55,6 +56,9 @@ def shop(rows, customers, items, seed=1):
     }
 
 
+BLOCKS, BLOCK_CALLS = 201, 200  # recommend: rounds, calls per block
+
+
 def per_call_us(fn, n, repeats=5):
     best = []
     for _ in range(repeats):
@@ -65,8 +69,8 @@ def per_call_us(fn, n, repeats=5):
     return statistics.median(best), min(best)
 
 
-def bench_recommend(k=20):
-    cols = shop(300_000, 20_000, 20_000)
+def bench_recommend(k=20, items=20_000):
+    cols = shop(300_000, 20_000, items)
     e = cxengine.Engine(factors=64, iterations=3, threads=0)
     e.ingest(users=cols["user"], items=cols["item"], types=cols["type"],
              timestamps=cols["timestamp"])
@@ -77,39 +81,54 @@ def bench_recommend(k=20):
     h = e._h
     s = e._scratch.get(k)
     enc = [u.encode() for u in users]
-    it = iter(range(10**9))
 
-    def raw():
-        L.cx_recommend(h, enc[next(it) % 2000], k, None, s.items, s.scores,
-                       s.reasons, s.n)
+    def raw(u):
+        L.cx_recommend(h, u, k, None, s.items, s.scores, s.reasons, s.n)
 
-    def py():
-        e.recommend(users[next(it) % 2000], k)
+    def py(u):
+        e.recommend(u, k)
 
-    def py_rules():
-        e.recommend(users[next(it) % 2000], k, category=None,
-                    in_stock_only=False, deny=["i000001"])
+    def py_rules(u):
+        e.recommend(u, k, category=None, in_stock_only=False,
+                    deny=["i000001"])
+
+    def block(fn, args):
+        t = time.perf_counter()
+        for a in args:
+            fn(a)
+        return (time.perf_counter() - t) / len(args) * 1e6
     # Interleave short blocks of raw and binding calls so that machine
-    # noise hits both alike; the overhead is the median of per-block
-    # differences (and the difference of the best blocks).
+    # noise hits both alike; each round runs both on the same customers
+    # in the same order (which customers moves from round to round), and
+    # the order of raw and binding alternates.  The overhead is the
+    # median of the per-round differences (and the difference of the
+    # best blocks).
     ffi, _ = per_call_us(lambda: L.cx_version_number(), 100_000)
     raws, pys, rules = [], [], []
-    for _ in range(25):
-        raws.append(per_call_us(raw, 800, 1)[0])
-        pys.append(per_call_us(py, 800, 1)[0])
-        rules.append(per_call_us(py_rules, 800, 1)[0])
+    for r in range(BLOCKS):
+        o = r * BLOCK_CALLS % len(users)
+        sel = [(o + i) % len(users) for i in range(BLOCK_CALLS)]
+        u_raw, u_py = [enc[i] for i in sel], [users[i] for i in sel]
+        if r % 2:
+            pys.append(block(py, u_py))
+            raws.append(block(raw, u_raw))
+        else:
+            raws.append(block(raw, u_raw))
+            pys.append(block(py, u_py))
+        rules.append(block(py_rules, u_py))
     raw_med, py_med = statistics.median(raws), statistics.median(pys)
     raw_min, py_min = min(raws), min(pys)
     rules_med = statistics.median(rules)
     diffs = [p - r for p, r in zip(pys, raws)]
+    rdiffs = [p - r for p, r in zip(rules, raws)]
     e.close()
-    return {"k": k, "items": 20_000, "factors": 64,
+    return {"k": k, "items": items, "factors": 64,
             "ffi_floor_us": ffi, "raw_ctypes_us": raw_med,
             "engine_recommend_us": py_med,
             "overhead_us": statistics.median(diffs),
             "overhead_min_us": py_min - raw_min,
             "engine_recommend_with_rules_us": rules_med,
-            "rules_overhead_us": rules_med - raw_med,
+            "rules_overhead_us": statistics.median(rdiffs),
             "target_overhead_us": 5.0}
 
 
@@ -154,14 +173,16 @@ def bench_ingest(rows):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--items", type=int, default=20_000,
+                    help="catalogue size of the recommend benchmark")
     args = ap.parse_args()
     print("libcxengine %s, Python %s, numpy %s, pandas %s"
           % (cxengine.library_version, sys.version.split()[0],
              np.__version__, pd.__version__ if pd else "-"))
-    rec = bench_recommend()
+    rec = bench_recommend(items=args.items)
     print("\nrecommend, top-%d of %d items, k = %d factors, 1 thread "
-          "(median of 25 interleaved blocks x 800 calls)" % (rec["k"], rec["items"],
-                                               rec["factors"]))
+          "(median of %d interleaved rounds x %d calls)"
+          % (rec["k"], rec["items"], rec["factors"], BLOCKS, BLOCK_CALLS))
     print("  %-44s %8.2f us" % ("bare ctypes call (cx_version_number)",
                                 rec["ffi_floor_us"]))
     print("  %-44s %8.2f us" % ("raw ctypes cx_recommend", rec["raw_ctypes_us"]))

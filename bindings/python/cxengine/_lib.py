@@ -176,6 +176,14 @@ cx_train_wait = _decl("cx_train_wait", c_int, ENGINE)
 cx_rec_opts_init = _decl("cx_rec_opts_init", None, P(RecOpts))
 cx_recommend = _decl("cx_recommend", c_int, ENGINE, c_char_p, c_size_t,
                      P(RecOpts), *_RANK)
+# Engine.recommend's hot path: the same symbol through a second function
+# object without argtypes, as ctypes' per-argument from_param checks cost
+# about 0.5 us a call.  Its one caller passes exact ctypes objects only:
+# the c_void_p handle, bytes, a c_size_t, byref(RecOpts) or None, the
+# _Buf arrays and byref(c_size_t) -- never a bare int.
+cx_recommend_fast = lib["cx_recommend"]  # [] makes a new function object
+cx_recommend_fast.restype = c_int
+cx_recommend_fast.argtypes = None
 cx_recommend_batch = _decl("cx_recommend_batch", c_int, ENGINE, c_size_t,
                            c_void_p, c_size_t, P(RecOpts), *_RANK)
 cx_recommend_session = _decl("cx_recommend_session", c_int, ENGINE,

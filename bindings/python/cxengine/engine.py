@@ -11,6 +11,8 @@ import os
 import sys
 import threading
 import time
+from itertools import repeat as _repeat
+from operator import itemgetter as _ig
 
 from . import _lib as L
 from . import _columns as C
@@ -87,21 +89,31 @@ class _Buf:
         self.reasons = (ctypes.c_int * k).from_buffer(self.a_reasons)
         self.n = ctypes.c_size_t()
         self.cap = k
+        # Ready-made arguments of L.cx_recommend_fast (no argtypes).
+        self.c_cap = ctypes.c_size_t(k)
+        self.p_n = byref(self.n)
 
 
 class _Scratch(threading.local):
-    """Per-thread output buffers of the ranking calls, grown on demand:
-    no allocation per request once warm (ctypes releases the GIL, so
-    threads must not share them).  k must already be checked by _k."""
-    buf = None
+    """Per-thread output buffers of the ranking calls, one per k (a few
+    k kept): no allocation per request once warm, and a full buffer is
+    read without slicing.  ctypes releases the GIL, so threads must not
+    share them; an Engine's buffers belong to that Engine.  k must
+    already be checked by _k."""
+    KEEP = 8
+
+    def __init__(self):
+        self.bufs = {}
 
     def get(self, k):
-        b = self.buf
-        if b is not None and k <= b.cap:
+        b = self.bufs.get(k)
+        if b is not None:
             return b
-        if k > 1024:  # big requests get their own buffers, not kept
-            return _Buf(k)
-        self.buf = b = _Buf(k)
+        b = _Buf(k)
+        if k <= 1024:  # big requests get their own buffers, not kept
+            if len(self.bufs) >= self.KEEP:
+                self.bufs.clear()
+            self.bufs[k] = b
         return b
 
 
@@ -161,14 +173,14 @@ class Engine:
     """
 
     def __init__(self, path=None, **options):
-        self._h = None
+        self._h = self._hp = None  # the handle as int and as c_void_p
         self._init_state()
         h = ctypes.c_void_p()
         rc = L.cx_open(byref(h), None if path is None else
                        os.fsencode(path), 0)
         if rc:
             raise error(rc, None)
-        self._h = h.value
+        self._h, self._hp = h.value, h
         self._configure(options)
 
     def _init_state(self):
@@ -188,13 +200,13 @@ class Engine:
     def load(cls, path, **options):
         """Open an engine from a file written by save()."""
         self = cls.__new__(cls)
-        self._h = None
+        self._h = self._hp = None  # the handle as int and as c_void_p
         self._init_state()
         h = ctypes.c_void_p()
         rc = L.cx_load(byref(h), os.fsencode(path))
         if rc:
             raise error(rc, None)
-        self._h = h.value
+        self._h, self._hp = h.value, h
         self._configure(options)
         return self
 
@@ -204,7 +216,7 @@ class Engine:
         """Free the engine (cancels and waits for a background training).
         Idempotent.  Factor views from user_factors/item_factors die
         with it."""
-        h, self._h = self._h, None
+        h, self._h, self._hp = self._h, None, None
         if h is not None:
             L.cx_close(h)
         self._ids = {}
@@ -225,7 +237,7 @@ class Engine:
         try:
             if self._h is not None and L is not None and L.cx_close:
                 L.cx_close(self._h)
-                self._h = None
+                self._h = self._hp = None
         except Exception:
             pass
 
@@ -663,6 +675,16 @@ class Engine:
         return byref(o), (o, keep)
 
     def _results(self, s, n):
+        if n == s.cap and n > 1:  # a full buffer, read without slicing
+            try:  # every id seen before: one C loop of dict lookups
+                names = _ig(*s.a_items)(self._ids)
+            except KeyError:
+                names = self._id_list(s.a_items)
+            r = s.a_reasons
+            r0 = r[0]  # mostly one reason for all: no per-item lookup
+            return list(zip(names, s.a_scores.tolist(),
+                            _repeat(REASONS[r0], n) if r.count(r0) == n
+                            else _ig(*r)(REASONS)))
         addrs = s.a_items[:n].tolist()
         ids = self._ids
         try:  # the common case: every id seen before, one dict lookup each
@@ -679,15 +701,28 @@ class Engine:
         reason one of 'personal', 'popular', ...  Unknown customers get
         popular items.  exclude: signal types whose items are dropped
         (default: anything seen; () drops nothing)."""
-        h = self._handle()
-        k = _k(k)
-        opts, keep = self._opts(category, in_stock_only, allow, deny,
-                                exclude, exact, max_per_category, diversity)
-        s = self._scratch.get(k)
-        rc = L.cx_recommend(h, _b(user), k, opts, s.items, s.scores,
-                            s.reasons, s.n)
+        # The hot path: the checks of _handle, _k, _opts and _b inlined
+        # for the common arguments, each falling back to the helper (same
+        # checks, same exceptions) otherwise.
+        hp = self._hp
+        if hp is None:
+            self._handle()
+        if type(k) is not int or not 0 < k <= MAX_K:
+            k = _k(k)
+        if (category is None and in_stock_only and allow is None and
+                deny is None and exclude is None and not exact and
+                not max_per_category and not diversity):
+            opts = keep = None
+        else:
+            opts, keep = self._opts(category, in_stock_only, allow, deny,
+                                    exclude, exact, max_per_category,
+                                    diversity)
+        s = self._scratch.bufs.get(k) or self._scratch.get(k)
+        rc = L.cx_recommend_fast(hp, user.encode() if type(user) is str
+                                 else _b(user), s.c_cap, opts, s.items,
+                                 s.scores, s.reasons, s.p_n)
         if rc:
-            raise error(rc, h)
+            raise error(rc, self._h)
         return self._results(s, s.n.value)
 
     def recommend_batch(self, users, k=10, category=None, in_stock_only=True,
