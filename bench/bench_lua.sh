@@ -16,14 +16,7 @@ SIGNALS=${SIGNALS:-2000000}
 DIR=${BENCH_DIR:-$(mktemp -d /tmp/cxbench_lua.XXXXXX)}
 NGINX_PID=
 cleanup() {
-    if [ -n "$NGINX_PID" ]; then
-        kill "$NGINX_PID" 2>/dev/null
-        i=0
-        while kill -0 "$NGINX_PID" 2>/dev/null && [ $i -lt 50 ]; do
-            sleep 0.1; i=$((i + 1))
-        done
-        kill -9 "$NGINX_PID" 2>/dev/null
-    fi
+    [ -z "$NGINX_PID" ] || nginx_stop
     [ -z "${BENCH_DIR:-}" ] && rm -rf "$DIR"
 }
 trap cleanup EXIT INT TERM

@@ -22,14 +22,7 @@ check() { # check NAME COND-EXIT-STATUS
 }
 
 cleanup() {
-    if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
-        kill "$NGINX_PID" 2>/dev/null
-        i=0
-        while kill -0 "$NGINX_PID" 2>/dev/null && [ $i -lt 50 ]; do
-            sleep 0.1; i=$((i + 1))
-        done
-        kill -9 "$NGINX_PID" 2>/dev/null
-    fi
+    [ -z "$NGINX_PID" ] || nginx_stop
     rm -rf "$DIR"
 }
 trap cleanup EXIT INT TERM
@@ -292,13 +285,7 @@ if grep -q "\[alert\]\|\[crit\]\|\[emerg\]\|exited on signal" "$DIR/logs/error.l
 else ok; fi
 
 # ------------------------------------------------------------------ stop
-kill "$NGINX_PID"
-i=0
-while kill -0 "$NGINX_PID" 2>/dev/null && [ $i -lt 50 ]; do
-    sleep 0.1; i=$((i + 1))
-done
-if kill -0 "$NGINX_PID" 2>/dev/null; then bad "nginx did not stop"; else ok; fi
-NGINX_PID=
+if nginx_stop; then ok; else bad "nginx did not stop"; fi
 
 echo "nginx: $PASS passed, $FAIL failed"
 [ $FAIL -eq 0 ]

@@ -1,4 +1,4 @@
-# start.sh -- sourced by tests/nginx.sh and bench/bench_lua.sh: start nginx
+# start.sh -- sourced by tests/nginx.sh and bench/bench_lua.sh: start and stop nginx
 # with the example app in the foreground, in the background of the shell.
 #   nginx_start ROOT DIR LIB ENGINE WORKERS
 # writes DIR/nginx.conf (as root: test files need not be world-readable),
@@ -16,4 +16,21 @@ nginx_start() {
     nginx -p "$2/" -c "$2/nginx.conf" -g 'daemon off;' \
         >"$2/logs/stdout.log" 2>&1 &
     NGINX_PID=$!
+}
+
+# nginx_stop: stop NGINX_PID (if set): TERM, up to 5 s for the workers
+# to finish, then KILL.  Returns 1 if TERM was not enough.
+nginx_stop() {
+    [ -n "$NGINX_PID" ] || return 0
+    kill "$NGINX_PID" 2>/dev/null
+    _i=0
+    while kill -0 "$NGINX_PID" 2>/dev/null && [ $_i -lt 50 ]; do
+        sleep 0.1; _i=$((_i + 1))
+    done
+    if kill -0 "$NGINX_PID" 2>/dev/null; then
+        kill -9 "$NGINX_PID" 2>/dev/null
+        NGINX_PID=
+        return 1
+    fi
+    NGINX_PID=
 }
