@@ -517,6 +517,12 @@ void cx__topk_sort(cx__topk *t);
 size_t cx__rank_exact(const cx__model *m, const float *x, size_t k,
                       const uint32_t *skip, size_t n_skip, cx__hit *out);
 
+/* Which of items[0..n) opts' rules (allow and deny lists, stock,
+ * category) and customer u's exclusions under `exclude` let through,
+ * never `self`: pass[j] = 0 or 1.  The read lock is held by the caller. */
+int cx__rank_filter(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                    unsigned exclude, uint32_t self, const uint32_t *items,
+                    size_t n, uint8_t *pass);
 /* Several vectors ranked in one pass over the factors: query j ranks by
  * q[j].x (cosine: a unit item vector, items scored by cosine) with opts'
  * rules and customer u's exclusions, never q[j].self, into

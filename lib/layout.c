@@ -102,8 +102,8 @@ static int ranked_row(page *pg, int kind, int reason, uint32_t seed_item,
                          seed_cat, seed_item, pg->pool, c->h, &c->n);
 }
 
-/* A row of given items in a given order: the rules filter them (through
- * an allow list), the order stays.  score[j] scores items[j]. */
+/* A row of given items in a given order: the rules filter them, the
+ * order stays.  score[j] scores items[j]. */
 static int listed_row(page *pg, int kind, int reason, uint32_t seed_item,
                       const uint32_t *items, const float *score, size_t n,
                       unsigned exclude)
@@ -111,34 +111,17 @@ static int listed_row(page *pg, int kind, int reason, uint32_t seed_item,
     if (!n)
         return CX_OK;
     cand *c = new_cand(pg, kind, reason, seed_item, CX_NONE);
-    if (!c)
-        return CX_ENOMEM;
-    const char **ids = malloc(n * sizeof *ids);
-    cx__hit *ok = malloc(n * sizeof *ok);
-    if (!ids || !ok) {
-        free(ids), free(ok);
+    uint8_t *pass = malloc(n);
+    if (!c || !pass) {
+        free(pass);
         return CX_ENOMEM;
     }
-    for (size_t j = 0; j < n; j++)
-        ids[j] = pg->e->items.str[items[j]];
-    cx_rec_opts o = pg->spec->rules;
-    o.allow = ids;
-    o.n_allow = n;
-    o.exclude = exclude;
-    o.max_per_category = 0;
-    o.diversity = 0;
-    size_t m = 0;
-    int rc = cx__rank_hits(pg->e, &o, pg->u, NULL, 0, 0, CX_NONE, seed_item,
-                           n, ok, &m);
-    /* Keep the given order for the items that passed. */
+    int rc = cx__rank_filter(pg->e, &pg->spec->rules, pg->u, exclude,
+                             seed_item, items, n, pass);
     for (size_t j = 0; rc == CX_OK && j < n && c->n < pg->pool; j++)
-        for (size_t q = 0; q < m; q++)
-            if (ok[q].item == items[j]) {
-                c->h[c->n++] = (cx__hit){score[j], items[j]};
-                break;
-            }
-    free(ids);
-    free(ok);
+        if (pass[j])
+            c->h[c->n++] = (cx__hit){score[j], items[j]};
+    free(pass);
     return rc;
 }
 

@@ -975,6 +975,23 @@ int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     return rc;
 }
 
+int cx__rank_filter(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                    unsigned exclude, uint32_t self, const uint32_t *items,
+                    size_t n, uint8_t *pass)
+{
+    request q;
+    int rc = request_init(e, opts, 1, "cx_layout", &q);
+    q.o.exclude = exclude;
+    q.r.self = self;
+    if (rc == CX_OK)
+        rc = skip_for(e, &q, u);
+    for (size_t j = 0; rc == CX_OK && j < n; j++)
+        pass[j] = allowed(&q.r, items[j]) &&
+                  (!q.o.n_allow || in_sorted(q.allow.v, q.allow.n, items[j]));
+    request_free(&q);
+    return rc;
+}
+
 #define MULTI_MAX 8
 
 int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,

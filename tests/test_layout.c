@@ -269,6 +269,34 @@ static void invariants_on(const synth_config *c)
                        with_deny ? deny : NULL, with_deny ? 4 : 0);
         }
     }
+    /* An allow list in the rules holds on every row, the listed ones
+     * (continue shopping, bought together) included: here the items with
+     * an even shop index. */
+    {
+        cx_layout_spec sa;
+        cx_layout_spec_init(&sa);
+        size_t na = (w.shop.n_items + 1) / 2;
+        const char **allow = malloc(na * sizeof *allow);
+        assert_non_null(allow);
+        for (size_t j = 0; j < na; j++)
+            allow[j] = w.shop.items[2 * j].id;
+        sa.rules.allow = allow;
+        sa.rules.n_allow = na;
+        size_t listed = 0;
+        for (size_t ci = 0; ci < w.shop.n_customers; ci += stepc) {
+            char id[24];
+            synth_customer_id((uint32_t)ci, id);
+            get_page(e, id, &sa, &p);
+            check_page(e, &w, ci, &sa, &p, NULL, 0);
+            for (size_t r = 0; r < p.n_rows; r++)
+                listed += p.rows[r].kind == CX_ROW_CONTINUE ||
+                          p.rows[r].kind == CX_ROW_BOUGHT_TOGETHER;
+            for (size_t j = 0; j < p.n_items; j++)
+                assert_int_equal(shop_index(p.items[j].item) % 2, 0);
+        }
+        assert_true(listed > 0);
+        free(allow);
+    }
     assert_true(pages >= 150);
     /* The checks were not vacuous: the personal kinds appeared. */
     assert_true(rows_seen[CX_ROW_FOR_YOU] > 0);
