@@ -15,7 +15,8 @@ WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude -Ilib $(BLAS_CFLAGS) $(CFLAGS)
-LIBS     = $(BLAS_LIBS) -lpthread -lm
+SQLITE_LIBS := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
+LIBS     = $(BLAS_LIBS) $(SQLITE_LIBS) -lpthread -lm
 
 # The version lives in the header only.
 hdr_num  = $(shell sed -n 's/^\#define CX_VERSION_$(1) *\([0-9]*\).*/\1/p' include/cxengine.h)
@@ -51,7 +52,7 @@ all: lib tools
 
 lib: $(SHARED) $(STATIC) $(B)/cxengine.pc
 
-$(B)/lib/%.o: lib/%.c lib/internal.h include/cxengine.h
+$(B)/lib/%.o: lib/%.c $(wildcard lib/*.h) include/cxengine.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DCX_BUILDING_LIBRARY -c $< -o $@
 
@@ -105,7 +106,7 @@ $(B)/tests/%: tests/%.c tests/testutil.h $(STATIC) $(TOOL_OBJ)
 	$(CC) $(ALL_CFLAGS) -Itools -o $@ $< $(TOOL_OBJ) $(STATIC) -lcmocka $(LIBS)
 
 define san_build
-$(B)/$(1)/lib/%.o: lib/%.c lib/internal.h include/cxengine.h
+$(B)/$(1)/lib/%.o: lib/%.c $(wildcard lib/*.h) include/cxengine.h
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) $$(SAN_FLAGS_$(1)) -DCX_BUILDING_LIBRARY -c $$< -o $$@
 $(B)/$(1)/tools/%.o: tools/%.c $$(wildcard tools/*.h)

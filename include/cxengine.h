@@ -129,9 +129,19 @@ typedef struct cx_engine cx_engine;
 #define CX_MAX_ID_LEN 512       /* bytes, without the NUL */
 #define CX_MAX_K      (1 << 20) /* largest k accepted by the ranking calls */
 
-/* Open an engine.  `path` must be NULL (in-memory engine) in this version;
- * a data directory will be accepted by a later version (CX_ENOTSUP now).
- * `flags` must be 0. */
+/* Open an engine.  With `path` NULL the engine lives in memory only.
+ * With a path it opens the data directory there, creating it (one level)
+ * if needed: every signal, catalogue change, option, signal type and
+ * experiment is written to its SQLite database (path/cx.db) before the
+ * call that makes it returns CX_OK (see CX_OPT_SYNC for when that is
+ * durable), and each training writes the model as a new snapshot
+ * generation (path/snapshots/).  Reopening replays the database and loads
+ * the newest snapshot that verifies: the engine answers as it did before
+ * it was closed or killed.  One process at a time opens a directory:
+ * another gets CX_EBUSY.  A snapshot that fails its checks is skipped for
+ * the one before it, with a message on stderr.  The README's "Data
+ * directory" section documents the layout and schema.  `flags` must be
+ * 0. */
 CX_API int cx_open(cx_engine **out, const char *path, unsigned flags);
 
 /* Close an engine and free everything it owns.  Accepts NULL.  No other
@@ -174,11 +184,36 @@ enum cx_option {
                                   customer is lapsed; default 60 days */
     CX_OPT_LOYAL_PURCHASES = 16, /* purchases that make a customer loyal,
                                   int 2..1000, default 3 */
+    CX_OPT_SYNC = 17,          /* data directory: CX_SYNC_FULL (default),
+                                  _NORMAL or _OFF; saved with the data */
+    CX_OPT_SYNC_INTERVAL = 18, /* CX_SYNC_NORMAL's bound in ms, int
+                                  1..60000, default 1000 */
     /* Confidence weight of signal type t is key CX_OPT_WEIGHT + t. */
     CX_OPT_WEIGHT = 1000
 };
 
 enum cx_solver { CX_SOLVER_CG = 0, CX_SOLVER_CHOLESKY = 1 };
+
+/*
+ * SYNC POLICY of a data directory: when what a call acknowledged (returned
+ * CX_OK for) survives what.
+ *   CX_SYNC_FULL   the database log is fsync'ed before the call returns:
+ *                  it survives the process being killed and the machine
+ *                  losing power.
+ *   CX_SYNC_NORMAL the call returns once the change is in the log; a
+ *                  background thread fsyncs the log at most
+ *                  CX_OPT_SYNC_INTERVAL ms later.  Survives the process
+ *                  being killed; a power cut loses at most that interval.
+ *   CX_SYNC_OFF    as NORMAL for a killed process; after a power cut the
+ *                  operating system decides (for bulk loads; call cx_sync
+ *                  at the end).
+ */
+enum cx_sync { CX_SYNC_OFF = 0, CX_SYNC_NORMAL = 1, CX_SYNC_FULL = 2 };
+
+/* Make everything acknowledged so far durable now, whatever the policy,
+ * and save the experiments' exposure counts (which are otherwise saved at
+ * each training and at cx_close).  CX_OK without a data directory. */
+CX_API int cx_sync(cx_engine *e);
 
 /*
  * FOLD-IN.  After training, a customer with signals the model has not

@@ -2,6 +2,7 @@
  * Conjugate gradient (Takacs et al. 2011) or exact Cholesky per row; rows
  * are independent, so any thread count gives the same factors. */
 #include "internal.h"
+#include "db.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -522,6 +523,7 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user,
                           e->ts_max, &e->cancel};
     e->ev_pinned = e->ev;
     e->ev_orphan = 0;
+    int64_t seq_end = cx__db_last_seq(e) + 1;
     pthread_mutex_unlock(&e->wmu);
     int rc = CX_OK;
     cx__model *m = NULL;
@@ -529,6 +531,8 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user,
         rc = cx__fail(e, CX_EINVAL, "cx_train: no signals to train on");
     if (rc == CX_OK)
         rc = compute(e, &in, &o, progress, user, background, &m);
+    if (rc == CX_OK)
+        m->seq_end = seq_end;
     pthread_mutex_lock(&e->wmu);
     if (e->ev_orphan)
         free(e->ev_pinned);
@@ -570,6 +574,18 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user,
             cx__plan_release(&p, 1);
             cx__fold_free_table(old_dir, old_np);
             cx__model_free(old);
+            /* The model serves from here; a data directory also keeps it
+             * (train_mu keeps it from being replaced meanwhile). */
+            if (e->db) {
+                rc = cx__snapshot_write(e, e->model);
+                if (rc)
+                    cx__fail(e, rc, "cx_train: the model serves, but its "
+                             "snapshot was not saved: %s", cx_errmsg(e));
+                pthread_mutex_lock(&e->wmu);
+                int xrc = cx__db_exposures(e);
+                pthread_mutex_unlock(&e->wmu);
+                rc = rc ? rc : xrc;
+            }
         }
     }
     cx__model_free(m);

@@ -1,6 +1,7 @@
 /* catalog.c -- the product catalogue: category, price, stock, age, tags.
  * Columns indexed by dense item index; batches validate before applying. */
 #include "internal.h"
+#include "db.h"
 
 #include <math.h>
 #include <string.h>
@@ -59,6 +60,85 @@ static int validate(cx_engine *e, size_t n, const char *const *ids,
     return CX_OK;
 }
 
+/* Index of s in m, or the one it will get (see signals.c). */
+static uint32_t will_be(const cx__idmap *m, cx__idmap *fresh, const char *s)
+{
+    uint32_t i = cx__idmap_find(m, s);
+    return i != CX_NONE ? i : m->n + cx__idmap_add(fresh, s, NULL);
+}
+
+/* Write the batch to the data directory as the rows it will leave: one
+ * per distinct item, with the values the publish below will give it. */
+static int durable(cx_engine *e, size_t n, const char *const *ids,
+                   const char *const *cats, const double *prices,
+                   const int *in_stock, const int64_t *created,
+                   const char *const *tags, size_t bytes, size_t cb,
+                   size_t tb)
+{
+    cx__idmap seen = {0}, newi = {0}, nc = {0}, nt = {0};
+    uint32_t *idx = malloc(n * sizeof *idx), *cat = malloc(n * sizeof *cat),
+             *tag = malloc(n * sizeof *tag);
+    double *price = malloc(n * sizeof *price);
+    uint8_t *flags = malloc(n);
+    int64_t *cr = malloc(n * sizeof *cr);
+    const char **id = malloc(n * sizeof *id);
+    int rc = CX_OK;
+    if (!idx || !cat || !tag || !price || !flags || !cr || !id ||
+        cx__idmap_reserve(&seen, n, bytes) ||
+        cx__idmap_reserve(&newi, n, bytes) ||
+        cx__idmap_reserve(&nc, cats ? n : 0, cb) ||
+        cx__idmap_reserve(&nt, tags ? n : 0, tb)) {
+        rc = cx__fail(e, CX_ENOMEM, "cx_items_upsert: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int added;
+        uint32_t j = cx__idmap_add(&seen, ids[i], &added);
+        if (added) {
+            uint32_t it = will_be(&e->items, &newi, ids[i]);
+            idx[j] = it;
+            id[j] = seen.str[j];
+            if (it < e->items.n) {
+                cat[j] = e->item_cat[it];
+                price[j] = e->item_price[it];
+                flags[j] = e->item_flags[it];
+                cr[j] = e->item_created[it];
+                tag[j] = e->item_tags[it];
+            } else {
+                cat[j] = 0, price[j] = 0, flags[j] = CX__ITEM_IN_STOCK;
+                cr[j] = 0, tag[j] = CX_NONE;
+            }
+        }
+        uint8_t f = (uint8_t)((flags[j] | CX__ITEM_CATALOGUED) &
+                              ~CX__ITEM_REMOVED);
+        if (in_stock)
+            f = (uint8_t)(in_stock[i] ? f | CX__ITEM_IN_STOCK
+                                      : f & ~CX__ITEM_IN_STOCK);
+        flags[j] = f;
+        if (cats)
+            cat[j] = will_be(&e->categories, &nc, cats[i]);
+        if (prices)
+            price[j] = prices[i];
+        if (created)
+            cr[j] = created[i];
+        if (tags)
+            tag[j] = tags[i] && tags[i][0]
+                         ? will_be(&e->tagsets, &nt, tags[i])
+                         : CX_NONE;
+    }
+    cx__db_items_batch b = {seen.n, idx, id, cat, tag, price, flags, cr,
+                            &nc, &nt};
+    rc = cx__db_items(e, &b);
+out:
+    cx__idmap_free(&seen);
+    cx__idmap_free(&newi);
+    cx__idmap_free(&nc);
+    cx__idmap_free(&nt);
+    free(idx), free(cat), free(tag), free(price), free(flags), free(cr);
+    free(id);
+    return rc;
+}
+
 CX_API int cx_items_upsert(cx_engine *e, size_t n, const char *const *ids,
                            const char *const *cats, const double *prices,
                            const int *in_stock, const int64_t *created,
@@ -82,6 +162,9 @@ CX_API int cx_items_upsert(cx_engine *e, size_t n, const char *const *ids,
          (rc = cx__idmap_plan(&e->tagsets, tags ? n : 0, tb, &p)) ||
          (rc = cx__plan_items(e, n, &p))))
         rc = cx__fail(e, rc, "cx_items_upsert: %s", cx_strerror(rc));
+    if (rc == CX_OK && e->db)
+        rc = durable(e, n, ids, cats, prices, in_stock, created, tags, bytes,
+                     cb, tb);
     /* Publish a slice of rows per hold of the lock; nothing can fail. */
     for (size_t i = 0; rc == CX_OK && i < n;) {
         cx__wrlock(e);
@@ -143,7 +226,7 @@ CX_API int cx_item_remove(cx_engine *e, const char *id)
     if (it == CX_NONE) {
         rc = cx__fail(e, CX_ENOTFOUND, "cx_item_remove: unknown item '%s'",
                       id);
-    } else {
+    } else if (!e->db || (rc = cx__db_item_remove(e, it)) == CX_OK) {
         cx__wrlock(e);
         e->item_flags[it] |= CX__ITEM_REMOVED;
         cx__wrunlock(e);

@@ -3,6 +3,7 @@
  * take the engine lock only to publish what they prepared outside it
  * (see cx__plan). */
 #include "internal.h"
+#include "db.h"
 
 #include <math.h>
 #include <sched.h>
@@ -49,6 +50,8 @@ void cx__options_default(cx__options *o)
     o->pop_half_life = 30 * 86400;
     o->lapsed_after = 60 * 86400;
     o->loyal_purchases = 3;
+    o->sync = CX_SYNC_FULL;
+    o->sync_interval = 1000;
     o->weight[CX_VIEW] = 1;
     o->weight[CX_CLICK] = 2;
     o->weight[CX_ADD_TO_CART] = 5;
@@ -88,6 +91,8 @@ static const opt_spec specs[] = {
     {CX_OPT_LAPSED_AFTER, "lapsed_after", 1, 1e12, 0, OFF(lapsed_after)},
     {CX_OPT_LOYAL_PURCHASES, "loyal_purchases", 2, 1000, 1,
      OFF(loyal_purchases)},
+    {CX_OPT_SYNC, "sync", 0, 2, 1, OFF(sync)},
+    {CX_OPT_SYNC_INTERVAL, "sync_interval", 1, 60000, 1, OFF(sync_interval)},
 };
 
 static const opt_spec *find_spec(int key)
@@ -142,6 +147,27 @@ int cx__option_key_valid(int key)
            || find_spec(key) != NULL;
 }
 
+int cx__option_keys(int *keys)
+{
+    int n = 0;
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
+        keys[n++] = specs[i].key;
+    for (int t = 0; t < CX_MAX_SIGNAL_TYPES; t++)
+        keys[n++] = CX_OPT_WEIGHT + t;
+    return n;
+}
+
+double cx__option_get(const cx__options *o, int key)
+{
+    if (key >= CX_OPT_WEIGHT && key < CX_OPT_WEIGHT + CX_MAX_SIGNAL_TYPES)
+        return o->weight[key - CX_OPT_WEIGHT];
+    const opt_spec *s = find_spec(key);
+    const char *p = (const char *)o + s->off;
+    return s->is_int == 1   ? *(const int *)p
+           : s->is_int == 2 ? (double)*(const uint64_t *)p
+                            : *(const double *)p;
+}
+
 CX_API int cx_set_option(cx_engine *e, int key, double v)
 {
     if (!e)
@@ -150,6 +176,11 @@ CX_API int cx_set_option(cx_engine *e, int key, double v)
     if (rc)
         return rc;
     pthread_mutex_lock(&e->wmu);
+    if (e->db && ((rc = cx__db_option(e, key, v)) ||
+                  (key == CX_OPT_SYNC && (rc = cx__db_set_sync(e, (int)v))))) {
+        pthread_mutex_unlock(&e->wmu);
+        return rc;
+    }
     cx__wrlock(e);
     cx__option_put(&e->opt, key, v);
     cx__wrunlock(e);
@@ -167,20 +198,10 @@ CX_API int cx_get_option(const cx_engine *e, int key, double *v)
     if (!e || !v)
         return cx__fail(e, CX_EINVAL, "cx_get_option: NULL argument");
     cx_engine *w = (cx_engine *)e; /* the lock is not part of the value */
-    if (key >= CX_OPT_WEIGHT && key < CX_OPT_WEIGHT + CX_MAX_SIGNAL_TYPES) {
-        cx__rdlock(w);
-        *v = e->opt.weight[key - CX_OPT_WEIGHT];
-        cx__rdunlock(w);
-        return CX_OK;
-    }
-    const opt_spec *s = find_spec(key);
-    if (!s)
+    if (!cx__option_key_valid(key))
         return cx__fail(e, CX_EINVAL, "unknown option key %d", key);
     cx__rdlock(w);
-    const char *p = (const char *)&e->opt + s->off;
-    *v = s->is_int == 1   ? *(const int *)p
-         : s->is_int == 2 ? (double)*(const uint64_t *)p
-                          : *(const double *)p;
+    *v = cx__option_get(&e->opt, key);
     cx__rdunlock(w);
     return CX_OK;
 }
@@ -194,10 +215,9 @@ CX_API int cx_open(cx_engine **out, const char *path, unsigned flags)
     if (!out)
         return cx__fail(NULL, CX_EINVAL, "cx_open: out is NULL");
     *out = NULL;
-    if (path)
-        return cx__fail(NULL, CX_ENOTSUP,
-                        "cx_open: data directories are not supported by "
-                        "this version; pass NULL for an in-memory engine");
+    if (path && !*path)
+        return cx__fail(NULL, CX_EINVAL, "cx_open: path is empty (NULL "
+                        "opens an in-memory engine)");
     if (flags)
         return cx__fail(NULL, CX_EINVAL, "cx_open: unknown flags 0x%x",
                         flags);
@@ -224,6 +244,13 @@ CX_API int cx_open(cx_engine **out, const char *path, unsigned flags)
     for (int l = 0; l < CX__LISTS; l++) {
         e->top[l].valid = 1;
         memset(e->top[l].slot, 0xff, sizeof e->top[l].slot);
+    }
+    if (path) {
+        int rc = cx__db_open(e, path);
+        if (rc) {
+            cx_close(e);
+            return rc;
+        }
     }
     *out = e;
     return CX_OK;
@@ -359,6 +386,7 @@ CX_API void cx_close(cx_engine *e)
         atomic_store(&e->cancel, 1);
         pthread_join(e->bg, NULL);
     }
+    cx__db_close(e);
     cx__forget_errors(e);
     cx__model_free(e->model);
     cx__idmap_free(&e->customers);

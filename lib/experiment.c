@@ -1,6 +1,7 @@
 /* experiment.c -- A/B experiments: deterministic variant assignment,
  * per-variant overrides and exposure counts. */
 #include "internal.h"
+#include "db.h"
 
 #include <math.h>
 #include <string.h>
@@ -28,6 +29,8 @@
  */
 typedef struct arm {
     atomic_llong exposures;
+    int64_t saved;          /* exposures in the data directory (wmu) */
+    int64_t pending;        /* being saved */
     char name[MAX_NAME + 1];
 } arm;
 
@@ -39,6 +42,7 @@ typedef struct override {
 typedef struct variant {
     arm *arm;
     double cum;             /* cumulative normalised share */
+    double weight;          /* the share as defined */
     size_t n_over;
     override *over;         /* owned by the definition, sorted by key */
 } variant;
@@ -114,6 +118,66 @@ static const variant *find_variant(const definition *d, const char *name)
         if (strcmp(d->v[i].arm->name, name) == 0)
             return &d->v[i];
     return NULL;
+}
+
+/* Write definition d to the data directory, if there is one. */
+static int persist(cx_engine *e, const definition *d)
+{
+    if (!e->db)
+        return CX_OK;
+    cx__db_variant v[MAX_VARIANTS];
+    int keys[MAX_VARIANTS][MAX_OVERRIDES];
+    double vals[MAX_VARIANTS][MAX_OVERRIDES];
+    for (size_t i = 0; i < d->n; i++) {
+        v[i].name = d->v[i].arm->name;
+        v[i].weight = d->v[i].weight;
+        v[i].n_over = d->v[i].n_over;
+        for (size_t j = 0; j < d->v[i].n_over; j++) {
+            keys[i][j] = d->v[i].over[j].key;
+            vals[i][j] = d->v[i].over[j].value;
+        }
+        v[i].key = keys[i];
+        v[i].value = vals[i];
+    }
+    return cx__db_experiment(e, d->name, d->n, v);
+}
+
+int cx__db_exposures(cx_engine *e)
+{
+    if (!e->db || !e->exps)
+        return CX_OK;
+    int rc = cx__db_begin(e);
+    for (size_t i = 0; rc == CX_OK && i < e->exps->n; i++) {
+        const definition *d = e->exps->def[i];
+        for (size_t j = 0; rc == CX_OK && j < d->n; j++) {
+            arm *a = d->v[j].arm;
+            a->pending = (int64_t)atomic_load(&a->exposures);
+            if (a->pending != a->saved)
+                rc = cx__db_exposure(e, d->name, a->name,
+                                     a->pending - a->saved);
+        }
+    }
+    if (rc == CX_OK && (rc = cx__db_commit(e)) == CX_OK)
+        for (size_t i = 0; i < e->exps->n; i++) {
+            const definition *d = e->exps->def[i];
+            for (size_t j = 0; j < d->n; j++)
+                d->v[j].arm->saved = d->v[j].arm->pending;
+        }
+    if (rc)
+        cx__db_rollback(e);
+    return rc;
+}
+
+void cx__experiment_exposed(cx_engine *e, const char *experiment,
+                            const char *variant_name, int64_t n)
+{
+    const definition *d = experiment ? lookup(e, experiment) : NULL;
+    const variant *v = d && variant_name ? find_variant(d, variant_name)
+                                         : NULL;
+    if (v) {
+        atomic_store(&v->arm->exposures, n);
+        v->arm->saved = n;
+    }
 }
 
 /* Publish a table in which definition `fresh` replaces the one at `at`
@@ -239,6 +303,7 @@ static definition *def_build(const char *experiment, size_t n,
         }
         run += shares[i];
         v->cum = run / total;
+        v->weight = shares[i];
     }
     return d;
 }
@@ -258,8 +323,10 @@ CX_API int cx_experiment_define(cx_engine *e, const char *experiment,
     size_t at = find_def(e->exps, experiment, &found);
     const definition *old = found ? e->exps->def[at] : NULL;
     definition *d = def_build(experiment, n, variants, shares, old);
-    rc = d ? publish(e, d, at, found)
-           : cx__fail(e, CX_ENOMEM, "cx_experiment_define: out of memory");
+    rc = !d ? cx__fail(e, CX_ENOMEM, "cx_experiment_define: out of memory")
+            : persist(e, d);
+    if (rc == CX_OK)
+        rc = publish(e, d, at, found);
     if (rc && d)
         def_free(d, old);
     pthread_mutex_unlock(&e->wmu);
@@ -277,6 +344,7 @@ static definition *def_clone(const definition *d)
     for (size_t i = 0; i < d->n; i++) {
         c->v[i].arm = d->v[i].arm;
         c->v[i].cum = d->v[i].cum;
+        c->v[i].weight = d->v[i].weight;
         c->n = i + 1;
         if (copy_overrides(&d->v[i], &c->v[i])) {
             def_free(c, d);
@@ -341,7 +409,9 @@ CX_API int cx_variant_set(cx_engine *e, const char *experiment,
         rc = cx__fail(e, CX_ENOMEM, "cx_variant_set: out of memory");
     if (rc == CX_OK) {
         override_put(&d->v[v - old->v], key, value);
-        rc = publish(e, d, at, 1);
+        rc = persist(e, d);
+        if (rc == CX_OK)
+            rc = publish(e, d, at, 1);
         if (rc)
             def_free(d, old);
     }

@@ -73,6 +73,7 @@ size_t cx__id_len(const char *s);
 typedef struct cx__options {
     int factors, iterations, solver, cg_steps, threads, candidates, fold_in;
     int loyal_purchases;
+    int sync, sync_interval;     /* data directory: policy, ms */
     double lapsed_after;
     double regularization, alpha, half_life, init_scale;
     double trend_half_life, pop_half_life;
@@ -123,6 +124,7 @@ typedef struct cx__model {
     float *q_cos_scale;    /* q_scale * inv_norm, for cosine */
     cx__csr ui;            /* customer x item pairs the model saw */
     uint64_t n_events;     /* events [0, n_events) were trained on */
+    int64_t seq_end;       /* data directory: signals with seq < seq_end */
     double loss;
     /* Fold-in: the Gram matrices Y'Y + lambda I and X'X + lambda I (k x k,
      * double), and the options and time reference the model was trained
@@ -254,6 +256,9 @@ struct cx_engine {
      * lock; exposure counters are atomics inside it. */
     struct cx__experiments *exps;
 
+    /* The data directory (db.c), or NULL for an in-memory engine. */
+    struct cx__db *db;
+
     /* Background training. */
     pthread_t bg;
     pthread_mutex_t bg_mu;   /* guards the bg_* fields */
@@ -310,6 +315,11 @@ void cx__options_default(cx__options *o);
 int cx__option_check(const cx_engine *e, int key, double v);
 void cx__option_put(cx__options *o, int key, double v);
 int cx__option_key_valid(int key);
+/* Every option key (weights included) into keys[], and the value of one
+ * in an options struct. */
+#define CX__MAX_OPTION_KEYS (64 + CX_MAX_SIGNAL_TYPES)
+int cx__option_keys(int *keys);
+double cx__option_get(const cx__options *o, int key);
 void cx__model_free(cx__model *m);
 int cx__grow(void **p, size_t *cap, size_t need, size_t elem);
 /* Plan room for n more items / customers / events in the per-index

@@ -2,6 +2,7 @@
  * A batch is validated whole before anything is applied, so a bad row
  * never leaves half a batch behind. */
 #include "internal.h"
+#include "db.h"
 
 #include <math.h>
 #include <string.h>
@@ -75,6 +76,9 @@ CX_API int cx_signal_type_define(cx_engine *e, const char *name,
         else if (!(dup = strdup(name)))
             rc = cx__fail(e, CX_ENOMEM, "out of memory");
     }
+    if (rc == CX_OK && t < CX_MAX_SIGNAL_TYPES && e->db &&
+        (rc = cx__db_type(e, t, name, weight)) != CX_OK)
+        free(dup);
     if (rc == CX_OK && t < CX_MAX_SIGNAL_TYPES) {
         int reweight = e->opt.weight[t] != weight;
         cx__wrlock(e);
@@ -200,6 +204,57 @@ static int plan(cx_engine *e, size_t n, const batch_need *need,
 /* Rows applied per hold of the write lock. */
 #define SLICE 64
 
+/* Index of id s in map m, or the index it will get: ids new to m are
+ * numbered from m->n in the order they first appear in the batch (as
+ * cx__idmap_add will number them), collected in `fresh`. */
+static uint32_t will_be(const cx__idmap *m, cx__idmap *fresh, const char *s)
+{
+    uint32_t i = cx__idmap_find(m, s);
+    return i != CX_NONE ? i : m->n + cx__idmap_add(fresh, s, NULL);
+}
+
+/* Write the batch to the data directory, with the indexes it will have. */
+static int durable(cx_engine *e, size_t n, const char *const *customers,
+                   const char *const *items, const int *types,
+                   const float *values, const int64_t *timestamps,
+                   const char *const *channels, int64_t now,
+                   const batch_need *need)
+{
+    cx__idmap nc = {0}, ni = {0}, nch = {0};
+    uint32_t *cu = malloc(n * sizeof *cu), *iu = malloc(n * sizeof *iu);
+    uint8_t *ch = malloc(n);
+    float *val = values ? NULL : malloc(n * sizeof *val);
+    int64_t *ts = timestamps ? NULL : malloc(n * sizeof *ts);
+    int rc = CX_OK;
+    if (!cu || !iu || !ch || (!values && !val) || (!timestamps && !ts) ||
+        cx__idmap_reserve(&nc, need->cust_ids, need->cust_bytes) ||
+        cx__idmap_reserve(&ni, need->item_ids, need->item_bytes) ||
+        cx__idmap_reserve(&nch, need->chan_ids, need->chan_bytes)) {
+        rc = cx__fail(e, CX_ENOMEM, "cx_ingest: out of memory");
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            cu[i] = will_be(&e->customers, &nc, customers[i]);
+            iu[i] = will_be(&e->items, &ni, items[i]);
+            ch[i] = channels && channels[i]
+                        ? (uint8_t)will_be(&e->channels, &nch, channels[i])
+                        : 0;
+            if (val)
+                val[i] = 1.0f;
+            if (ts)
+                ts[i] = now;
+        }
+        cx__db_batch b = {n, cu, iu, types, values ? values : val,
+                          timestamps ? timestamps : ts, ch,
+                          &nc, &ni, &nch};
+        rc = cx__db_signals(e, &b);
+    }
+    cx__idmap_free(&nc);
+    cx__idmap_free(&ni);
+    cx__idmap_free(&nch);
+    free(cu), free(iu), free(ch), free(val), free(ts);
+    return rc;
+}
+
 CX_API int cx_ingest(cx_engine *e, size_t n, const char *const *customers,
                      const char *const *items, const int *types,
                      const float *values, const int64_t *timestamps,
@@ -230,6 +285,9 @@ CX_API int cx_ingest(cx_engine *e, size_t n, const char *const *customers,
     }
     if (rc == CX_OK)
         rc = plan(e, n, &need, ts_max, &p, t0);
+    if (rc == CX_OK && e->db)
+        rc = durable(e, n, customers, items, types, values, timestamps,
+                     channels, now, &need);
     if (rc) {
         cx__plan_release(&p, 0);
         pthread_mutex_unlock(&e->wmu);
@@ -262,9 +320,10 @@ CX_API int cx_ingest(cx_engine *e, size_t n, const char *const *customers,
             ev->ts = timestamps ? timestamps[i] : now;
             ev->value = values ? values[i] : 1.0f;
             ev->type = (uint8_t)types[i];
-            ev->channel = channels ? (uint8_t)cx__idmap_add(&e->channels,
-                                                            channels[i], NULL)
-                                   : 0;
+            ev->channel = channels && channels[i]
+                              ? (uint8_t)cx__idmap_add(&e->channels,
+                                                       channels[i], NULL)
+                              : 0;
             ev->pad = 0;
             e->ev_prev[at] = e->cust_last[c];
             e->cust_last[c] = at;

@@ -1,0 +1,980 @@
+/* db.c -- the data directory's database: durable signals, catalogue, ids,
+ * options and experiments in SQLite, written through before a call
+ * returns CX_OK and replayed into memory when the directory is opened.
+ *
+ * Memory is a function of the database: every dense index the engine
+ * hands out (customer, item, category, channel, tag set) is the row's
+ * idx in its table, and signals are replayed in seq order.  A writer
+ * computes the indexes a batch will get before it writes (db_resolve in
+ * the callers), commits, and only then publishes the batch in memory, so
+ * a failed commit leaves memory as it was. */
+#include "internal.h"
+#include "db.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DB_FORMAT 1
+
+enum {
+    Q_CUSTOMER, Q_ITEM, Q_CATEGORY, Q_CHANNEL, Q_TAGSET, Q_SIGNAL,
+    Q_OPTION, Q_TYPE, Q_REMOVE, Q_EXP_DEL, Q_EXP, Q_EXPOSE, Q_COUNT
+};
+
+static const char *const sql_text[Q_COUNT] = {
+    "INSERT INTO customers(idx, id) VALUES (?1, ?2)",
+    "INSERT OR REPLACE INTO items(idx, id, category, price, in_stock, "
+    "created_at, tags, catalogued, removed) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    "INSERT INTO categories(idx, name) VALUES (?1, ?2)",
+    "INSERT INTO channels(idx, name) VALUES (?1, ?2)",
+    "INSERT INTO tagsets(idx, tags) VALUES (?1, ?2)",
+    "INSERT INTO signals(customer, item, type, value, ts, channel) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    "INSERT OR REPLACE INTO options(key, value) VALUES (?1, ?2)",
+    "INSERT OR REPLACE INTO signal_types(type, name) VALUES (?1, ?2)",
+    "UPDATE items SET removed = 1 WHERE idx = ?1",
+    "DELETE FROM experiments WHERE name = ?1",
+    "INSERT INTO experiments(name, position, variant, weight, key, value) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    "INSERT INTO exposures(experiment, variant, n) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT(experiment, variant) DO UPDATE SET n = n + excluded.n",
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) "
+    "WITHOUT ROWID;\n"
+    "CREATE TABLE IF NOT EXISTS options(key INTEGER PRIMARY KEY, "
+    "value REAL NOT NULL);\n"
+    "CREATE TABLE IF NOT EXISTS signal_types(type INTEGER PRIMARY KEY, "
+    "name TEXT NOT NULL UNIQUE);\n"
+    "CREATE TABLE IF NOT EXISTS categories(idx INTEGER PRIMARY KEY, "
+    "name TEXT NOT NULL UNIQUE);\n"
+    "CREATE TABLE IF NOT EXISTS channels(idx INTEGER PRIMARY KEY, "
+    "name TEXT NOT NULL UNIQUE);\n"
+    "CREATE TABLE IF NOT EXISTS tagsets(idx INTEGER PRIMARY KEY, "
+    "tags TEXT NOT NULL UNIQUE);\n"
+    "CREATE TABLE IF NOT EXISTS customers(idx INTEGER PRIMARY KEY, "
+    "id TEXT NOT NULL UNIQUE);\n"
+    "CREATE TABLE IF NOT EXISTS items(idx INTEGER PRIMARY KEY, "
+    "id TEXT NOT NULL UNIQUE, category INTEGER NOT NULL, "
+    "price REAL NOT NULL, in_stock INTEGER NOT NULL, "
+    "created_at INTEGER NOT NULL, tags INTEGER, "
+    "catalogued INTEGER NOT NULL, removed INTEGER NOT NULL);\n"
+    "CREATE TABLE IF NOT EXISTS signals(seq INTEGER PRIMARY KEY, "
+    "customer INTEGER NOT NULL, item INTEGER NOT NULL, "
+    "type INTEGER NOT NULL, value REAL NOT NULL, ts INTEGER NOT NULL, "
+    "channel INTEGER NOT NULL);\n"
+    "CREATE INDEX IF NOT EXISTS signals_by_customer "
+    "ON signals(customer);\n"
+    "CREATE TABLE IF NOT EXISTS experiments(name TEXT NOT NULL, "
+    "position INTEGER NOT NULL, variant TEXT NOT NULL, weight REAL, "
+    "key INTEGER, value REAL);\n"
+    "CREATE INDEX IF NOT EXISTS experiments_by_name "
+    "ON experiments(name);\n"
+    "CREATE TABLE IF NOT EXISTS exposures(experiment TEXT NOT NULL, "
+    "variant TEXT NOT NULL, n INTEGER NOT NULL, "
+    "PRIMARY KEY(experiment, variant)) WITHOUT ROWID;\n"
+    "CREATE VIEW IF NOT EXISTS signals_v AS SELECT s.seq, "
+    "c.id AS customer, i.id AS item, t.name AS type, s.value, s.ts, "
+    "ch.name AS channel FROM signals s "
+    "JOIN customers c ON c.idx = s.customer "
+    "JOIN items i ON i.idx = s.item "
+    "LEFT JOIN signal_types t ON t.type = s.type "
+    "JOIN channels ch ON ch.idx = s.channel;\n"
+    "CREATE VIEW IF NOT EXISTS catalog AS SELECT i.id, "
+    "c.name AS category, i.price, i.in_stock, i.created_at, "
+    "g.tags, i.removed FROM items i "
+    "JOIN categories c ON c.idx = i.category "
+    "LEFT JOIN tagsets g ON g.idx = i.tags WHERE i.catalogued;\n";
+
+typedef struct cx__db cx__db;
+struct cx__db {
+    sqlite3 *db;
+    sqlite3_stmt *q[Q_COUNT];
+    char *dir;
+    int lock_fd;             /* LOCK, held exclusively while open */
+    int wal_fd;              /* for the flusher's fdatasync, or -1 */
+    int64_t last_seq;        /* newest signal in memory */
+    /* The normal policy's flusher: a thread that syncs the WAL at most
+     * `interval` ms after a commit. */
+    pthread_t flusher;
+    int flusher_on;
+    pthread_mutex_t fmu;
+    pthread_cond_t fcv;
+    int dirty, stop;
+    int in_tx;
+    int loading;             /* replaying: writes are skipped */
+};
+
+/* ===================================================================== */
+/* Helpers                                                               */
+/* ===================================================================== */
+
+static int db_err(const cx_engine *e, sqlite3 *db, const char *what)
+{
+    int code = db ? sqlite3_errcode(db) : SQLITE_ERROR;
+    int rc = code == SQLITE_BUSY || code == SQLITE_LOCKED ? CX_EBUSY
+             : code == SQLITE_NOMEM                       ? CX_ENOMEM
+             : code == SQLITE_CORRUPT || code == SQLITE_NOTADB
+                 ? CX_ECORRUPT
+                 : CX_EIO;
+    return cx__fail(e, rc, "%s: %s", what,
+                    db ? sqlite3_errmsg(db) : "no database");
+}
+
+static int exec(const cx_engine *e, sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        int rc = db_err(e, db, "database");
+        if (msg)
+            cx__fail(e, rc, "database: %s (in: %.60s)", msg, sql);
+        sqlite3_free(msg);
+        return rc;
+    }
+    return CX_OK;
+}
+
+/* Run a prepared statement to completion and reset it. */
+static int step(const cx_engine *e, cx__db *d, sqlite3_stmt *s)
+{
+    int r = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return r == SQLITE_DONE ? CX_OK : db_err(e, d->db, "database write");
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (p) {
+        memcpy(p, dir, a);
+        p[a] = '/';
+        memcpy(p + a + 1, name, b + 1);
+    }
+    return p;
+}
+
+char *cx__db_path(const cx_engine *e, const char *name)
+{
+    return path_join(e->db->dir, name);
+}
+
+/* ===================================================================== */
+/* Transactions and the sync policy                                      */
+/* ===================================================================== */
+
+int cx__db_begin(cx_engine *e)
+{
+    cx__db *d = e->db;
+    int rc = exec(e, d->db, "BEGIN IMMEDIATE");
+    d->in_tx = rc == CX_OK;
+    return rc;
+}
+
+void cx__db_rollback(cx_engine *e)
+{
+    cx__db *d = e->db;
+    if (d->in_tx)
+        sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+    d->in_tx = 0;
+}
+
+int cx__db_commit(cx_engine *e)
+{
+    cx__db *d = e->db;
+    int rc = exec(e, d->db, "COMMIT");
+    if (rc) {
+        cx__db_rollback(e);
+        return rc;
+    }
+    d->in_tx = 0;
+    if (e->opt.sync == CX_SYNC_NORMAL && d->flusher_on) {
+        pthread_mutex_lock(&d->fmu);
+        if (!d->dirty) {
+            d->dirty = 1;
+            pthread_cond_signal(&d->fcv);
+        }
+        pthread_mutex_unlock(&d->fmu);
+    }
+    return CX_OK;
+}
+
+/* Make what is committed durable now: sync the WAL. */
+static int sync_wal(cx__db *d)
+{
+    if (d->wal_fd < 0) {
+        char *p = path_join(d->dir, "cx.db-wal");
+        if (!p)
+            return -1;
+        d->wal_fd = open(p, O_RDONLY | O_CLOEXEC);
+        free(p);
+        if (d->wal_fd < 0)
+            return errno == ENOENT ? 0 : -1;
+    }
+    return fdatasync(d->wal_fd);
+}
+
+static void *flusher_main(void *arg)
+{
+    cx_engine *e = arg;
+    cx__db *d = e->db;
+    pthread_mutex_lock(&d->fmu);
+    while (!d->stop) {
+        if (!d->dirty) {
+            pthread_cond_wait(&d->fcv, &d->fmu);
+            continue;
+        }
+        /* Wait out the interval (or close), then sync what is there. */
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        int ms = e->opt.sync_interval;
+        t.tv_sec += ms / 1000;
+        t.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (t.tv_nsec >= 1000000000L) {
+            t.tv_sec++;
+            t.tv_nsec -= 1000000000L;
+        }
+        while (!d->stop &&
+               pthread_cond_timedwait(&d->fcv, &d->fmu, &t) != ETIMEDOUT)
+            ;
+        d->dirty = 0;
+        pthread_mutex_unlock(&d->fmu);
+        sync_wal(d);
+        pthread_mutex_lock(&d->fmu);
+    }
+    pthread_mutex_unlock(&d->fmu);
+    return NULL;
+}
+
+static const char *sync_pragma(int policy)
+{
+    return policy == CX_SYNC_FULL     ? "PRAGMA synchronous = FULL"
+           : policy == CX_SYNC_NORMAL ? "PRAGMA synchronous = NORMAL"
+                                      : "PRAGMA synchronous = OFF";
+}
+
+int cx__db_set_sync(cx_engine *e, int policy)
+{
+    return exec(e, e->db->db, sync_pragma(policy));
+}
+
+CX_API int cx_sync(cx_engine *e)
+{
+    if (!e)
+        return cx__fail(NULL, CX_EINVAL, "cx_sync: engine is NULL");
+    if (!e->db)
+        return CX_OK;
+    pthread_mutex_lock(&e->wmu);
+    int rc = cx__db_exposures(e);
+    if (rc == CX_OK && sync_wal(e->db))
+        rc = cx__fail(e, CX_EIO, "cx_sync: syncing the log failed: %s",
+                      strerror(errno));
+    pthread_mutex_unlock(&e->wmu);
+    return rc;
+}
+
+/* ===================================================================== */
+/* Writes                                                                */
+/* ===================================================================== */
+
+static int put_names(cx_engine *e, sqlite3_stmt *s, const cx__idmap *m,
+                     uint32_t base)
+{
+    for (uint32_t j = 0; m && j < m->n; j++) {
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)base + j);
+        sqlite3_bind_text(s, 2, m->str[j], -1, SQLITE_STATIC);
+        int rc = step(e, e->db, s);
+        if (rc)
+            return rc;
+    }
+    return CX_OK;
+}
+
+int cx__db_signals(cx_engine *e, const cx__db_batch *b)
+{
+    cx__db *d = e->db;
+    int rc;
+    if ((rc = cx__db_begin(e)))
+        return rc;
+    if ((rc = put_names(e, d->q[Q_CUSTOMER], b->new_customers,
+                        e->customers.n)) ||
+        (rc = put_names(e, d->q[Q_CHANNEL], b->new_channels,
+                        e->channels.n)))
+        goto fail;
+    sqlite3_stmt *s = d->q[Q_ITEM];
+    for (uint32_t j = 0; b->new_items && j < b->new_items->n; j++) {
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)e->items.n + j);
+        sqlite3_bind_text(s, 2, b->new_items->str[j], -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 3, 0);
+        sqlite3_bind_double(s, 4, 0);
+        sqlite3_bind_int(s, 5, 1);
+        sqlite3_bind_int64(s, 6, 0);
+        sqlite3_bind_null(s, 7);
+        sqlite3_bind_int(s, 8, 0);
+        sqlite3_bind_int(s, 9, 0);
+        if ((rc = step(e, d, s)))
+            goto fail;
+    }
+    s = d->q[Q_SIGNAL];
+    for (size_t i = 0; i < b->n; i++) {
+        sqlite3_bind_int64(s, 1, b->cust[i]);
+        sqlite3_bind_int64(s, 2, b->item[i]);
+        sqlite3_bind_int(s, 3, b->type[i]);
+        sqlite3_bind_double(s, 4, b->value[i]);
+        sqlite3_bind_int64(s, 5, b->ts[i]);
+        sqlite3_bind_int(s, 6, b->channel[i]);
+        if ((rc = step(e, d, s)))
+            goto fail;
+    }
+    int64_t last = sqlite3_last_insert_rowid(d->db);
+    if ((rc = cx__db_commit(e)))
+        return rc;
+    d->last_seq = last;
+    return CX_OK;
+fail:
+    cx__db_rollback(e);
+    return rc;
+}
+
+int cx__db_items(cx_engine *e, const cx__db_items_batch *b)
+{
+    cx__db *d = e->db;
+    int rc;
+    if ((rc = cx__db_begin(e)))
+        return rc;
+    if ((rc = put_names(e, d->q[Q_CATEGORY], b->new_categories,
+                        e->categories.n)) ||
+        (rc = put_names(e, d->q[Q_TAGSET], b->new_tagsets, e->tagsets.n)))
+        goto fail;
+    sqlite3_stmt *s = d->q[Q_ITEM];
+    for (size_t j = 0; j < b->n; j++) {
+        sqlite3_bind_int64(s, 1, b->idx[j]);
+        sqlite3_bind_text(s, 2, b->id[j], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, b->cat[j]);
+        sqlite3_bind_double(s, 4, b->price[j]);
+        sqlite3_bind_int(s, 5, !!(b->flags[j] & CX__ITEM_IN_STOCK));
+        sqlite3_bind_int64(s, 6, b->created[j]);
+        if (b->tags[j] == CX_NONE)
+            sqlite3_bind_null(s, 7);
+        else
+            sqlite3_bind_int64(s, 7, b->tags[j]);
+        sqlite3_bind_int(s, 8, !!(b->flags[j] & CX__ITEM_CATALOGUED));
+        sqlite3_bind_int(s, 9, !!(b->flags[j] & CX__ITEM_REMOVED));
+        if ((rc = step(e, d, s)))
+            goto fail;
+    }
+    return cx__db_commit(e);
+fail:
+    cx__db_rollback(e);
+    return rc;
+}
+
+int cx__db_item_remove(cx_engine *e, uint32_t item)
+{
+    cx__db *d = e->db;
+    int rc;
+    if ((rc = cx__db_begin(e)))
+        return rc;
+    sqlite3_bind_int64(d->q[Q_REMOVE], 1, item);
+    if ((rc = step(e, d, d->q[Q_REMOVE]))) {
+        cx__db_rollback(e);
+        return rc;
+    }
+    return cx__db_commit(e);
+}
+
+int cx__db_option(cx_engine *e, int key, double value)
+{
+    cx__db *d = e->db;
+    int rc;
+    if ((rc = cx__db_begin(e)))
+        return rc;
+    sqlite3_bind_int(d->q[Q_OPTION], 1, key);
+    sqlite3_bind_double(d->q[Q_OPTION], 2, value);
+    if ((rc = step(e, d, d->q[Q_OPTION]))) {
+        cx__db_rollback(e);
+        return rc;
+    }
+    return cx__db_commit(e);
+}
+
+int cx__db_type(cx_engine *e, int type, const char *name, double weight)
+{
+    cx__db *d = e->db;
+    int rc;
+    if ((rc = cx__db_begin(e)))
+        return rc;
+    sqlite3_bind_int(d->q[Q_TYPE], 1, type);
+    sqlite3_bind_text(d->q[Q_TYPE], 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(d->q[Q_OPTION], 1, CX_OPT_WEIGHT + type);
+    sqlite3_bind_double(d->q[Q_OPTION], 2, weight);
+    if ((rc = step(e, d, d->q[Q_TYPE])) ||
+        (rc = step(e, d, d->q[Q_OPTION]))) {
+        cx__db_rollback(e);
+        return rc;
+    }
+    return cx__db_commit(e);
+}
+
+int cx__db_experiment(cx_engine *e, const char *name, size_t n,
+                      const cx__db_variant *v)
+{
+    cx__db *d = e->db;
+    int rc;
+    if (d->loading)
+        return CX_OK;
+    if ((rc = cx__db_begin(e)))
+        return rc;
+    sqlite3_bind_text(d->q[Q_EXP_DEL], 1, name, -1, SQLITE_STATIC);
+    if ((rc = step(e, d, d->q[Q_EXP_DEL])))
+        goto fail;
+    sqlite3_stmt *s = d->q[Q_EXP];
+    for (size_t j = 0; j < n; j++) {
+        /* One row for the variant, then one per override. */
+        for (size_t o = 0; o <= v[j].n_over; o++) {
+            sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 2, (sqlite3_int64)j);
+            sqlite3_bind_text(s, 3, v[j].name, -1, SQLITE_STATIC);
+            if (o == 0) {
+                sqlite3_bind_double(s, 4, v[j].weight);
+            } else {
+                sqlite3_bind_int(s, 5, v[j].key[o - 1]);
+                sqlite3_bind_double(s, 6, v[j].value[o - 1]);
+            }
+            if ((rc = step(e, d, s)))
+                goto fail;
+        }
+    }
+    return cx__db_commit(e);
+fail:
+    cx__db_rollback(e);
+    return rc;
+}
+
+int cx__db_exposure(cx_engine *e, const char *experiment,
+                    const char *variant, int64_t delta)
+{
+    cx__db *d = e->db;
+    sqlite3_stmt *s = d->q[Q_EXPOSE];
+    sqlite3_bind_text(s, 1, experiment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, variant, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, delta);
+    return step(e, d, s);
+}
+
+int64_t cx__db_last_seq(const cx_engine *e)
+{
+    return e->db ? e->db->last_seq : 0;
+}
+
+/* ===================================================================== */
+/* Replay                                                                */
+/* ===================================================================== */
+
+typedef struct reader {
+    cx_engine *e;
+    cx__db *d;
+    sqlite3_stmt *s;
+} reader;
+
+static int prep(reader *r, const char *sql)
+{
+    sqlite3_finalize(r->s);
+    r->s = NULL;
+    if (sqlite3_prepare_v2(r->d->db, sql, -1, &r->s, NULL) != SQLITE_OK)
+        return db_err(NULL, r->d->db, "cx_open: reading the database");
+    return CX_OK;
+}
+
+static int64_t scalar(reader *r, const char *sql, int *rc)
+{
+    int64_t v = 0;
+    if ((*rc = prep(r, sql)))
+        return 0;
+    if (sqlite3_step(r->s) == SQLITE_ROW)
+        v = sqlite3_column_int64(r->s, 0);
+    else
+        *rc = db_err(NULL, r->d->db, "cx_open: reading the database");
+    return v;
+}
+
+static int corrupt(const char *dir, const char *what)
+{
+    return cx__fail(NULL, CX_ECORRUPT, "cx_open: %s/cx.db: %s", dir, what);
+}
+
+/* An id table (idx, text) into map m, which must end up dense. */
+static int load_names(reader *r, const char *table, const char *col,
+                      cx__idmap *m)
+{
+    char sql[160];
+    int rc;
+    snprintf(sql, sizeof sql, "SELECT count(*), "
+             "coalesce(sum(length(CAST(%s AS BLOB))), 0) FROM %s",
+             col, table);
+    if ((rc = prep(r, sql)))
+        return rc;
+    if (sqlite3_step(r->s) != SQLITE_ROW)
+        return db_err(NULL, r->d->db, "cx_open: reading the database");
+    int64_t n = sqlite3_column_int64(r->s, 0);
+    int64_t bytes = sqlite3_column_int64(r->s, 1) + n;
+    if (n < 0 || n >= CX_NONE / 2)
+        return corrupt(r->d->dir, "too many rows in an id table");
+    if (cx__idmap_reserve(m, (size_t)n, (size_t)bytes))
+        return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
+    snprintf(sql, sizeof sql, "SELECT idx, %s FROM %s ORDER BY idx", col,
+             table);
+    if ((rc = prep(r, sql)))
+        return rc;
+    int s;
+    while ((s = sqlite3_step(r->s)) == SQLITE_ROW) {
+        int64_t idx = sqlite3_column_int64(r->s, 0);
+        const char *name = (const char *)sqlite3_column_text(r->s, 1);
+        int added = 0;
+        if (!name || idx != (int64_t)m->n ||
+            (strlen(name) > CX_MAX_ID_LEN * 4) ||
+            (cx__idmap_add(m, name, &added), !added)) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "table %s: row idx %lld is not the "
+                     "next index %u or repeats a name", table,
+                     (long long)idx, m->n);
+            return corrupt(r->d->dir, msg);
+        }
+    }
+    return s == SQLITE_DONE ? CX_OK
+                            : db_err(NULL, r->d->db, "cx_open: reading");
+}
+
+static int load_config(reader *r)
+{
+    cx_engine *e = r->e;
+    int rc, s;
+    if ((rc = prep(r, "SELECT key, value FROM options")))
+        return rc;
+    while ((s = sqlite3_step(r->s)) == SQLITE_ROW) {
+        int key = sqlite3_column_int(r->s, 0);
+        double v = sqlite3_column_double(r->s, 1);
+        if (!cx__option_key_valid(key) || cx__option_check(NULL, key, v))
+            return corrupt(r->d->dir, "an option out of range");
+        cx__option_put(&e->opt, key, v);
+    }
+    if (s != SQLITE_DONE)
+        return db_err(NULL, r->d->db, "cx_open: reading options");
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT type, name FROM signal_types WHERE "
+             "type >= %d", CX_SIGNAL_CUSTOM);
+    if ((rc = prep(r, sql)))
+        return rc;
+    while ((s = sqlite3_step(r->s)) == SQLITE_ROW) {
+        int t = sqlite3_column_int(r->s, 0);
+        const char *name = (const char *)sqlite3_column_text(r->s, 1);
+        if (t < CX_SIGNAL_CUSTOM || t >= CX_MAX_SIGNAL_TYPES || !name ||
+            !*name || strlen(name) > 64 || e->type_name[t])
+            return corrupt(r->d->dir, "a bad custom signal type");
+        if (!(e->type_name[t] = strdup(name)))
+            return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
+    }
+    return s == SQLITE_DONE ? CX_OK
+                            : db_err(NULL, r->d->db, "cx_open: reading");
+}
+
+static int load_items(reader *r)
+{
+    cx_engine *e = r->e;
+    int rc, s;
+    if ((rc = load_names(r, "items", "id", &e->items)))
+        return rc;
+    if (cx__reserve_items(e, 0))
+        return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
+    if ((rc = prep(r, "SELECT idx, category, price, in_stock, created_at, "
+                      "tags, catalogued, removed FROM items ORDER BY idx")))
+        return rc;
+    while ((s = sqlite3_step(r->s)) == SQLITE_ROW) {
+        int64_t i = sqlite3_column_int64(r->s, 0);
+        int64_t cat = sqlite3_column_int64(r->s, 1);
+        double price = sqlite3_column_double(r->s, 2);
+        int64_t created = sqlite3_column_int64(r->s, 4);
+        int null_tags = sqlite3_column_type(r->s, 5) == SQLITE_NULL;
+        int64_t tags = sqlite3_column_int64(r->s, 5);
+        if (i < 0 || i >= (int64_t)e->items.n || cat < 0 ||
+            cat >= (int64_t)e->categories.n || !isfinite(price) ||
+            price < 0 || created < 0 ||
+            (!null_tags && (tags < 0 || tags >= (int64_t)e->tagsets.n)))
+            return corrupt(r->d->dir, "an item row out of range");
+        cx__item_init(e, (uint32_t)i);
+        e->item_cat[i] = (uint32_t)cat;
+        e->item_price[i] = price;
+        e->item_created[i] = created;
+        e->item_tags[i] = null_tags ? CX_NONE : (uint32_t)tags;
+        e->item_flags[i] =
+            (uint8_t)((sqlite3_column_int(r->s, 3) ? CX__ITEM_IN_STOCK : 0) |
+                      (sqlite3_column_int(r->s, 6) ? CX__ITEM_CATALOGUED : 0) |
+                      (sqlite3_column_int(r->s, 7) ? CX__ITEM_REMOVED : 0));
+        if (created > e->created_max &&
+            (e->item_flags[i] & CX__ITEM_CATALOGUED))
+            e->created_max = created;
+    }
+    return s == SQLITE_DONE ? CX_OK
+                            : db_err(NULL, r->d->db, "cx_open: reading");
+}
+
+static int load_signals(reader *r, int64_t seq_end, size_t *n_before)
+{
+    cx_engine *e = r->e;
+    int rc, s;
+    int64_t n = scalar(r, "SELECT count(*) FROM signals", &rc);
+    if (rc)
+        return rc;
+    if (n < 0 || n >= CX_NONE)
+        return corrupt(r->d->dir, "too many signals");
+    size_t cap = 0;
+    if (cx__grow((void **)&e->ev, &cap, (size_t)n + 1, sizeof *e->ev))
+        return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
+    cap = 0;
+    if (cx__grow((void **)&e->ev_prev, &cap, (size_t)n + 1,
+                 sizeof *e->ev_prev))
+        return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
+    cap = 0;
+    if (cx__grow((void **)&e->ev_iprev, &cap, (size_t)n + 1,
+                 sizeof *e->ev_iprev))
+        return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
+    e->ev_cap = cap;
+    if (cx__reserve_customers(e, 0))
+        return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
+    if ((rc = prep(r, "SELECT seq, customer, item, type, value, ts, "
+                      "channel FROM signals ORDER BY seq")))
+        return rc;
+    size_t i = 0;
+    *n_before = 0;
+    while ((s = sqlite3_step(r->s)) == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(r->s, 0);
+        int64_t c = sqlite3_column_int64(r->s, 1);
+        int64_t it = sqlite3_column_int64(r->s, 2);
+        int t = sqlite3_column_int(r->s, 3);
+        double v = sqlite3_column_double(r->s, 4);
+        int64_t ts = sqlite3_column_int64(r->s, 5);
+        int64_t ch = sqlite3_column_int64(r->s, 6);
+        if ((int64_t)i >= n || c < 0 || c >= (int64_t)e->customers.n ||
+            it < 0 || it >= (int64_t)e->items.n || t < 0 ||
+            t >= CX_MAX_SIGNAL_TYPES || !cx_signal_type_name(e, t) ||
+            !isfinite(v) || ts < 0 || ch < 0 ||
+            ch >= (int64_t)e->channels.n)
+            return corrupt(r->d->dir, "a signal row out of range");
+        cx__event *ev = &e->ev[i];
+        ev->cust = (uint32_t)c;
+        ev->item = (uint32_t)it;
+        ev->ts = ts;
+        ev->value = (float)v;
+        ev->type = (uint8_t)t;
+        ev->channel = (uint8_t)ch;
+        ev->pad = 0;
+        e->ev_prev[i] = e->cust_last[c];
+        e->cust_last[c] = (uint32_t)i;
+        e->ev_iprev[i] = e->item_last[it];
+        e->item_last[it] = (uint32_t)i;
+        if (ts > e->ts_max)
+            e->ts_max = ts;
+        if (seq < seq_end)
+            *n_before = i + 1;
+        r->d->last_seq = seq;
+        i++;
+    }
+    e->n_ev = i;
+    return s == SQLITE_DONE ? CX_OK
+                            : db_err(NULL, r->d->db, "cx_open: reading");
+}
+
+static int load_experiments(reader *r)
+{
+    int rc, s;
+    if ((rc = prep(r, "SELECT name, position, variant, weight, key, value "
+                      "FROM experiments ORDER BY name, position, "
+                      "key IS NOT NULL, rowid")))
+        return rc;
+    /* Rows of one experiment arrive together; define it at the next name
+     * (or the end), then set its overrides. */
+    enum { MAXV = 64 };
+    char name[128] = "";
+    const char *vn[MAXV];
+    char vbuf[MAXV][72];
+    double w[MAXV];
+    size_t nv = 0;
+    typedef struct ov { int v; int key; double value; } ov;
+    ov *over = NULL;
+    size_t nov = 0, capov = 0;
+    rc = CX_OK;
+    for (;;) {
+        s = sqlite3_step(r->s);
+        const char *en = s == SQLITE_ROW
+                             ? (const char *)sqlite3_column_text(r->s, 0)
+                             : NULL;
+        if (nv && (!en || strcmp(en, name) != 0)) {
+            rc = cx_experiment_define(r->e, name, nv, vn, w);
+            for (size_t j = 0; rc == CX_OK && j < nov; j++)
+                rc = cx_variant_set(r->e, name, vn[over[j].v], over[j].key,
+                                    over[j].value);
+            if (rc) {
+                rc = corrupt(r->d->dir, "an experiment that does not "
+                                        "define");
+                break;
+            }
+            nv = nov = 0;
+        }
+        if (s != SQLITE_ROW)
+            break;
+        const char *var = (const char *)sqlite3_column_text(r->s, 2);
+        if (!en || !var || strlen(en) >= sizeof name ||
+            strlen(var) >= sizeof vbuf[0]) {
+            rc = corrupt(r->d->dir, "a bad experiment row");
+            break;
+        }
+        if (!nv)
+            snprintf(name, sizeof name, "%s", en);
+        if (sqlite3_column_type(r->s, 4) == SQLITE_NULL) {
+            if (nv == MAXV) {
+                rc = corrupt(r->d->dir, "too many variants");
+                break;
+            }
+            snprintf(vbuf[nv], sizeof vbuf[nv], "%s", var);
+            vn[nv] = vbuf[nv];
+            w[nv] = sqlite3_column_double(r->s, 3);
+            nv++;
+        } else {
+            if (!nv || strcmp(vn[nv - 1], var) != 0) {
+                rc = corrupt(r->d->dir, "an override before its variant");
+                break;
+            }
+            if (nov == capov) {
+                capov = capov ? 2 * capov : 16;
+                ov *q = realloc(over, capov * sizeof *q);
+                if (!q) {
+                    rc = cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
+                    break;
+                }
+                over = q;
+            }
+            over[nov].v = (int)nv - 1;
+            over[nov].key = sqlite3_column_int(r->s, 4);
+            over[nov].value = sqlite3_column_double(r->s, 5);
+            nov++;
+        }
+    }
+    free(over);
+    if (rc == CX_OK && s != SQLITE_DONE)
+        rc = db_err(NULL, r->d->db, "cx_open: reading experiments");
+    if (rc)
+        return rc;
+    if ((rc = prep(r, "SELECT experiment, variant, n FROM exposures")))
+        return rc;
+    while ((s = sqlite3_step(r->s)) == SQLITE_ROW)
+        cx__experiment_exposed(r->e,
+                               (const char *)sqlite3_column_text(r->s, 0),
+                               (const char *)sqlite3_column_text(r->s, 1),
+                               sqlite3_column_int64(r->s, 2));
+    return s == SQLITE_DONE ? CX_OK
+                            : db_err(NULL, r->d->db, "cx_open: reading");
+}
+
+/* ===================================================================== */
+/* Open and close                                                        */
+/* ===================================================================== */
+
+static int create_schema(cx__db *d)
+{
+    int rc;
+    if ((rc = exec(NULL, d->db, "BEGIN IMMEDIATE")))
+        return rc;
+    if ((rc = exec(NULL, d->db, schema)))
+        goto fail;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(d->db, "SELECT value FROM meta WHERE key = "
+                                  "'format'", -1, &s, NULL) != SQLITE_OK) {
+        rc = db_err(NULL, d->db, "cx_open");
+        goto fail;
+    }
+    int have = sqlite3_step(s) == SQLITE_ROW;
+    int64_t format = have ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_finalize(s);
+    if (have && format != DB_FORMAT) {
+        rc = cx__fail(NULL, CX_EVERSION, "cx_open: %s/cx.db has format %lld;"
+                      " this library reads format %d", d->dir,
+                      (long long)format, DB_FORMAT);
+        goto fail;
+    }
+    if (!have) {
+        char sql[1024];
+        int n = snprintf(sql, sizeof sql,
+                         "INSERT INTO meta VALUES ('format', %d);"
+                         "INSERT INTO categories VALUES (0, '');"
+                         "INSERT INTO channels VALUES (0, 'web');",
+                         DB_FORMAT);
+        for (int t = 0; t < CX_SIGNAL_CUSTOM && n < (int)sizeof sql - 80;
+             t++)
+            if (cx_signal_type_name(NULL, t))
+                n += snprintf(sql + n, sizeof sql - (size_t)n,
+                          "INSERT INTO signal_types VALUES (%d, '%s');", t,
+                          cx_signal_type_name(NULL, t));
+        if ((rc = exec(NULL, d->db, sql)))
+            goto fail;
+    }
+    return exec(NULL, d->db, "COMMIT");
+fail:
+    sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static int lock_dir(cx__db *d)
+{
+    char *p = path_join(d->dir, "LOCK");
+    if (!p)
+        return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
+    d->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    free(p);
+    if (d->lock_fd < 0)
+        return cx__fail(NULL, CX_EIO, "cx_open: cannot create %s/LOCK: %s",
+                        d->dir, strerror(errno));
+    if (flock(d->lock_fd, LOCK_EX | LOCK_NB)) {
+        int busy = errno == EWOULDBLOCK;
+        return cx__fail(NULL, busy ? CX_EBUSY : CX_EIO,
+                        "cx_open: %s is open read-write by another process%s"
+                        "%s", d->dir, busy ? "" : ": ",
+                        busy ? "" : strerror(errno));
+    }
+    return CX_OK;
+}
+
+int cx__db_open(cx_engine *e, const char *dir)
+{
+    cx__db *d = calloc(1, sizeof *d);
+    if (!d || !(d->dir = strdup(dir))) {
+        free(d);
+        return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
+    }
+    d->lock_fd = d->wal_fd = -1;
+    pthread_mutex_init(&d->fmu, NULL);
+    pthread_cond_init(&d->fcv, NULL);
+    e->db = d;
+    int rc;
+    if (strlen(dir) > 3000)
+        return cx__fail(NULL, CX_EINVAL, "cx_open: the path is longer than "
+                        "3000 bytes");
+    if (mkdir(dir, 0755) && errno != EEXIST)
+        return cx__fail(NULL, CX_EIO, "cx_open: cannot create directory "
+                        "%s: %s", dir, strerror(errno));
+    struct stat st;
+    if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+        return cx__fail(NULL, CX_EIO, "cx_open: %s is not a directory", dir);
+    if ((rc = lock_dir(d)))
+        return rc;
+    char *p = path_join(dir, "cx.db");
+    if (!p)
+        return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
+    int r = sqlite3_open_v2(p, &d->db, SQLITE_OPEN_READWRITE |
+                                           SQLITE_OPEN_CREATE |
+                                           SQLITE_OPEN_NOMUTEX, NULL);
+    free(p);
+    if (r != SQLITE_OK)
+        return db_err(NULL, d->db, "cx_open: opening cx.db");
+    sqlite3_busy_timeout(d->db, 10000);
+    if ((rc = exec(NULL, d->db, "PRAGMA journal_mode = WAL")) ||
+        (rc = exec(NULL, d->db, "PRAGMA secure_delete = ON")) ||
+        (rc = exec(NULL, d->db, "PRAGMA cache_size = -16384")) ||
+        (rc = create_schema(d)))
+        return rc;
+    /* Replay, then the snapshot: memory as the database says. */
+    reader rd = {e, d, NULL};
+    d->loading = 1;
+    cx__idmap_free(&e->categories);
+    cx__idmap_free(&e->channels);
+    cx__snapshot_info snap;
+    rc = cx__snapshot_find(e, dir, &snap);
+    if (rc == CX_OK &&
+        !(rc = load_config(&rd)) &&
+        !(rc = load_names(&rd, "categories", "name", &e->categories)) &&
+        !(rc = load_names(&rd, "channels", "name", &e->channels)) &&
+        !(rc = load_names(&rd, "tagsets", "tags", &e->tagsets)) &&
+        !(rc = load_names(&rd, "customers", "id", &e->customers)) &&
+        !(rc = load_items(&rd))) {
+        size_t n_before = 0;
+        rc = load_signals(&rd, snap.found ? snap.seq_end : 0, &n_before);
+        if (rc == CX_OK && (e->categories.n == 0 || e->channels.n == 0))
+            rc = corrupt(dir, "no default category or channel");
+        if (rc == CX_OK)
+            rc = load_experiments(&rd);
+        if (rc == CX_OK && snap.found)
+            rc = cx__snapshot_load(e, &snap, n_before);
+    }
+    sqlite3_finalize(rd.s);
+    cx__snapshot_info_free(&snap);
+    d->loading = 0;
+    if (rc)
+        return rc;
+    if ((rc = cx__pop_rebuild(e)))
+        return cx__fail(NULL, rc, "cx_open: out of memory");
+    pthread_mutex_lock(&e->wmu);
+    e->top[CX__LIST_NEW].valid = 0;
+    cx__top_refresh(e);
+    cx__catidx_refresh(e);
+    /* Signals since the snapshot's training: fold in as ingest did. */
+    if (e->model && cx__fold_after_ingest(e, e->model->n_events))
+        rc = cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
+    pthread_mutex_unlock(&e->wmu);
+    if (rc)
+        return rc;
+    for (int q = 0; q < Q_COUNT; q++)
+        if (sqlite3_prepare_v3(d->db, sql_text[q], -1,
+                               SQLITE_PREPARE_PERSISTENT, &d->q[q],
+                               NULL) != SQLITE_OK)
+            return db_err(NULL, d->db, "cx_open: preparing statements");
+    if ((rc = exec(NULL, d->db, sync_pragma(e->opt.sync))))
+        return rc;
+    if (pthread_create(&d->flusher, NULL, flusher_main, e) == 0)
+        d->flusher_on = 1;
+    return CX_OK;
+}
+
+void cx__db_close(cx_engine *e)
+{
+    cx__db *d = e->db;
+    if (!d)
+        return;
+    if (d->db && d->q[0])
+        cx__db_exposures(e);
+    if (d->flusher_on) {
+        pthread_mutex_lock(&d->fmu);
+        d->stop = 1;
+        pthread_cond_signal(&d->fcv);
+        pthread_mutex_unlock(&d->fmu);
+        pthread_join(d->flusher, NULL);
+    }
+    if (d->dirty || e->opt.sync != CX_SYNC_FULL)
+        sync_wal(d);
+    for (int q = 0; q < Q_COUNT; q++)
+        sqlite3_finalize(d->q[q]);
+    if (d->wal_fd >= 0)
+        close(d->wal_fd);
+    sqlite3_close(d->db);
+    if (d->lock_fd >= 0)
+        close(d->lock_fd);
+    pthread_mutex_destroy(&d->fmu);
+    pthread_cond_destroy(&d->fcv);
+    free(d->dir);
+    free(d);
+    e->db = NULL;
+}
+
+const char *cx__db_dir(const cx_engine *e)
+{
+    return e->db ? e->db->dir : NULL;
+}

@@ -1,0 +1,110 @@
+/* db.h -- the data directory (db.c: SQLite; snapshot.c: model files).
+ * Private to the library. */
+#ifndef CX_DB_H
+#define CX_DB_H
+
+#include "internal.h"
+
+/* ===================================================================== */
+/* db.c                                                                  */
+/* ===================================================================== */
+
+/* Open (creating) the directory's database, take its lock, and replay it
+ * into the new engine e, then load the newest valid snapshot.  e->db is
+ * set even on failure, for cx_close to release. */
+int cx__db_open(cx_engine *e, const char *dir);
+void cx__db_close(cx_engine *e);
+const char *cx__db_dir(const cx_engine *e);
+/* dir/name, malloc'ed (NULL when out of memory). */
+char *cx__db_path(const cx_engine *e, const char *name);
+
+/* A batch of signals with the indexes it will have once published: the
+ * ids new to the engine are listed in the order they will be added
+ * (new_* may be NULL when there are none). */
+typedef struct cx__db_batch {
+    size_t n;
+    const uint32_t *cust, *item;
+    const int *type;
+    const float *value;
+    const int64_t *ts;
+    const uint8_t *channel;
+    const cx__idmap *new_customers, *new_items, *new_channels;
+} cx__db_batch;
+
+/* Items as they will be once published: one row per distinct item. */
+typedef struct cx__db_items_batch {
+    size_t n;
+    const uint32_t *idx;
+    const char *const *id;
+    const uint32_t *cat, *tags;
+    const double *price;
+    const uint8_t *flags;
+    const int64_t *created;
+    const cx__idmap *new_categories, *new_tagsets;
+} cx__db_items_batch;
+
+typedef struct cx__db_variant {
+    const char *name;
+    double weight;
+    size_t n_over;
+    const int *key;
+    const double *value;
+} cx__db_variant;
+
+/* Writers (the writer mutex held): each commits one transaction before
+ * it returns CX_OK; on failure nothing was written. */
+int cx__db_signals(cx_engine *e, const cx__db_batch *b);
+int cx__db_items(cx_engine *e, const cx__db_items_batch *b);
+int cx__db_item_remove(cx_engine *e, uint32_t item);
+int cx__db_option(cx_engine *e, int key, double value);
+int cx__db_type(cx_engine *e, int type, const char *name, double weight);
+/* Replace experiment `name`'s definition (no-op while the directory is
+ * being replayed). */
+int cx__db_experiment(cx_engine *e, const char *name, size_t n,
+                      const cx__db_variant *v);
+/* Add `delta` exposures (inside a transaction the caller opened). */
+int cx__db_exposure(cx_engine *e, const char *experiment,
+                    const char *variant, int64_t delta);
+/* Save the exposure counts not yet saved (experiment.c). */
+int cx__db_exposures(cx_engine *e);
+/* Replay: set a variant's exposure count (experiment.c). */
+void cx__experiment_exposed(cx_engine *e, const char *experiment,
+                            const char *variant, int64_t n);
+int cx__db_begin(cx_engine *e);
+int cx__db_commit(cx_engine *e);
+void cx__db_rollback(cx_engine *e);
+int cx__db_set_sync(cx_engine *e, int policy);
+/* seq of the newest signal in memory (0: none). */
+int64_t cx__db_last_seq(const cx_engine *e);
+
+/* ===================================================================== */
+/* snapshot.c                                                            */
+/* ===================================================================== */
+
+/* The newest generation whose manifest verifies. */
+typedef struct cx__snapshot_info {
+    int found;
+    int64_t generation;
+    int64_t seq_end;         /* signals with seq < seq_end were trained */
+    char *dir;               /* its directory */
+    char *manifest;          /* its manifest text */
+    void *data[8];           /* its verified arrays, until loaded */
+} cx__snapshot_info;
+
+/* Find the newest valid generation in dir/snapshots (found = 0 if none);
+ * generations that fail to verify are skipped with a message on stderr
+ * and in cx_errmsg(NULL). */
+int cx__snapshot_find(cx_engine *e, const char *dir, cx__snapshot_info *s);
+void cx__snapshot_info_free(cx__snapshot_info *s);
+/* Load generation s into e as its model; n_events = signals trained. */
+int cx__snapshot_load(cx_engine *e, cx__snapshot_info *s, size_t n_events);
+/* Parse and verify a MANIFEST's text into a private struct (fuzzing). */
+int cx__manifest_parse(const char *text, size_t len, void *out, char *why,
+                       size_t whylen);
+size_t cx__manifest_size(void);
+/* Write model m of engine e (with data directory) as generation
+ * e->generation, then prune old generations.  No engine lock needed:
+ * the model is immutable and the caller holds train_mu. */
+int cx__snapshot_write(cx_engine *e, const cx__model *m);
+
+#endif /* CX_DB_H */
