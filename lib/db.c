@@ -73,8 +73,6 @@ static const char schema[] =
     "customer INTEGER NOT NULL, item INTEGER NOT NULL, "
     "type INTEGER NOT NULL, value REAL NOT NULL, ts INTEGER NOT NULL, "
     "channel INTEGER NOT NULL);\n"
-    "CREATE INDEX IF NOT EXISTS signals_by_customer "
-    "ON signals(customer);\n"
     "CREATE TABLE IF NOT EXISTS experiments(name TEXT NOT NULL, "
     "position INTEGER NOT NULL, variant TEXT NOT NULL, weight REAL, "
     "key INTEGER, value REAL);\n"
@@ -890,6 +888,7 @@ int cx__db_open(cx_engine *e, const char *dir)
     if ((rc = exec(NULL, d->db, "PRAGMA journal_mode = WAL")) ||
         (rc = exec(NULL, d->db, "PRAGMA secure_delete = ON")) ||
         (rc = exec(NULL, d->db, "PRAGMA cache_size = -16384")) ||
+        (rc = exec(NULL, d->db, "PRAGMA wal_autocheckpoint = 10000")) ||
         (rc = create_schema(d)))
         return rc;
     /* Replay, then the snapshot: memory as the database says. */

@@ -165,6 +165,7 @@ int cx_exposures(cx_engine *e, const char *experiment, const char *variant,
 
 int cx_stat(cx_engine *e, int key, int64_t *value);
 int cx_save(cx_engine *e, const char *path);
+int cx_sync(cx_engine *e);
 int cx_load(cx_engine **out, const char *path);
 ]]
 
@@ -193,10 +194,11 @@ local OPTIONS = { factors = 1, iterations = 2, regularization = 3,
                   half_life = 9, init_scale = 10, candidates = 11,
                   fold_in = 12, trending_half_life = 13,
                   popular_half_life = 14, lapsed_after = 15,
-                  loyal_purchases = 16 }
+                  loyal_purchases = 16, sync = 17, sync_interval = 18 }
 local OPT_WEIGHT = 1000
 local ENUMS = { solver = { cg = 0, cholesky = 1 },
-                fold_in = { off = 0, lazy = 1, eager = 2 } }
+                fold_in = { off = 0, lazy = 1, eager = 2 },
+                sync = { off = 0, normal = 1, full = 2 } }
 local OVERRIDES = { k = 100001, diversity = 100002, max_per_category = 100003 }
 local STATS = { "customers", "items", "signals", "generation", "factors",
                 "model_customers", "model_items", "memory",
@@ -363,7 +365,11 @@ local function wrap(h)
     return setmetatable({ h = h, types = {} }, Engine)
 end
 
--- An in-memory engine.  path must be nil (data directories come later).
+-- An engine: in memory with path nil; with a path, a data directory
+-- (created if missing) that keeps signals, catalogue, options and
+-- experiments in path/cx.db (SQLite) and each trained model as a
+-- snapshot, so that open(path) comes back to the same state.  One process
+-- opens a directory at a time (EBUSY otherwise).
 function _M.open(path, flags)
     local c = lib()
     init_scratch()
@@ -409,6 +415,14 @@ end
 
 function Engine:closed()
     return self.h == nil
+end
+
+-- Make everything acknowledged durable now, whatever the sync policy.
+function Engine:sync()
+    local h = handle(self)
+    local rc = C.cx_sync(h)
+    if rc ~= 0 then return fail(self, rc) end
+    return true
 end
 
 function Engine:save(path)

@@ -40,8 +40,9 @@ ok(cx.load_library() == v, "load_library again is a no-op")
 ok(cx.strerror(cx.ENOTFOUND):len() > 0, "strerror")
 
 -- open
-local e0, err0, rc0 = cx.open("/nonexistent/dir")
-fails("open with a path is not supported yet", cx.ENOTSUP, e0, err0, rc0)
+local e0, err0, rc0 = cx.open("/nonexistent/dir/below")
+fails("open a data directory whose parent is missing", cx.EIO, e0, err0,
+      rc0)
 raises(function() cx.open(42) end, "path", "open(42) is misuse")
 local e = assert(cx.open())
 ok(not e:closed(), "open in memory")
@@ -347,6 +348,32 @@ f:write(bytes:sub(1, math.floor(#bytes / 2)))
 f:close()
 fails("load truncated file", cx.ECORRUPT, cx.load(tmp .. "/trunc.cx"))
 raises(function() cx.load(nil) end, "path", "load(nil) is misuse")
+
+-- ---------------------------------------------------------------- data directory
+do
+    local dir = tmp .. "/datadir"
+    local d = assert(cx.open(dir))
+    ok(d:set_option("sync", "normal") == true, "set sync policy")
+    d:set_option("factors", 4)
+    d:set_option("threads", 1)
+    d:ingest({ { user = "a", item = "x", type = "purchase" },
+               { user = "b", item = "y", type = "purchase" },
+               { user = "a", item = "y", type = "view" } })
+    d:train()
+    local before = d:recommend("b", 2)
+    ok(#before == 1 and before[1].item == "x", "data directory engine recommends")
+    fails("a second open of the directory", cx.EBUSY, cx.open(dir))
+    ok(d:sync() == true, "sync")
+    d:close()
+    local d2 = assert(cx.open(dir))
+    ok(d2:stats("signals") == 3, "signals survive reopen")
+    ok(d2:get_option("sync") == 1, "sync policy survives reopen")
+    ok(d2:stats("generation") == 1, "the snapshot is loaded")
+    local after = d2:recommend("b", 2)
+    ok(#after == #before and after[1].item == before[1].item and
+       after[1].score == before[1].score, "same answers after reopen")
+    d2:close()
+end
 
 -- ---------------------------------------------------------------- close
 e2:close()

@@ -227,6 +227,7 @@ cx_item_vector = _decl("cx_item_vector", c_int, ENGINE, c_char_p, c_void_p,
 cx_customer_id = _decl("cx_customer_id", c_void_p, ENGINE, c_size_t)
 cx_item_id = _decl("cx_item_id", c_void_p, ENGINE, c_size_t)
 cx_save = _decl("cx_save", c_int, ENGINE, c_char_p)
+cx_sync = _decl("cx_sync", c_int, ENGINE)
 cx_load = _decl("cx_load", c_int, P(ENGINE), c_char_p)
 cx_export_npy = _decl("cx_export_npy", c_int, ENGINE, c_char_p)
 cx_eval_opts_init = _decl("cx_eval_opts_init", None, P(EvalOpts))

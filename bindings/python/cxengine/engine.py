@@ -32,13 +32,16 @@ OPTIONS = {"factors": 1, "iterations": 2, "regularization": 3, "alpha": 4,
            "solver": 5, "cg_steps": 6, "threads": 7, "seed": 8,
            "half_life": 9, "init_scale": 10, "candidates": 11, "fold_in": 12,
            "trending_half_life": 13, "popular_half_life": 14,
-           "lapsed_after": 15, "loyal_purchases": 16}
+           "lapsed_after": 15, "loyal_purchases": 16, "sync": 17,
+           "sync_interval": 18}
 _OPT_WEIGHT = 1000
 MAX_K = 1 << 20
 _ENUMS = {"solver": {"cg": 0, "cholesky": 1},
-          "fold_in": {"off": 0, "lazy": 1, "eager": 2}}
+          "fold_in": {"off": 0, "lazy": 1, "eager": 2},
+          "sync": {"off": 0, "normal": 1, "full": 2}}
 _INT_OPTIONS = {"factors", "iterations", "solver", "cg_steps", "threads",
-                "seed", "candidates", "fold_in", "loyal_purchases"}
+                "seed", "candidates", "fold_in", "loyal_purchases", "sync",
+                "sync_interval"}
 
 STATS = {"customers": 1, "items": 2, "signals": 3, "generation": 4,
          "factors": 5, "model_customers": 6, "model_items": 7, "memory": 8,
@@ -161,12 +164,17 @@ def _bar(progress):
 class Engine:
     """An engine: catalogue, signals and model of one shop.
 
-    Engine(path=None, **options): path must be None (in memory) in this
-    version of the library.  Options by name: factors, iterations,
+    Engine(path=None, **options): in memory with path None; with a path,
+    a data directory (created if missing): every signal, catalogue
+    change, option, signal type and experiment is written to path/cx.db
+    (SQLite) before the call returns, each training writes a model
+    snapshot (path/snapshots/, .npy files), and Engine(path) later comes
+    back to the same state.  One process opens a directory at a time
+    (Busy otherwise).  Options by name: factors, iterations,
     regularization, alpha, solver ('cg'/'cholesky'), cg_steps, threads,
     seed, half_life, init_scale, candidates, fold_in ('lazy'/'eager'/
-    'off'), trending_half_life, popular_half_life, and
-    weights={'view': 1, ...}.
+    'off'), trending_half_life, popular_half_life, sync ('full'/'normal'/
+    'off'), sync_interval (ms), and weights={'view': 1, ...}.
 
     Thread safety follows the C library: every method may run from many
     threads at once except close(), which must run alone.
@@ -1094,6 +1102,13 @@ class Engine:
             self._check(L.cx_stat(h, key, byref(v)), h)
             out[name] = v.value
         return out
+
+    def sync(self):
+        """Make everything acknowledged durable now, whatever the sync
+        policy, and save the experiments' exposure counts (a no-op in
+        memory)."""
+        h = self._handle()
+        self._check(L.cx_sync(h), h)
 
     def save(self, path):
         """Save the whole engine to one file, atomically."""

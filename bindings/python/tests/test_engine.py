@@ -22,9 +22,11 @@ def test_version_and_errors():
     assert issubclass(cxengine.ClosedError, cxengine.Error)
 
 
-def test_open_path_not_supported():
-    with pytest.raises(cxengine.NotSupported, match="data directories"):
-        cxengine.Engine("/tmp/somewhere")
+def test_open_bad_path(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(cxengine.FileError, match="not a directory"):
+        cxengine.Engine(str(f))
 
 
 # -- options ----------------------------------------------------------------

@@ -1,0 +1,270 @@
+/* bench_datadir.c -- the data directory: durable ingest under each sync
+ * policy, single-signal calls, snapshot write and reopen at scale.
+ *
+ *   ingest    200,000 signals (50,000 customers, 20,000 items) in batches
+ *             of 1,000 into a fresh directory per policy (full, normal,
+ *             off), against an in-memory engine in the same run.
+ *   single    2,000 one-signal cx_ingest calls under full and normal:
+ *             rate and latency percentiles (full is fsync-bound).
+ *   scale     C customers x I items x 64 factors (default 1,000,000 x
+ *             100,000; --quick: 100,000 x 20,000): bulk load with sync off
+ *             then cx_sync, one ALS iteration, then the snapshot write
+ *             alone (median of 3) and cx_close + cx_open (replay and
+ *             snapshot load with checksums).
+ * The directory lives under $CX_BENCH_DIR (default /tmp).  Figures only:
+ * nothing here passes or fails.  Writes build/bench/bench_datadir.json.
+ * Usage: bench_datadir [--quick]   (or CX_BENCH_QUICK=1) */
+#include "benchutil.h"
+#include "cxengine.h"
+#include "internal.h"
+#include "db.h"
+
+#include <ftw.h>
+#include <unistd.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+
+#define TARGET_NORMAL_RATE 200000.0
+#define TARGET_RO_OPEN_MS 50.0
+
+static bjson J;
+static const char *BASE = "/tmp";
+
+static void die_on(cx_engine *e, int rc, const char *what)
+{
+    if (rc) {
+        fprintf(stderr, "bench_datadir: %s: %s (%s)\n", what,
+                cx_strerror(rc), cx_errmsg(e));
+        exit(1);
+    }
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag,
+                  struct FTW *f)
+{
+    (void)st, (void)flag, (void)f;
+    return remove(p);
+}
+
+static void fresh_dir(char *buf, size_t n, const char *tag)
+{
+    snprintf(buf, n, "%s/cxbench_%s_%d", BASE, tag, (int)getpid());
+    nftw(buf, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int64_t du_total;
+
+static int add(const char *p, const struct stat *st, int flag,
+               struct FTW *f)
+{
+    (void)p, (void)f;
+    if (flag == FTW_F)
+        du_total += st->st_size;
+    return 0;
+}
+
+static int64_t dir_bytes(const char *dir)
+{
+    du_total = 0;
+    nftw(dir, add, 16, FTW_PHYS);
+    return du_total;
+}
+
+/* Signal i of a deterministic stream over nc customers and ni items. */
+typedef struct stream {
+    char (*cust)[16], (*item)[16];
+    const char **c, **it;
+    int *ty;
+    size_t n;
+} stream;
+
+static void stream_fill(stream *s, size_t n, size_t nc, size_t ni,
+                        unsigned long long seed)
+{
+    s->n = n;
+    s->cust = malloc(n * sizeof *s->cust);
+    s->item = malloc(n * sizeof *s->item);
+    s->c = malloc(n * sizeof *s->c);
+    s->it = malloc(n * sizeof *s->it);
+    s->ty = malloc(n * sizeof *s->ty);
+    if (!s->cust || !s->item || !s->c || !s->it || !s->ty) {
+        fprintf(stderr, "bench_datadir: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(s->cust[i], 16, "c%zu", (size_t)(bench_rand(&seed) % nc));
+        snprintf(s->item[i], 16, "i%zu", (size_t)(bench_rand(&seed) % ni));
+        s->c[i] = s->cust[i];
+        s->it[i] = s->item[i];
+        s->ty[i] = i % 10 == 0 ? CX_PURCHASE : CX_VIEW;
+    }
+}
+
+static void stream_free(stream *s)
+{
+    free(s->cust), free(s->item), free(s->c), free(s->it), free(s->ty);
+}
+
+static double ingest_rate(const char *dir, int policy, const stream *s,
+                          size_t batch)
+{
+    cx_engine *e;
+    die_on(NULL, cx_open(&e, dir, 0), "cx_open");
+    if (dir)
+        die_on(e, cx_set_option(e, CX_OPT_SYNC, policy), "sync");
+    double t0 = now_s();
+    for (size_t i = 0; i < s->n; i += batch) {
+        size_t m = s->n - i < batch ? s->n - i : batch;
+        die_on(e, cx_ingest(e, m, s->c + i, s->it + i, s->ty + i, NULL,
+                            NULL, NULL), "cx_ingest");
+    }
+    double t = now_s() - t0;
+    cx_close(e);
+    return (double)s->n / t;
+}
+
+static void single_calls(const char *tag, int policy, const stream *s,
+                         size_t n)
+{
+    char dir[512];
+    fresh_dir(dir, sizeof dir, tag);
+    cx_engine *e;
+    die_on(NULL, cx_open(&e, dir, 0), "cx_open");
+    die_on(e, cx_set_option(e, CX_OPT_SYNC, policy), "sync");
+    double *lat = malloc(n * sizeof *lat);
+    double t0 = now_s();
+    for (size_t i = 0; i < n; i++) {
+        double a = now_s();
+        die_on(e, cx_ingest(e, 1, s->c + i, s->it + i, s->ty + i, NULL,
+                            NULL, NULL), "cx_ingest");
+        lat[i] = (now_s() - a) * 1e6;
+    }
+    double rate = (double)n / (now_s() - t0);
+    double p50 = percentile(lat, n, 50), p99 = percentile(lat, n, 99);
+    printf("  single signal, %-6s  %9.0f calls/s   p50 %7.1f us   p99 "
+           "%7.1f us\n", tag, rate, p50, p99);
+    char key[64];
+    snprintf(key, sizeof key, "single_%s_per_s", tag);
+    bjson_num(&J, key, rate);
+    snprintf(key, sizeof key, "single_%s_p50_us", tag);
+    bjson_num(&J, key, p50);
+    snprintf(key, sizeof key, "single_%s_p99_us", tag);
+    bjson_num(&J, key, p99);
+    free(lat);
+    cx_close(e);
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void scale(size_t nc, size_t ni)
+{
+    char dir[512];
+    fresh_dir(dir, sizeof dir, "scale");
+    cx_engine *e;
+    die_on(NULL, cx_open(&e, dir, 0), "cx_open");
+    die_on(e, cx_set_option(e, CX_OPT_SYNC, CX_SYNC_OFF), "sync");
+    die_on(e, cx_set_option(e, CX_OPT_FACTORS, 64), "factors");
+    die_on(e, cx_set_option(e, CX_OPT_ITERATIONS, 1), "iterations");
+    /* Every customer and item appears: customer u with items u % ni and
+     * (7u + 3) % ni. */
+    size_t n = 2 * (nc > ni ? nc : ni), B = 10000;
+    char (*cb)[16] = malloc(B * sizeof *cb), (*ib)[16] = malloc(B * sizeof *ib);
+    const char **c = malloc(B * sizeof *c), **it = malloc(B * sizeof *it);
+    int *ty = malloc(B * sizeof *ty);
+    double t0 = now_s();
+    for (size_t i = 0; i < n; i += B) {
+        size_t m = n - i < B ? n - i : B;
+        for (size_t j = 0; j < m; j++) {
+            size_t q = (i + j) / 2, u = q % nc;
+            size_t item = (i + j) % 2 ? (7 * q + 3) % ni : q % ni;
+            snprintf(cb[j], 16, "c%zu", u);
+            snprintf(ib[j], 16, "i%zu", item);
+            c[j] = cb[j], it[j] = ib[j];
+            ty[j] = j % 3 == 0 ? CX_PURCHASE : CX_VIEW;
+        }
+        die_on(e, cx_ingest(e, m, c, it, ty, NULL, NULL, NULL), "ingest");
+    }
+    die_on(e, cx_sync(e), "cx_sync");
+    double load = now_s() - t0;
+    t0 = now_s();
+    die_on(e, cx_train(e, NULL, NULL), "cx_train");
+    double train = now_s() - t0;
+    double w[3];
+    for (int r = 0; r < 3; r++) {
+        t0 = now_s();
+        die_on(e, cx__snapshot_write(e, e->model), "snapshot");
+        w[r] = now_s() - t0;
+    }
+    double write_s = percentile(w, 3, 50);
+    cx_close(e);
+    int64_t bytes = dir_bytes(dir);
+    t0 = now_s();
+    die_on(NULL, cx_open(&e, dir, 0), "reopen");
+    double reopen = now_s() - t0;
+    double rss = peak_rss_mb();
+    printf("  scale %zu customers x %zu items x 64: %zu signals loaded in "
+           "%.1f s (%.0f/s, sync off)\n", nc, ni, n, load,
+           (double)n / load);
+    printf("    train 1 iteration + snapshot   %8.2f s\n", train);
+    printf("    snapshot write (median of 3)   %8.2f s\n", write_s);
+    printf("    cx_close + cx_open (replay + snapshot)  %8.2f s\n", reopen);
+    printf("    directory size                 %8.1f MB   peak RSS %.0f MB\n",
+           (double)bytes / 1e6, rss);
+    printf("    read-only open: not built yet (target <= %.0f ms)\n",
+           TARGET_RO_OPEN_MS);
+    bjson_num(&J, "scale_customers", (double)nc);
+    bjson_num(&J, "scale_items", (double)ni);
+    bjson_num(&J, "scale_load_per_s", (double)n / load);
+    bjson_num(&J, "scale_train_s", train);
+    bjson_num(&J, "scale_snapshot_write_s", write_s);
+    bjson_num(&J, "scale_reopen_s", reopen);
+    bjson_num(&J, "scale_dir_mb", (double)bytes / 1e6);
+    cx_close(e);
+    free(cb), free(ib), free(c), free(it), free(ty);
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int main(int argc, char **argv)
+{
+    int quick = (argc > 1 && strcmp(argv[1], "--quick") == 0) ||
+                getenv("CX_BENCH_QUICK");
+    if (getenv("CX_BENCH_DIR"))
+        BASE = getenv("CX_BENCH_DIR");
+    mkdir("build/bench", 0755);
+    bjson_open(&J, "build/bench/bench_datadir.json");
+    printf("bench_datadir: the data directory under %s%s\n", BASE,
+           quick ? " (quick)" : "");
+    stream s;
+    size_t n = quick ? 50000 : 200000;
+    stream_fill(&s, n, 50000, 20000, 7);
+    printf("  ingest %zu signals in batches of 1,000:\n", n);
+    double mem = ingest_rate(NULL, 0, &s, 1000);
+    printf("    in memory               %10.0f signals/s\n", mem);
+    bjson_num(&J, "ingest_memory_per_s", mem);
+    static const char *names[] = {"off", "normal", "full"};
+    for (int p = CX_SYNC_FULL; p >= CX_SYNC_OFF; p--) {
+        char dir[512];
+        fresh_dir(dir, sizeof dir, names[p]);
+        double r = ingest_rate(dir, p, &s, 1000);
+        printf("    data directory, %-6s  %10.0f signals/s%s\n", names[p], r,
+               p == CX_SYNC_NORMAL
+                   ? (r >= TARGET_NORMAL_RATE ? "   (target >= 200,000: met)"
+                                              : "   (target >= 200,000: NOT "
+                                                "met)")
+                   : "");
+        char key[64];
+        snprintf(key, sizeof key, "ingest_%s_per_s", names[p]);
+        bjson_num(&J, key, r);
+        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    single_calls("full", CX_SYNC_FULL, &s, quick ? 300 : 2000);
+    single_calls("normal", CX_SYNC_NORMAL, &s, quick ? 2000 : 20000);
+    stream_free(&s);
+    if (getenv("CX_BENCH_SCALE") && !atoi(getenv("CX_BENCH_SCALE")))
+        printf("  scale: skipped (CX_BENCH_SCALE=0)\n");
+    else if (quick)
+        scale(100000, 20000);
+    else
+        scale(1000000, 100000);
+    bjson_close(&J);
+    return 0;
+}

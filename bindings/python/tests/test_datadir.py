@@ -1,0 +1,68 @@
+"""The data directory from Python: reopen, notebook access to the SQLite
+schema and to the snapshot's .npy files without the library."""
+import glob
+import os
+import sqlite3
+
+import pytest
+
+import cxengine
+from conftest import TRAIN, fill
+
+
+def test_reopen_same_answers(shop, tmp_path):
+    d = str(tmp_path / "shop")
+    with cxengine.Engine(d, sync="normal", **TRAIN) as e:
+        fill(e, shop)
+        e.train()
+        customers = sorted({r["customer"] for r in shop["signals"]})[:200]
+        before = {c: e.recommend(c, k=10) for c in customers}
+        n = e.stats()["signals"]
+    with cxengine.Engine(d) as e:
+        assert e.stats()["signals"] == n
+        assert e.get_option("sync") == "normal"
+        assert e.get_option("factors") == TRAIN["factors"]
+        after = {c: e.recommend(c, k=10) for c in customers}
+    assert after == before
+
+
+def test_busy_and_sync(tmp_path):
+    d = str(tmp_path / "busy")
+    with cxengine.Engine(d) as e:
+        with pytest.raises(cxengine.Busy, match="another process"):
+            cxengine.Engine(d)
+        e.ingest([("u1", "i1", "purchase")])
+        e.sync()
+    cxengine.Engine(d).close()  # free again
+    with cxengine.Engine() as m:
+        m.sync()  # in memory: a no-op
+
+
+def test_notebook_reads_sqlite_and_npy(shop, tmp_path):
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    d = str(tmp_path / "nb")
+    with cxengine.Engine(d, **TRAIN) as e:
+        fill(e, shop)
+        e.train()
+        Y = e.factors("item", copy=True)
+        item_ids = list(e.item_ids)
+    con = sqlite3.connect(os.path.join(d, "cx.db"))
+    try:
+        sig = pd.read_sql("SELECT * FROM signals_v ORDER BY seq", con)
+        cat = pd.read_sql("SELECT * FROM catalog", con)
+        ids = pd.read_sql("SELECT id FROM items ORDER BY idx", con)["id"]
+    finally:
+        con.close()
+    assert len(sig) == len(shop["signals"])
+    first = shop["signals"][0]
+    assert sig.loc[0, "customer"] == first["customer"]
+    assert sig.loc[0, "item"] == first["item"]
+    assert sig.loc[0, "type"] == first["type"]
+    assert sig.loc[0, "ts"] == first["timestamp"]
+    assert len(cat) == len(shop["items"])
+    assert list(ids[:len(item_ids)]) == item_ids
+    gen = sorted(glob.glob(os.path.join(d, "snapshots", "g*")))[-1]
+    Ym = np.load(os.path.join(gen, "item_factors.npy"), mmap_mode="r")
+    assert Ym.dtype == np.float32 and Ym.shape == Y.shape
+    assert np.array_equal(np.asarray(Ym), Y)
