@@ -124,7 +124,7 @@ $(eval $(call san_build,tsan))
 TSAN_TESTS = test_threads test_stress test_customer
 
 check: check-c check-asan check-tsan check-cli check-pkgconfig check-python \
-       check-notebook check-lua check-nginx
+       check-notebook check-lua check-nginx check-fuzz
 	@echo "make check: all passed"
 
 # Lua: the FFI binding under LuaJIT, then nginx with the Lua module serving
@@ -174,6 +174,45 @@ check-cli: $(CLI)
 
 check-pkgconfig: lib tools
 	@sh tests/pkgconfig.sh
+
+# ---------------------------------------------------------------- fuzz
+
+# libFuzzer targets, one per fuzz/fuzz_*.c, each built by clang with the
+# sources in FUZZ_SRC_<target> (and FUZZ_CFLAGS_/FUZZ_LIBS_<target>).  Each
+# runs FUZZ_SECONDS on $(B)/fuzz/corpus-<name>, seeded from fuzz/corpus/<name>
+# so the seeds in git stay as they are.  A crash, leak or UB report fails
+# the target and leaves the input in $(B)/fuzz/<target>-crash-*.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined
+FUZZ_TARGETS  = $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_SRC_fuzz_spark  = lib/spark.c
+FUZZ_SRC_fuzz_csv    = tools/csvread.c
+# The manifest reader lives in the library: link all of it.
+FUZZ_SRC_fuzz_snapshot    = $(LIB_SRC)
+FUZZ_CFLAGS_fuzz_snapshot = $(BLAS_CFLAGS)
+FUZZ_LIBS_fuzz_snapshot   = $(LIBS)
+# A 7-byte read buffer: records cross refills everywhere.
+FUZZ_CFLAGS_fuzz_csv = -DCSV_BUF_SIZE=7
+
+define fuzz_build
+$(B)/fuzz/$(1): fuzz/$(1).c $$(FUZZ_SRC_$(1)) $$(wildcard lib/*.h tools/*.h) include/cxengine.h
+	@mkdir -p $$(dir $$@)
+	$$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $$(WARN) -Iinclude -Ilib -Itools \
+	    $$(FUZZ_FLAGS) $$(FUZZ_CFLAGS_$(1)) -o $$@ $$< $$(FUZZ_SRC_$(1)) $$(FUZZ_LIBS_$(1))
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_build,$(t))))
+
+.PHONY: check-fuzz
+check-fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/%)
+	@set -e; for t in $(FUZZ_TARGETS); do n=$${t#fuzz_}; \
+	    echo "== fuzz $$t, $(FUZZ_SECONDS) s"; \
+	    mkdir -p $(B)/fuzz/corpus-$$n; \
+	    if [ -d fuzz/corpus/$$n ]; then cp fuzz/corpus/$$n/* $(B)/fuzz/corpus-$$n/; fi; \
+	    $(B)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 \
+	        -artifact_prefix=$(B)/fuzz/$$t- $(B)/fuzz/corpus-$$n; \
+	done
 
 # ---------------------------------------------------------------- bench
 
