@@ -760,6 +760,30 @@ CX_API int cx_load(cx_engine **out, const char *path);
  * library. */
 CX_API int cx_export_npy(cx_engine *e, const char *dir);
 
+/* Training elsewhere (Apache Spark MLlib ALS, for data beyond one
+ * machine).  cx_export_signals writes every signal as CSV with the header
+ *   customer_idx,item_idx,strength,customer,item,type,value,ts,channel
+ * where the *_idx columns are the engine's dense indexes (Spark's ALS
+ * needs integer ids) and strength the signal's signed weight (see
+ * cx_ingest), ready for ALS(implicitPrefs=True, userCol="customer_idx",
+ * itemCol="item_idx", ratingCol="strength").  Written to path.tmp, synced
+ * and renamed.
+ *
+ * cx_import_factors reads model.userFactors and model.itemFactors as
+ * Spark writes them, `.write.json(dir)` (JSON lines {"id":..,
+ * "features":[..]}) or CSV (id,f1,..,fk or id,"[f1,..,fk]"); each path is
+ * one file or a directory of part files.  With CX_IMPORT_BY_INDEX the ids
+ * are the engine's dense indexes (as exported above), otherwise the
+ * customer and item ids.  The factors become the engine's model for the
+ * signals it holds now, published like a training (and written as a
+ * snapshot generation in a data directory); customers absent from the
+ * file get no vector.  Nothing changes on failure: CX_EFORMAT (with the
+ * file and line), CX_ENOTFOUND for an unknown id, CX_EIO. */
+#define CX_IMPORT_BY_INDEX 1u
+CX_API int cx_export_signals(cx_engine *e, const char *path);
+CX_API int cx_import_factors(cx_engine *e, const char *customers,
+                             const char *items, unsigned flags);
+
 /* ===================================================================== */
 /* Offline evaluation                                                    */
 /* ===================================================================== */

@@ -509,6 +509,64 @@ static int compute(cx_engine *e, const cx__train_input *in,
     return j.rc;
 }
 
+/* Publish model m, trained on events [0, n), as the engine's model
+ * (train_mu held, no other lock): a new fold-in table, the pointer swap,
+ * fold-ins of what arrived since, and in a data directory a snapshot.
+ * Takes m, whatever the outcome. */
+int cx__model_publish(cx_engine *e, cx__model *m, size_t n)
+{
+    int rc;
+    pthread_mutex_lock(&e->wmu);
+    cx__plan p;
+    memset(&p, 0, sizeof p);
+    void **dir = NULL;
+    size_t npages = 0;
+    if ((rc = new_fold_table(e->customers.n, &dir, &npages)) ||
+        (rc = cx__fold_plan_reset(e, &p))) {
+        rc = cx__fail(e, rc, "cx_train: out of memory");
+        cx__fold_free_table(dir, npages);
+        cx__plan_release(&p, 0);
+        pthread_mutex_unlock(&e->wmu);
+    } else {
+        void **old_dir = e->fold_pages;
+        size_t old_np = e->fold_npages;
+        cx__model *old = e->model;
+        cx__wrlock(e);
+        cx__plan_commit(&p);
+        e->model = m;
+        e->fold_pages = dir;
+        e->fold_npages = npages;
+        e->fold_cap = npages;
+        atomic_store(&e->n_folded, 0);
+        e->generation++;
+        cx__wrunlock(e);
+        m = NULL;
+        /* Signals that arrived while training: new items get
+         * vectors, and in eager mode their customers too. */
+        if (cx__fold_after_ingest(e, n))
+            cx__fail(e, CX_ENOMEM, "cx_train: fold-in skipped");
+        pthread_mutex_unlock(&e->wmu);
+        /* Freed with no lock held: writers need not wait for it. */
+        cx__plan_release(&p, 1);
+        cx__fold_free_table(old_dir, old_np);
+        cx__model_free(old);
+        /* The model serves from here; a data directory also keeps it
+         * (train_mu keeps it from being replaced meanwhile). */
+        if (e->db) {
+            rc = cx__snapshot_write(e, e->model);
+            if (rc)
+                cx__fail(e, rc, "cx_train: the model serves, but its "
+                         "snapshot was not saved: %s", cx_errmsg(e));
+            pthread_mutex_lock(&e->wmu);
+            int xrc = cx__db_exposures(e);
+            pthread_mutex_unlock(&e->wmu);
+            rc = rc ? rc : xrc;
+        }
+    }
+    cx__model_free(m);
+    return rc;
+}
+
 static int train(cx_engine *e, cx_progress_fn progress, void *user,
                  int background)
 {
@@ -540,53 +598,8 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user,
     e->ev_orphan = 0;
     pthread_mutex_unlock(&e->wmu);
     if (rc == CX_OK) {
-        pthread_mutex_lock(&e->wmu);
-        cx__plan p;
-        memset(&p, 0, sizeof p);
-        void **dir = NULL;
-        size_t npages = 0;
-        if ((rc = new_fold_table(e->customers.n, &dir, &npages)) ||
-            (rc = cx__fold_plan_reset(e, &p))) {
-            rc = cx__fail(e, rc, "cx_train: out of memory");
-            cx__fold_free_table(dir, npages);
-            cx__plan_release(&p, 0);
-            pthread_mutex_unlock(&e->wmu);
-        } else {
-            void **old_dir = e->fold_pages;
-            size_t old_np = e->fold_npages;
-            cx__model *old = e->model;
-            cx__wrlock(e);
-            cx__plan_commit(&p);
-            e->model = m;
-            e->fold_pages = dir;
-            e->fold_npages = npages;
-            e->fold_cap = npages;
-            atomic_store(&e->n_folded, 0);
-            e->generation++;
-            cx__wrunlock(e);
-            m = NULL;
-            /* Signals that arrived while training: new items get
-             * vectors, and in eager mode their customers too. */
-            if (cx__fold_after_ingest(e, n))
-                cx__fail(e, CX_ENOMEM, "cx_train: fold-in skipped");
-            pthread_mutex_unlock(&e->wmu);
-            /* Freed with no lock held: writers need not wait for it. */
-            cx__plan_release(&p, 1);
-            cx__fold_free_table(old_dir, old_np);
-            cx__model_free(old);
-            /* The model serves from here; a data directory also keeps it
-             * (train_mu keeps it from being replaced meanwhile). */
-            if (e->db) {
-                rc = cx__snapshot_write(e, e->model);
-                if (rc)
-                    cx__fail(e, rc, "cx_train: the model serves, but its "
-                             "snapshot was not saved: %s", cx_errmsg(e));
-                pthread_mutex_lock(&e->wmu);
-                int xrc = cx__db_exposures(e);
-                pthread_mutex_unlock(&e->wmu);
-                rc = rc ? rc : xrc;
-            }
-        }
+        rc = cx__model_publish(e, m, n);
+        m = NULL;
     }
     cx__model_free(m);
     atomic_store(&e->training, 0);

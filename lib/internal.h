@@ -445,6 +445,9 @@ int cx__csr_transpose(const cx__csr *a, uint32_t cols, cx__csr *t);
 int cx__train_model(const cx_engine *e, const cx__train_input *in,
                     const cx__options *o, cx_progress_fn progress,
                     void *user, cx__model **out);
+/* Publish model m, trained on events [0, n), as the engine's model: the
+ * caller holds train_mu and no other lock; m is taken in every case. */
+int cx__model_publish(cx_engine *e, cx__model *m, size_t n);
 /* Derived serving data (norms, int8 copy) from X and Y. */
 int cx__model_finish(cx__model *m);
 
