@@ -166,6 +166,8 @@ int cx_exposures(cx_engine *e, const char *experiment, const char *variant,
 int cx_stat(cx_engine *e, int key, int64_t *value);
 int cx_save(cx_engine *e, const char *path);
 int cx_sync(cx_engine *e);
+int cx_export_signals(cx_engine *e, const char *path);
+int cx_import_factors(cx_engine *e, const char *customers, const char *items, unsigned flags);
 int cx_load(cx_engine **out, const char *path);
 ]]
 
@@ -421,6 +423,27 @@ end
 function Engine:sync()
     local h = handle(self)
     local rc = C.cx_sync(h)
+    if rc ~= 0 then return fail(self, rc) end
+    return true
+end
+
+-- Every signal as CSV for Spark MLlib ALS (integer indexes, strengths).
+function Engine:export_signals(path)
+    local h = handle(self)
+    if type(path) ~= "string" then misuse("export_signals: path must be a string") end
+    local rc = C.cx_export_signals(h, path)
+    if rc ~= 0 then return fail(self, rc) end
+    return true
+end
+
+-- Spark's userFactors / itemFactors (file or part-file directory) as the
+-- model; by_index: ids are the engine's indexes.
+function Engine:import_factors(customers, items, by_index)
+    local h = handle(self)
+    if type(customers) ~= "string" or type(items) ~= "string" then
+        misuse("import_factors: paths must be strings")
+    end
+    local rc = C.cx_import_factors(h, customers, items, by_index and 1 or 0)
     if rc ~= 0 then return fail(self, rc) end
     return true
 end

@@ -372,6 +372,29 @@ do
     local after = d2:recommend("b", 2)
     ok(#after == #before and after[1].item == before[1].item and
        after[1].score == before[1].score, "same answers after reopen")
+    -- Spark: export the signals, import factors written as Spark does.
+    ok(d2:export_signals(tmp .. "/signals.csv") == true, "export_signals")
+    local lines = 0
+    for _ in io.lines(tmp .. "/signals.csv") do lines = lines + 1 end
+    ok(lines == 4, "export_signals writes a header and 3 rows")
+    local uf = io.open(tmp .. "/uf.json", "w")
+    uf:write('{"id":"a","features":[1,0]}\n{"id":"b","features":[0,1]}\n')
+    uf:close()
+    local itf = io.open(tmp .. "/if.json", "w")
+    itf:write('{"id":"x","features":[0.1,0.9]}\n{"id":"y","features":[0.9,0.1]}\n')
+    itf:close()
+    fails("import a file that is not factors", cx.EFORMAT,
+          d2:import_factors(tmp .. "/uf.json", tmp .. "/signals.csv"))
+    local bad = io.open(tmp .. "/bad.json", "w")
+    bad:write('{"id":"nobody","features":[1,0]}\n')
+    bad:close()
+    fails("import with an unknown id", cx.ENOTFOUND,
+          d2:import_factors(tmp .. "/bad.json", tmp .. "/if.json"))
+    ok(d2:import_factors(tmp .. "/uf.json", tmp .. "/if.json") == true,
+       "import_factors")
+    ok(d2:stats("generation") == 2 and d2:stats("factors") == 2,
+       "imported factors are the model")
+    ok(d2:recommend("b", 1)[1].item == "x", "imported model serves")
     d2:close()
 end
 

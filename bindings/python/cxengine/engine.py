@@ -1110,6 +1110,23 @@ class Engine:
         h = self._handle()
         self._check(L.cx_sync(h), h)
 
+    def export_signals(self, path):
+        """Write every signal as CSV for Spark MLlib ALS: customer_idx,
+        item_idx (the engine's indexes), strength (signed weight), then
+        customer, item, type, value, ts, channel."""
+        h = self._handle()
+        self._check(L.cx_export_signals(h, os.fsencode(path)), h)
+
+    def import_factors(self, customers, items, by_index=False):
+        """Make Spark's model.userFactors / model.itemFactors (each a
+        file or a directory of part files, JSON lines or CSV) the model.
+        by_index: the ids are the engine's indexes, as export_signals
+        wrote them."""
+        h = self._handle()
+        self._check(L.cx_import_factors(h, os.fsencode(customers),
+                                        os.fsencode(items),
+                                        1 if by_index else 0), h)
+
     def save(self, path):
         """Save the whole engine to one file, atomically."""
         h = self._handle()
