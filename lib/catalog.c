@@ -60,13 +60,6 @@ static int validate(cx_engine *e, size_t n, const char *const *ids,
     return CX_OK;
 }
 
-/* Index of s in m, or the one it will get (see signals.c). */
-static uint32_t will_be(const cx__idmap *m, cx__idmap *fresh, const char *s)
-{
-    uint32_t i = cx__idmap_find(m, s);
-    return i != CX_NONE ? i : m->n + cx__idmap_add(fresh, s, NULL);
-}
-
 /* Write the batch to the data directory as the rows it will leave: one
  * per distinct item, with the values the publish below will give it. */
 static int durable(cx_engine *e, size_t n, const char *const *ids,
@@ -95,7 +88,7 @@ static int durable(cx_engine *e, size_t n, const char *const *ids,
         int added;
         uint32_t j = cx__idmap_add(&seen, ids[i], &added);
         if (added) {
-            uint32_t it = will_be(&e->items, &newi, ids[i]);
+            uint32_t it = cx__idmap_will_be(&e->items, &newi, ids[i]);
             idx[j] = it;
             id[j] = seen.str[j];
             if (it < e->items.n) {
@@ -116,14 +109,14 @@ static int durable(cx_engine *e, size_t n, const char *const *ids,
                                       : f & ~CX__ITEM_IN_STOCK);
         flags[j] = f;
         if (cats)
-            cat[j] = will_be(&e->categories, &nc, cats[i]);
+            cat[j] = cx__idmap_will_be(&e->categories, &nc, cats[i]);
         if (prices)
             price[j] = prices[i];
         if (created)
             cr[j] = created[i];
         if (tags)
             tag[j] = tags[i] && tags[i][0]
-                         ? will_be(&e->tagsets, &nt, tags[i])
+                         ? cx__idmap_will_be(&e->tagsets, &nt, tags[i])
                          : CX_NONE;
     }
     cx__db_items_batch b = {seen.n, idx, id, cat, tag, price, flags, cr,

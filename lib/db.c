@@ -299,6 +299,27 @@ static int put_names(cx_engine *e, sqlite3_stmt *s, const cx__idmap *m,
     return CX_OK;
 }
 
+/* One row of the items table, as the item will be in memory. */
+static int put_item(cx_engine *e, uint32_t idx, const char *id, uint32_t cat,
+                    double price, uint8_t flags, int64_t created,
+                    uint32_t tags)
+{
+    sqlite3_stmt *s = e->db->q[Q_ITEM];
+    sqlite3_bind_int64(s, 1, idx);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, cat);
+    sqlite3_bind_double(s, 4, price);
+    sqlite3_bind_int(s, 5, !!(flags & CX__ITEM_IN_STOCK));
+    sqlite3_bind_int64(s, 6, created);
+    if (tags == CX_NONE)
+        sqlite3_bind_null(s, 7);
+    else
+        sqlite3_bind_int64(s, 7, tags);
+    sqlite3_bind_int(s, 8, !!(flags & CX__ITEM_CATALOGUED));
+    sqlite3_bind_int(s, 9, !!(flags & CX__ITEM_REMOVED));
+    return step(e, e->db, s);
+}
+
 int cx__db_signals(cx_engine *e, const cx__db_batch *b)
 {
     cx__db *d = e->db;
@@ -310,21 +331,11 @@ int cx__db_signals(cx_engine *e, const cx__db_batch *b)
         (rc = put_names(e, d->q[Q_CHANNEL], b->new_channels,
                         e->channels.n)))
         goto fail;
-    sqlite3_stmt *s = d->q[Q_ITEM];
-    for (uint32_t j = 0; b->new_items && j < b->new_items->n; j++) {
-        sqlite3_bind_int64(s, 1, (sqlite3_int64)e->items.n + j);
-        sqlite3_bind_text(s, 2, b->new_items->str[j], -1, SQLITE_STATIC);
-        sqlite3_bind_int(s, 3, 0);
-        sqlite3_bind_double(s, 4, 0);
-        sqlite3_bind_int(s, 5, 1);
-        sqlite3_bind_int64(s, 6, 0);
-        sqlite3_bind_null(s, 7);
-        sqlite3_bind_int(s, 8, 0);
-        sqlite3_bind_int(s, 9, 0);
-        if ((rc = step(e, d, s)))
+    for (uint32_t j = 0; b->new_items && j < b->new_items->n; j++)
+        if ((rc = put_item(e, e->items.n + j, b->new_items->str[j], 0, 0,
+                           CX__ITEM_IN_STOCK, 0, CX_NONE)))
             goto fail;
-    }
-    s = d->q[Q_SIGNAL];
+    sqlite3_stmt *s = d->q[Q_SIGNAL];
     for (size_t i = 0; i < b->n; i++) {
         sqlite3_bind_int64(s, 1, b->cust[i]);
         sqlite3_bind_int64(s, 2, b->item[i]);
@@ -355,23 +366,10 @@ int cx__db_items(cx_engine *e, const cx__db_items_batch *b)
                         e->categories.n)) ||
         (rc = put_names(e, d->q[Q_TAGSET], b->new_tagsets, e->tagsets.n)))
         goto fail;
-    sqlite3_stmt *s = d->q[Q_ITEM];
-    for (size_t j = 0; j < b->n; j++) {
-        sqlite3_bind_int64(s, 1, b->idx[j]);
-        sqlite3_bind_text(s, 2, b->id[j], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, b->cat[j]);
-        sqlite3_bind_double(s, 4, b->price[j]);
-        sqlite3_bind_int(s, 5, !!(b->flags[j] & CX__ITEM_IN_STOCK));
-        sqlite3_bind_int64(s, 6, b->created[j]);
-        if (b->tags[j] == CX_NONE)
-            sqlite3_bind_null(s, 7);
-        else
-            sqlite3_bind_int64(s, 7, b->tags[j]);
-        sqlite3_bind_int(s, 8, !!(b->flags[j] & CX__ITEM_CATALOGUED));
-        sqlite3_bind_int(s, 9, !!(b->flags[j] & CX__ITEM_REMOVED));
-        if ((rc = step(e, d, s)))
+    for (size_t j = 0; j < b->n; j++)
+        if ((rc = put_item(e, b->idx[j], b->id[j], b->cat[j], b->price[j],
+                           b->flags[j], b->created[j], b->tags[j])))
             goto fail;
-    }
     return cx__db_commit(e);
 fail:
     cx__db_rollback(e);

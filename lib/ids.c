@@ -132,3 +132,10 @@ uint32_t cx__idmap_add(cx__idmap *m, const char *s, int *added)
         *added = 1;
     return i;
 }
+
+uint32_t cx__idmap_will_be(const cx__idmap *m, cx__idmap *fresh,
+                           const char *s)
+{
+    uint32_t i = cx__idmap_find(m, s);
+    return i != CX_NONE ? i : m->n + cx__idmap_add(fresh, s, NULL);
+}

@@ -61,6 +61,11 @@ int cx__idmap_plan(cx__idmap *m, size_t ids, size_t bytes,
 /* Index of s, inserting it if new (*added = 1).  Must be preceded by a
  * sufficient reserve; never fails then. */
 uint32_t cx__idmap_add(cx__idmap *m, const char *s, int *added);
+/* Index of s in m, or the index it will get once added: ids new to m are
+ * numbered from m->n in the order they are first seen here (as
+ * cx__idmap_add numbers them), and collected in `fresh` (reserved). */
+uint32_t cx__idmap_will_be(const cx__idmap *m, cx__idmap *fresh,
+                           const char *s);
 uint32_t cx__hash_str(const char *s);
 /* Validate an id: non-NULL, 1..CX_MAX_ID_LEN bytes.  Returns its length
  * or 0 when invalid. */

@@ -204,15 +204,6 @@ static int plan(cx_engine *e, size_t n, const batch_need *need,
 /* Rows applied per hold of the write lock. */
 #define SLICE 64
 
-/* Index of id s in map m, or the index it will get: ids new to m are
- * numbered from m->n in the order they first appear in the batch (as
- * cx__idmap_add will number them), collected in `fresh`. */
-static uint32_t will_be(const cx__idmap *m, cx__idmap *fresh, const char *s)
-{
-    uint32_t i = cx__idmap_find(m, s);
-    return i != CX_NONE ? i : m->n + cx__idmap_add(fresh, s, NULL);
-}
-
 /* Write the batch to the data directory, with the indexes it will have. */
 static int durable(cx_engine *e, size_t n, const char *const *customers,
                    const char *const *items, const int *types,
@@ -233,10 +224,11 @@ static int durable(cx_engine *e, size_t n, const char *const *customers,
         rc = cx__fail(e, CX_ENOMEM, "cx_ingest: out of memory");
     } else {
         for (size_t i = 0; i < n; i++) {
-            cu[i] = will_be(&e->customers, &nc, customers[i]);
-            iu[i] = will_be(&e->items, &ni, items[i]);
+            cu[i] = cx__idmap_will_be(&e->customers, &nc, customers[i]);
+            iu[i] = cx__idmap_will_be(&e->items, &ni, items[i]);
             ch[i] = channels && channels[i]
-                        ? (uint8_t)will_be(&e->channels, &nch, channels[i])
+                        ? (uint8_t)cx__idmap_will_be(&e->channels, &nch,
+                                                     channels[i])
                         : 0;
             if (val)
                 val[i] = 1.0f;
