@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t cut = body - 1;
         while (cut > 0 && text[cut - 1] != '\n')
             cut--;
-        if (strncmp(text + cut, "checksum ", 9) == 0)
+        if (body - cut >= 9 && memcmp(text + cut, "checksum ", 9) == 0)
             body = cut;
     }
     char *m = malloc(body + 32);
