@@ -163,11 +163,6 @@ static char *path_join(const char *dir, const char *name)
     return p;
 }
 
-char *cx__db_path(const cx_engine *e, const char *name)
-{
-    return path_join(e->db->dir, name);
-}
-
 /* ===================================================================== */
 /* Transactions and the sync policy                                      */
 /* ===================================================================== */
@@ -376,51 +371,43 @@ fail:
     return rc;
 }
 
+/* Statements a and b (may be NULL), bound by the caller, as one
+ * transaction. */
+static int run_tx(cx_engine *e, sqlite3_stmt *a, sqlite3_stmt *b)
+{
+    int rc = cx__db_begin(e);
+    if (rc == CX_OK && (rc = step(e, e->db, a)) == CX_OK &&
+        (!b || (rc = step(e, e->db, b)) == CX_OK))
+        return cx__db_commit(e);
+    cx__db_rollback(e);
+    sqlite3_clear_bindings(a); /* not stepped if BEGIN failed */
+    if (b)
+        sqlite3_clear_bindings(b);
+    return rc;
+}
+
 int cx__db_item_remove(cx_engine *e, uint32_t item)
 {
-    cx__db *d = e->db;
-    int rc;
-    if ((rc = cx__db_begin(e)))
-        return rc;
-    sqlite3_bind_int64(d->q[Q_REMOVE], 1, item);
-    if ((rc = step(e, d, d->q[Q_REMOVE]))) {
-        cx__db_rollback(e);
-        return rc;
-    }
-    return cx__db_commit(e);
+    sqlite3_bind_int64(e->db->q[Q_REMOVE], 1, item);
+    return run_tx(e, e->db->q[Q_REMOVE], NULL);
 }
 
 int cx__db_option(cx_engine *e, int key, double value)
 {
-    cx__db *d = e->db;
-    int rc;
-    if ((rc = cx__db_begin(e)))
-        return rc;
-    sqlite3_bind_int(d->q[Q_OPTION], 1, key);
-    sqlite3_bind_double(d->q[Q_OPTION], 2, value);
-    if ((rc = step(e, d, d->q[Q_OPTION]))) {
-        cx__db_rollback(e);
-        return rc;
-    }
-    return cx__db_commit(e);
+    sqlite3_stmt *s = e->db->q[Q_OPTION];
+    sqlite3_bind_int(s, 1, key);
+    sqlite3_bind_double(s, 2, value);
+    return run_tx(e, s, NULL);
 }
 
 int cx__db_type(cx_engine *e, int type, const char *name, double weight)
 {
-    cx__db *d = e->db;
-    int rc;
-    if ((rc = cx__db_begin(e)))
-        return rc;
-    sqlite3_bind_int(d->q[Q_TYPE], 1, type);
-    sqlite3_bind_text(d->q[Q_TYPE], 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(d->q[Q_OPTION], 1, CX_OPT_WEIGHT + type);
-    sqlite3_bind_double(d->q[Q_OPTION], 2, weight);
-    if ((rc = step(e, d, d->q[Q_TYPE])) ||
-        (rc = step(e, d, d->q[Q_OPTION]))) {
-        cx__db_rollback(e);
-        return rc;
-    }
-    return cx__db_commit(e);
+    sqlite3_stmt *t = e->db->q[Q_TYPE], *o = e->db->q[Q_OPTION];
+    sqlite3_bind_int(t, 1, type);
+    sqlite3_bind_text(t, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(o, 1, CX_OPT_WEIGHT + type);
+    sqlite3_bind_double(o, 2, weight);
+    return run_tx(e, t, o);
 }
 
 int cx__db_experiment(cx_engine *e, const char *name, size_t n,

@@ -15,8 +15,9 @@
 int cx__db_open(cx_engine *e, const char *dir);
 void cx__db_close(cx_engine *e);
 const char *cx__db_dir(const cx_engine *e);
-/* dir/name, malloc'ed (NULL when out of memory). */
-char *cx__db_path(const cx_engine *e, const char *name);
+/* A whole regular file of at most `limit` bytes, NUL-terminated (not
+ * counted in *len), malloc'ed; NULL if it cannot be read (snapshot.c). */
+char *cx__read_file(const char *path, size_t *len, size_t limit);
 
 /* A batch of signals with the indexes it will have once published: the
  * ids new to the engine are listed in the order they will be added

@@ -94,38 +94,6 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int read_whole(const char *path, char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    size_t cap = 1 << 16, n = 0;
-    char *p = malloc(cap);
-    while (p) {
-        size_t got = fread(p + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-        if (n == cap) {
-            char *q = realloc(p, cap *= 2);
-            if (!q) {
-                free(p);
-                p = NULL;
-            }
-            p = q;
-        }
-    }
-    int bad = !p || ferror(f);
-    fclose(f);
-    if (bad) {
-        free(p);
-        return -1;
-    }
-    *out = p;
-    *len = n;
-    return 0;
-}
-
 /* Parse path: one file, or a directory of part files as Spark writes it
  * (files starting with '.' or '_', like _SUCCESS and .crc, skipped; the
  * others read in name order). */
@@ -180,9 +148,10 @@ static int parse_path(cx_engine *e, const char *path, cx__factors_in *out)
         nn = 1;
     }
     for (size_t i = 0; i < nn && rc == CX_OK; i++) {
-        char *text = NULL, err[256];
+        char err[256];
         size_t len = 0;
-        if (read_whole(names[i], &text, &len)) {
+        char *text = cx__read_file(names[i], &len, SIZE_MAX - 1);
+        if (!text) {
             rc = cx__fail(e, CX_EIO, "cx_import_factors: cannot read %s",
                           names[i]);
             break;

@@ -516,7 +516,7 @@ int cx__snapshot_write(cx_engine *e, const cx__model *mo)
 /* Reading                                                               */
 /* ===================================================================== */
 
-static char *slurp(const char *path, size_t *len, size_t limit)
+char *cx__read_file(const char *path, size_t *len, size_t limit)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -540,6 +540,7 @@ static char *slurp(const char *path, size_t *len, size_t limit)
             free(p);
             p = NULL;
         } else {
+            p[got] = 0;
             *len = got;
         }
     }
@@ -627,7 +628,7 @@ static int try_generation(const char *snaps, int64_t g, cx__snapshot_info *s,
     snprintf(dir, sizeof dir, "%s/g%010" PRId64, snaps, g);
     snprintf(path, sizeof path, "%s/MANIFEST", dir);
     size_t len = 0;
-    char *text = slurp(path, &len, 1 << 20);
+    char *text = cx__read_file(path, &len, 1 << 20);
     if (!text) {
         snprintf(why, whylen, "cannot read MANIFEST");
         return CX_ECORRUPT;
@@ -642,7 +643,6 @@ static int try_generation(const char *snaps, int64_t g, cx__snapshot_info *s,
     for (int f = 0; f < F_COUNT && rc == CX_OK; f++)
         rc = read_data(dir, &m, f, &s->data[f], why, whylen);
     if (rc == CX_OK) {
-        text[len] = 0;
         s->found = 1;
         s->generation = g;
         s->seq_end = m.seq_end;

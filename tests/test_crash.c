@@ -9,23 +9,14 @@
  * engine serves. */
 #include "testutil.h"
 
-#include <ftw.h>
 #include <signal.h>
 #include <sqlite3.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
 #define KILLS 200
 #define BATCH 16          /* signals per batch */
 #define MAX_BATCHES 400   /* per child: bounds a child the kill misses */
-
-static int rm_one(const char *p, const struct stat *st, int flag,
-                  struct FTW *f)
-{
-    (void)st, (void)flag, (void)f;
-    return remove(p);
-}
 
 /* Customer of batch b of round r: every signal of a batch has it. */
 static void batch_customer(char *buf, size_t n, int r, int b)
@@ -159,7 +150,7 @@ static void test_kill_nine(void **state)
     printf("crash: %d kills, %lld batches acknowledged, %lld reopens with "
            "a model\n", KILLS, (long long)acked_total, (long long)trained);
     assert_true(acked_total > KILLS); /* the kills did not all come first */
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rmdir(dir);
 }
 
 int main(void)

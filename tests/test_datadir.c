@@ -4,20 +4,6 @@
 #include "testutil.h"
 #include "db.h"
 
-#include <ftw.h>
-#include <sys/stat.h>
-
-static int rm_one(const char *p, const struct stat *st, int flag,
-                  struct FTW *f)
-{
-    (void)st, (void)flag, (void)f;
-    return remove(p);
-}
-
-static void rm_tree(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static cx_engine *open_dir(const char *dir)
 {
@@ -133,9 +119,8 @@ static void test_roundtrip(void **state)
     TU_OK(e, cx_exposures(e, "hero", keep, &n));
     assert_int_equal(n, 6);
     cx_close(e);
-    rm_tree(dir);
-    dir[strlen(dir) - 5] = 0;
-    rmdir(dir);
+    dir[strlen(dir) - 5] = 0; /* the scratch directory above it */
+    tu_rmdir(dir);
 }
 
 /* A second read-write open of the same directory is refused. */
@@ -156,7 +141,7 @@ static void test_busy(void **state)
     snprintf(file, sizeof file, "%s/cx.db", dir);
     assert_int_equal(cx_open(&f, file, 0), CX_EIO);
     assert_int_equal(cx_open(&f, "", 0), CX_EINVAL);
-    rm_tree(dir);
+    tu_rmdir(dir);
 }
 
 typedef struct recs {
@@ -241,7 +226,7 @@ static void test_reopen_same_answers(void **state)
     cx_close(e);
     free_recs(&before);
     synth_free(&s);
-    rm_tree(dir);
+    tu_rmdir(dir);
 }
 
 /* numpy's .npy layout: magic, version 1.0, header length, dict ending in
@@ -276,7 +261,7 @@ static void test_npy_layout(void **state)
     assert_memory_equal(p + 10 + hl, Y, 3 * 3 * 4);
     free(p);
     cx_close(e);
-    rm_tree(dir);
+    tu_rmdir(dir);
 }
 
 /* Truncate or flip a bit in each file of the newest generation in turn:
@@ -349,7 +334,7 @@ static void test_torn_snapshot(void **state)
     cx_close(e);
     free_recs(&gen1);
     synth_free(&s);
-    rm_tree(dir);
+    tu_rmdir(dir);
 }
 
 /* The manifest parser rejects every single-byte change. */
@@ -384,7 +369,7 @@ static void test_manifest_flips(void **state)
     }
     free(m);
     free(text);
-    rm_tree(dir);
+    tu_rmdir(dir);
 }
 
 int main(void)

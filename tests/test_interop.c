@@ -3,15 +3,6 @@
  * engine that computed them; a bad file changes nothing. */
 #include "testutil.h"
 
-#include <ftw.h>
-#include <sys/stat.h>
-
-static int rm_one(const char *p, const struct stat *st, int flag,
-                  struct FTW *f)
-{
-    (void)st, (void)flag, (void)f;
-    return remove(p);
-}
 
 /* Write factor rows as Spark does: part files of JSON lines (ids by
  * index) or one CSV file (ids by name), plus Spark's _SUCCESS marker. */
@@ -153,7 +144,7 @@ static void test_spark_round_trip(void **state)
     cx_close(b);
     cx_close(a);
     synth_free(&s);
-    nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rmdir(tmp);
 }
 
 int main(void)

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cxengine.h"
@@ -146,27 +148,25 @@ static TU_UNUSED double tu_dot(const float *a, const float *b, size_t k)
     return s;
 }
 
-/* A fresh scratch directory under /tmp; tu_rmdir removes it and the
- * files in it. */
+/* A fresh scratch directory under /tmp; tu_rmdir removes it and
+ * everything in it. */
 static TU_UNUSED void tu_mkdtemp(char *buf, size_t n, const char *tag)
 {
     snprintf(buf, n, "/tmp/cxtest_%s_XXXXXX", tag);
     assert_non_null(mkdtemp(buf));
 }
 
+static TU_UNUSED int tu_rm_one(const char *p, const struct stat *st,
+                               int flag, struct FTW *f)
+{
+    (void)st, (void)flag, (void)f;
+    return remove(p);
+}
+
+/* Remove dir and everything below it. */
 static TU_UNUSED void tu_rmdir(const char *dir)
 {
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    struct dirent *de;
-    char path[1024];
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-            assert_int_equal(unlink(path), 0);
-        }
-    closedir(d);
-    assert_int_equal(rmdir(dir), 0);
+    assert_int_equal(nftw(dir, tu_rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
 }
 
 /* Read a whole file; *n receives its size. */

@@ -427,13 +427,20 @@ function Engine:sync()
     return true
 end
 
--- Every signal as CSV for Spark MLlib ALS (integer indexes, strengths).
-function Engine:export_signals(path)
+-- A call whose one argument is a path and whose answer a status.
+local function path_call(self, fn, what, path)
     local h = handle(self)
-    if type(path) ~= "string" then misuse("export_signals: path must be a string") end
-    local rc = C.cx_export_signals(h, path)
+    if type(path) ~= "string" then
+        misuse(what .. ": path must be a string", 3)
+    end
+    local rc = fn(h, path)
     if rc ~= 0 then return fail(self, rc) end
     return true
+end
+
+-- Every signal as CSV for Spark MLlib ALS (integer indexes, strengths).
+function Engine:export_signals(path)
+    return path_call(self, C.cx_export_signals, "export_signals", path)
 end
 
 -- Spark's userFactors / itemFactors (file or part-file directory) as the
@@ -449,11 +456,7 @@ function Engine:import_factors(customers, items, by_index)
 end
 
 function Engine:save(path)
-    local h = handle(self)
-    if type(path) ~= "string" then misuse("save: path must be a string") end
-    local rc = C.cx_save(h, path)
-    if rc ~= 0 then return fail(self, rc) end
-    return true
+    return path_call(self, C.cx_save, "save", path)
 end
 
 -- ------------------------------------------------------------ options

@@ -333,6 +333,7 @@ local e2 = cx.load(path)
 ok(e2 and e2:stats("signals") == e:stats("signals"), "load")
 ok(e2 and e2:recommend("u1", 3)[1].item == e:recommend("u1", 3)[1].item,
    "loaded engine answers the same")
+raises(function() e:save(42) end, "path must be a string", "save(42) is misuse")
 fails("save to a missing directory", cx.EIO,
       e:save(tmp .. "/no/such/dir/e.cx"))
 fails("load missing file", nil, cx.load(tmp .. "/missing.cx"))
