@@ -58,13 +58,15 @@ static void child(const char *dir, int round, int wfd)
     _exit(0);
 }
 
+/* Signals of customer cust; -1 when the schema is not there yet (a child
+ * killed before its first commit). */
 static int count_signals(sqlite3 *db, const char *cust)
 {
     sqlite3_stmt *s;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                         "SELECT count(*) FROM signals JOIN customers ON "
-                         "customers.idx = signals.customer WHERE "
-                         "customers.id = ?1", -1, &s, NULL), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM signals JOIN customers"
+                           " ON customers.idx = signals.customer WHERE "
+                           "customers.id = ?1", -1, &s, NULL) != SQLITE_OK)
+        return -1;
     sqlite3_bind_text(s, 1, cust, -1, SQLITE_STATIC);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
     int n = sqlite3_column_int(s, 0);
@@ -115,6 +117,13 @@ static void test_kill_nine(void **state)
         assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY,
                                          NULL), SQLITE_OK);
         char cust[32];
+        /* No schema is only possible while nothing was ever acknowledged
+         * (the first children may die before creating it). */
+        if (count_signals(db, "none") < 0) {
+            assert_int_equal(acked_total, 0);
+            sqlite3_close(db);
+            continue;
+        }
         for (int b = 0; b < acked; b++) {
             batch_customer(cust, sizeof cust, round, b);
             assert_int_equal(count_signals(db, cust), BATCH);
@@ -139,10 +148,22 @@ static void test_kill_nine(void **state)
                         cx_errmsg(NULL));
         assert_int_equal(rc, CX_OK);
         if (acked) {
+            /* The customer saw BATCH distinct items, so with more known
+             * there is something left for them; a new visitor gets a full
+             * list of popular items. */
+            long long items = tu_stat(e, CX_STAT_ITEMS);
+            assert_true(items >= BATCH);
             batch_customer(cust, sizeof cust, round, acked - 1);
             result r;
             TU_OK(e, rec(e, cust, 5, NULL, &r));
-            assert_true(r.n > 0);
+            if (items > BATCH && r.n == 0)
+                print_error("round %d: no recommendations for %s (acked %d, "
+                            "generation %lld, items %lld)\n", round, cust,
+                            acked, (long long)tu_stat(e, CX_STAT_GENERATION),
+                            items);
+            assert_true(items == BATCH || r.n > 0);
+            TU_OK(e, rec(e, "a new visitor", 5, NULL, &r));
+            assert_int_equal(r.n, 5);
         }
         trained += tu_stat(e, CX_STAT_GENERATION) > 0;
         cx_close(e);
