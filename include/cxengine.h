@@ -116,6 +116,7 @@ CX_API int cx_version_number(void);
 #define CX_ECANCELED -11  /* the progress callback asked to stop */
 #define CX_ENOTSUP   -12  /* not supported by this build or version */
 #define CX_ELIMIT    -13  /* a built-in limit was reached (ids, types) */
+#define CX_EREADONLY -14  /* the engine is open read-only */
 
 /* Static English text for a status code; never NULL. */
 CX_API const char *cx_strerror(int status);
@@ -140,9 +141,42 @@ typedef struct cx_engine cx_engine;
  * it was closed or killed.  One process at a time opens a directory:
  * another gets CX_EBUSY.  A snapshot that fails its checks is skipped for
  * the one before it, with a message on stderr.  The README's "Data
- * directory" section documents the layout and schema.  `flags` must be
- * 0. */
+ * directory" section documents the layout and schema.
+ *
+ * flags: 0, or CX_OPEN_READONLY for a reader of a directory another
+ * process (or engine) writes: any number of them, beside the one writer.
+ * A reader takes no lock, replays the database like a writer, and maps
+ * the snapshot's factor files read-only and shared, so N processes hold
+ * one copy of the factors in memory.  It then follows the directory: every
+ * CX_OPT_REFRESH_INTERVAL ms a thread of its own (and cx_refresh, when
+ * called) brings in what was committed since (signals, customers, the
+ * catalogue, options, signal types, experiments) and switches to a newer
+ * snapshot generation between two calls, never inside one.  A reader
+ * folds in customers from the signals it has followed.  Calls that would
+ * change the directory (ingest, catalogue, options, experiments, training,
+ * import, forget) fail with CX_EREADONLY; exposure counts are added to the
+ * database at cx_sync and cx_close.  A directory without a database gives
+ * CX_ENOTFOUND. */
+#define CX_OPEN_READONLY 1u
 CX_API int cx_open(cx_engine **out, const char *path, unsigned flags);
+
+/* Read-only engines: catch up with the directory now (see cx_open).  A
+ * no-op CX_OK for other engines. */
+CX_API int cx_refresh(cx_engine *e);
+
+/* Erase customers (the right to erasure): their signals, their id, their
+ * profile and their vector.  Their past signals stop counting in item
+ * popularity, trending and co-occurrence at once.  In a data directory
+ * the rows are deleted from the database (secure_delete overwrites the
+ * freed bytes; the log is checkpointed and truncated), the current model
+ * is published without them as a new snapshot generation, and every
+ * older generation is deleted.  Exposure counts are per variant, never
+ * per customer, and stay.  The id can come back later as a new customer.
+ * Unknown ids are skipped; *forgotten (may be NULL) receives how many
+ * were erased.  Read-only engines get CX_EREADONLY (they drop the
+ * customers when they follow the directory). */
+CX_API int cx_forget(cx_engine *e, size_t n, const char *const *customers,
+                     size_t *forgotten);
 
 /* Close an engine and free everything it owns.  Accepts NULL.  No other
  * call may be running on the engine. */
@@ -188,6 +222,10 @@ enum cx_option {
                                   _NORMAL or _OFF; saved with the data */
     CX_OPT_SYNC_INTERVAL = 18, /* CX_SYNC_NORMAL's bound in ms, int
                                   1..60000, default 1000 */
+    CX_OPT_REFRESH_INTERVAL = 19, /* how often read-only engines of a
+                                  directory follow it (cx_refresh), ms,
+                                  int 0..3600000, 0 = only when called;
+                                  default 1000; saved with the data */
     /* Confidence weight of signal type t is key CX_OPT_WEIGHT + t. */
     CX_OPT_WEIGHT = 1000
 };

@@ -513,7 +513,7 @@ static int compute(cx_engine *e, const cx__train_input *in,
  * (train_mu held, no other lock): a new fold-in table, the pointer swap,
  * fold-ins of what arrived since, and in a data directory a snapshot.
  * Takes m, whatever the outcome. */
-int cx__model_publish(cx_engine *e, cx__model *m, size_t n)
+int cx__model_publish(cx_engine *e, cx__model *m, size_t n, int64_t gen)
 {
     int rc;
     pthread_mutex_lock(&e->wmu);
@@ -538,7 +538,7 @@ int cx__model_publish(cx_engine *e, cx__model *m, size_t n)
         e->fold_npages = npages;
         e->fold_cap = npages;
         atomic_store(&e->n_folded, 0);
-        e->generation++;
+        e->generation = gen ? gen : e->generation + 1;
         cx__wrunlock(e);
         m = NULL;
         /* Signals that arrived while training: new items get
@@ -552,7 +552,7 @@ int cx__model_publish(cx_engine *e, cx__model *m, size_t n)
         cx__model_free(old);
         /* The model serves from here; a data directory also keeps it
          * (train_mu keeps it from being replaced meanwhile). */
-        if (e->db) {
+        if (e->db && !gen) {
             rc = cx__snapshot_write(e, e->model);
             if (rc)
                 cx__fail(e, rc, "cx_train: the model serves, but its "
@@ -598,7 +598,7 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user,
     e->ev_orphan = 0;
     pthread_mutex_unlock(&e->wmu);
     if (rc == CX_OK) {
-        rc = cx__model_publish(e, m, n);
+        rc = cx__model_publish(e, m, n, 0);
         m = NULL;
     }
     cx__model_free(m);
@@ -611,6 +611,9 @@ CX_API int cx_train(cx_engine *e, cx_progress_fn progress, void *user)
 {
     if (!e)
         return cx__fail(NULL, CX_EINVAL, "cx_train: engine is NULL");
+    if (cx__db_readonly(e))
+        return cx__fail(e, CX_EREADONLY, "cx_train: the engine is open "
+                        "read-only (the directory's writer trains)");
     return train(e, progress, user, 0);
 }
 
@@ -630,6 +633,9 @@ CX_API int cx_train_start(cx_engine *e, cx_progress_fn progress, void *user)
 {
     if (!e)
         return cx__fail(NULL, CX_EINVAL, "cx_train_start: engine is NULL");
+    if (cx__db_readonly(e))
+        return cx__fail(e, CX_EREADONLY, "cx_train_start: the engine is "
+                        "open read-only (the directory's writer trains)");
     pthread_mutex_lock(&e->bg_mu);
     int rc = CX_OK;
     if (e->bg_started) {

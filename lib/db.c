@@ -26,14 +26,14 @@
 
 enum {
     Q_CUSTOMER, Q_ITEM, Q_CATEGORY, Q_CHANNEL, Q_TAGSET, Q_SIGNAL,
-    Q_OPTION, Q_TYPE, Q_REMOVE, Q_EXP_DEL, Q_EXP, Q_EXPOSE, Q_COUNT
+    Q_OPTION, Q_TYPE, Q_REMOVE, Q_EXP_DEL, Q_EXP, Q_EXPOSE, Q_REV, Q_COUNT
 };
 
 static const char *const sql_text[Q_COUNT] = {
     "INSERT INTO customers(idx, id) VALUES (?1, ?2)",
     "INSERT OR REPLACE INTO items(idx, id, category, price, in_stock, "
-    "created_at, tags, catalogued, removed) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    "created_at, tags, catalogued, removed, rev) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     "INSERT INTO categories(idx, name) VALUES (?1, ?2)",
     "INSERT INTO channels(idx, name) VALUES (?1, ?2)",
     "INSERT INTO tagsets(idx, tags) VALUES (?1, ?2)",
@@ -41,12 +41,13 @@ static const char *const sql_text[Q_COUNT] = {
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     "INSERT OR REPLACE INTO options(key, value) VALUES (?1, ?2)",
     "INSERT OR REPLACE INTO signal_types(type, name) VALUES (?1, ?2)",
-    "UPDATE items SET removed = 1 WHERE idx = ?1",
+    "UPDATE items SET removed = 1, rev = ?2 WHERE idx = ?1",
     "DELETE FROM experiments WHERE name = ?1",
     "INSERT INTO experiments(name, position, variant, weight, key, value) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     "INSERT INTO exposures(experiment, variant, n) VALUES (?1, ?2, ?3) "
     "ON CONFLICT(experiment, variant) DO UPDATE SET n = n + excluded.n",
+    "UPDATE meta SET value = ?2 WHERE key = ?1",
 };
 
 static const char schema[] =
@@ -63,12 +64,14 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS tagsets(idx INTEGER PRIMARY KEY, "
     "tags TEXT NOT NULL UNIQUE);\n"
     "CREATE TABLE IF NOT EXISTS customers(idx INTEGER PRIMARY KEY, "
-    "id TEXT NOT NULL UNIQUE);\n"
+    "id TEXT UNIQUE, forgotten INTEGER);\n"
     "CREATE TABLE IF NOT EXISTS items(idx INTEGER PRIMARY KEY, "
     "id TEXT NOT NULL UNIQUE, category INTEGER NOT NULL, "
     "price REAL NOT NULL, in_stock INTEGER NOT NULL, "
     "created_at INTEGER NOT NULL, tags INTEGER, "
-    "catalogued INTEGER NOT NULL, removed INTEGER NOT NULL);\n"
+    "catalogued INTEGER NOT NULL, removed INTEGER NOT NULL, "
+    "rev INTEGER NOT NULL);\n"
+    "CREATE INDEX IF NOT EXISTS items_by_rev ON items(rev);\n"
     "CREATE TABLE IF NOT EXISTS signals(seq INTEGER PRIMARY KEY, "
     "customer INTEGER NOT NULL, item INTEGER NOT NULL, "
     "type INTEGER NOT NULL, value REAL NOT NULL, ts INTEGER NOT NULL, "
@@ -110,7 +113,20 @@ struct cx__db {
     pthread_cond_t fcv;
     int dirty, stop;
     int in_tx;
-    int loading;             /* replaying: writes are skipped */
+    int loading;             /* thread `loader` replays: its writes are */
+    pthread_t loader;        /* skipped */
+    /* Change counters (meta rows): items rows carry the catalog_rev of
+     * the transaction that last changed them; config_rev counts changes
+     * to options, signal types and experiments.  A read-only engine
+     * follows the database by them (see cx__db_follow). */
+    int64_t catalog_rev, config_rev, forget_rev;
+    int readonly;            /* CX_OPEN_READONLY */
+    int64_t skip_gen;        /* a generation that failed its checks */
+    int64_t *ev_seq;         /* read-only: seq of each event in memory */
+    size_t ev_seq_cap;
+    /* A read-only engine's follower thread (cx_refresh every interval). */
+    pthread_t follower;
+    int follower_on;
 };
 
 /* ===================================================================== */
@@ -218,6 +234,8 @@ static int sync_wal(cx__db *d)
     return fdatasync(d->wal_fd);
 }
 
+static void *follower_main(void *arg);
+
 static void *flusher_main(void *arg)
 {
     cx_engine *e = arg;
@@ -297,7 +315,7 @@ static int put_names(cx_engine *e, sqlite3_stmt *s, const cx__idmap *m,
 /* One row of the items table, as the item will be in memory. */
 static int put_item(cx_engine *e, uint32_t idx, const char *id, uint32_t cat,
                     double price, uint8_t flags, int64_t created,
-                    uint32_t tags)
+                    uint32_t tags, int64_t rev)
 {
     sqlite3_stmt *s = e->db->q[Q_ITEM];
     sqlite3_bind_int64(s, 1, idx);
@@ -312,14 +330,38 @@ static int put_item(cx_engine *e, uint32_t idx, const char *id, uint32_t cat,
         sqlite3_bind_int64(s, 7, tags);
     sqlite3_bind_int(s, 8, !!(flags & CX__ITEM_CATALOGUED));
     sqlite3_bind_int(s, 9, !!(flags & CX__ITEM_REMOVED));
+    sqlite3_bind_int64(s, 10, rev);
     return step(e, e->db, s);
+}
+
+/* A change counter's new value (inside the caller's transaction). */
+static int set_rev(cx_engine *e, const char *key, int64_t value)
+{
+    sqlite3_stmt *s = e->db->q[Q_REV];
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, value);
+    return step(e, e->db, s);
+}
+
+/* Writes are refused by a read-only engine (but not while it replays). */
+static int replaying(const cx__db *d)
+{
+    return d->loading && pthread_equal(d->loader, pthread_self());
+}
+
+static int writable(cx_engine *e, const char *what)
+{
+    if (e->db->readonly && !replaying(e->db))
+        return cx__fail(e, CX_EREADONLY, "%s: the engine is open read-only "
+                        "(the directory's writer makes changes)", what);
+    return CX_OK;
 }
 
 int cx__db_signals(cx_engine *e, const cx__db_batch *b)
 {
     cx__db *d = e->db;
     int rc;
-    if ((rc = cx__db_begin(e)))
+    if ((rc = writable(e, "cx_ingest")) || (rc = cx__db_begin(e)))
         return rc;
     if ((rc = put_names(e, d->q[Q_CUSTOMER], b->new_customers,
                         e->customers.n)) ||
@@ -328,7 +370,7 @@ int cx__db_signals(cx_engine *e, const cx__db_batch *b)
         goto fail;
     for (uint32_t j = 0; b->new_items && j < b->new_items->n; j++)
         if ((rc = put_item(e, e->items.n + j, b->new_items->str[j], 0, 0,
-                           CX__ITEM_IN_STOCK, 0, CX_NONE)))
+                           CX__ITEM_IN_STOCK, 0, CX_NONE, d->catalog_rev)))
             goto fail;
     sqlite3_stmt *s = d->q[Q_SIGNAL];
     for (size_t i = 0; i < b->n; i++) {
@@ -354,8 +396,9 @@ fail:
 int cx__db_items(cx_engine *e, const cx__db_items_batch *b)
 {
     cx__db *d = e->db;
+    int64_t rev = d->catalog_rev + 1;
     int rc;
-    if ((rc = cx__db_begin(e)))
+    if ((rc = writable(e, "cx_items_upsert")) || (rc = cx__db_begin(e)))
         return rc;
     if ((rc = put_names(e, d->q[Q_CATEGORY], b->new_categories,
                         e->categories.n)) ||
@@ -363,51 +406,78 @@ int cx__db_items(cx_engine *e, const cx__db_items_batch *b)
         goto fail;
     for (size_t j = 0; j < b->n; j++)
         if ((rc = put_item(e, b->idx[j], b->id[j], b->cat[j], b->price[j],
-                           b->flags[j], b->created[j], b->tags[j])))
+                           b->flags[j], b->created[j], b->tags[j], rev)))
             goto fail;
-    return cx__db_commit(e);
+    if ((rc = set_rev(e, "catalog_rev", rev)) || (rc = cx__db_commit(e)))
+        goto fail;
+    d->catalog_rev = rev;
+    return CX_OK;
 fail:
     cx__db_rollback(e);
     return rc;
 }
 
-/* Statements a and b (may be NULL), bound by the caller, as one
- * transaction. */
-static int run_tx(cx_engine *e, sqlite3_stmt *a, sqlite3_stmt *b)
+/* Statements st[0..n), bound by the caller, then a change counter's new
+ * value (key NULL: none), as one transaction. */
+static int run_tx(cx_engine *e, const char *what, sqlite3_stmt **st,
+                  int n, const char *key, int64_t rev)
 {
-    int rc = cx__db_begin(e);
-    if (rc == CX_OK && (rc = step(e, e->db, a)) == CX_OK &&
-        (!b || (rc = step(e, e->db, b)) == CX_OK))
-        return cx__db_commit(e);
+    int rc = writable(e, what);
+    if (rc == CX_OK)
+        rc = cx__db_begin(e);
+    for (int j = 0; rc == CX_OK && j < n; j++)
+        rc = step(e, e->db, st[j]);
+    if (rc == CX_OK && key)
+        rc = set_rev(e, key, rev);
+    if (rc == CX_OK && (rc = cx__db_commit(e)) == CX_OK)
+        return CX_OK;
     cx__db_rollback(e);
-    sqlite3_clear_bindings(a); /* not stepped if BEGIN failed */
-    if (b)
-        sqlite3_clear_bindings(b);
+    for (int j = 0; j < n; j++) { /* not stepped if BEGIN failed */
+        sqlite3_reset(st[j]);
+        sqlite3_clear_bindings(st[j]);
+    }
     return rc;
 }
 
 int cx__db_item_remove(cx_engine *e, uint32_t item)
 {
-    sqlite3_bind_int64(e->db->q[Q_REMOVE], 1, item);
-    return run_tx(e, e->db->q[Q_REMOVE], NULL);
+    cx__db *d = e->db;
+    sqlite3_stmt *s = d->q[Q_REMOVE];
+    sqlite3_bind_int64(s, 1, item);
+    sqlite3_bind_int64(s, 2, d->catalog_rev + 1);
+    int rc = run_tx(e, "cx_item_remove", &s, 1, "catalog_rev",
+                    d->catalog_rev + 1);
+    if (rc == CX_OK)
+        d->catalog_rev++;
+    return rc;
 }
 
 int cx__db_option(cx_engine *e, int key, double value)
 {
-    sqlite3_stmt *s = e->db->q[Q_OPTION];
+    cx__db *d = e->db;
+    sqlite3_stmt *s = d->q[Q_OPTION];
     sqlite3_bind_int(s, 1, key);
     sqlite3_bind_double(s, 2, value);
-    return run_tx(e, s, NULL);
+    int rc = run_tx(e, "cx_set_option", &s, 1, "config_rev",
+                    d->config_rev + 1);
+    if (rc == CX_OK)
+        d->config_rev++;
+    return rc;
 }
 
 int cx__db_type(cx_engine *e, int type, const char *name, double weight)
 {
-    sqlite3_stmt *t = e->db->q[Q_TYPE], *o = e->db->q[Q_OPTION];
-    sqlite3_bind_int(t, 1, type);
-    sqlite3_bind_text(t, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(o, 1, CX_OPT_WEIGHT + type);
-    sqlite3_bind_double(o, 2, weight);
-    return run_tx(e, t, o);
+    cx__db *d = e->db;
+    sqlite3_stmt *st[2] = {d->q[Q_TYPE], d->q[Q_OPTION]};
+    sqlite3_bind_int(st[0], 1, type);
+    sqlite3_bind_text(st[0], 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st[1], 1, CX_OPT_WEIGHT + type);
+    sqlite3_bind_double(st[1], 2, weight);
+    int rc = run_tx(e, "cx_signal_type_define", st, 2, "config_rev",
+                    d->config_rev + 1);
+    if (rc == CX_OK)
+        d->config_rev++;
+    return rc;
 }
 
 int cx__db_experiment(cx_engine *e, const char *name, size_t n,
@@ -415,9 +485,10 @@ int cx__db_experiment(cx_engine *e, const char *name, size_t n,
 {
     cx__db *d = e->db;
     int rc;
-    if (d->loading)
+    if (replaying(d))
         return CX_OK;
-    if ((rc = cx__db_begin(e)))
+    if ((rc = writable(e, "cx_experiment_define")) ||
+        (rc = cx__db_begin(e)))
         return rc;
     sqlite3_bind_text(d->q[Q_EXP_DEL], 1, name, -1, SQLITE_STATIC);
     if ((rc = step(e, d, d->q[Q_EXP_DEL])))
@@ -439,7 +510,11 @@ int cx__db_experiment(cx_engine *e, const char *name, size_t n,
                 goto fail;
         }
     }
-    return cx__db_commit(e);
+    if ((rc = set_rev(e, "config_rev", d->config_rev + 1)) ||
+        (rc = cx__db_commit(e)))
+        goto fail;
+    d->config_rev++;
+    return CX_OK;
 fail:
     cx__db_rollback(e);
     return rc;
@@ -454,6 +529,59 @@ int cx__db_exposure(cx_engine *e, const char *experiment,
     sqlite3_bind_text(s, 2, variant, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, delta);
     return step(e, d, s);
+}
+
+/* A JSON array of indexes, for json_each (SQLite's JSON1 is built in). */
+static char *json_list(const uint32_t *idx, size_t n)
+{
+    char *s = malloc(n * 11 + 3), *p = s;
+    if (!s)
+        return NULL;
+    *p++ = '[';
+    for (size_t j = 0; j < n; j++)
+        p += sprintf(p, j ? ",%u" : "%u", idx[j]);
+    *p++ = ']';
+    *p = 0;
+    return s;
+}
+
+int cx__db_forget(cx_engine *e, const uint32_t *idx, size_t n)
+{
+    cx__db *d = e->db;
+    char *list = json_list(idx, n);
+    if (!list)
+        return cx__fail(e, CX_ENOMEM, "cx_forget: out of memory");
+    static const char *const sql[2] = {
+        "DELETE FROM signals WHERE customer IN "
+        "(SELECT value FROM json_each(?1))",
+        "UPDATE customers SET id = NULL, forgotten = ?2 WHERE idx IN "
+        "(SELECT value FROM json_each(?1))"};
+    sqlite3_stmt *st[2] = {NULL, NULL};
+    int rc = writable(e, "cx_forget");
+    for (int j = 0; rc == CX_OK && j < 2; j++) {
+        if (sqlite3_prepare_v2(d->db, sql[j], -1, &st[j], NULL) != SQLITE_OK)
+            rc = db_err(e, d->db, "cx_forget");
+        else
+            sqlite3_bind_text(st[j], 1, list, -1, SQLITE_STATIC);
+    }
+    int64_t rev = d->forget_rev + 1;
+    if (rc == CX_OK) {
+        sqlite3_bind_int64(st[1], 2, rev);
+        rc = run_tx(e, "cx_forget", st, 2, "forget_rev", rev);
+    }
+    for (int j = 0; j < 2; j++)
+        sqlite3_finalize(st[j]);
+    free(list);
+    if (rc)
+        return rc;
+    d->forget_rev = rev;
+    /* The log still holds the pages as they were: copy them into the
+     * database (whose freed bytes secure_delete zeroed) and empty it.
+     * Readers inside a transaction can hold it up; it is retried at
+     * every later forget and at close. */
+    sqlite3_wal_checkpoint_v2(d->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                              NULL);
+    return CX_OK;
 }
 
 int64_t cx__db_last_seq(const cx_engine *e)
@@ -521,10 +649,15 @@ static int load_names(reader *r, const char *table, const char *col,
     if ((rc = prep(r, sql)))
         return rc;
     int s;
+    int dead_ok = strcmp(table, "customers") == 0;
     while ((s = sqlite3_step(r->s)) == SQLITE_ROW) {
         int64_t idx = sqlite3_column_int64(r->s, 0);
         const char *name = (const char *)sqlite3_column_text(r->s, 1);
         int added = 0;
+        if (!name && dead_ok && idx == (int64_t)m->n) {
+            cx__idmap_add_dead(m); /* forgotten */
+            continue;
+        }
         if (!name || idx != (int64_t)m->n ||
             (strlen(name) > CX_MAX_ID_LEN * 4) ||
             (cx__idmap_add(m, name, &added), !added)) {
@@ -633,6 +766,10 @@ static int load_signals(reader *r, int64_t seq_end, size_t *n_before)
                  sizeof *e->ev_iprev))
         return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
     e->ev_cap = cap;
+    if (r->d->readonly &&
+        cx__grow((void **)&r->d->ev_seq, &r->d->ev_seq_cap, (size_t)n + 1,
+                 sizeof *r->d->ev_seq))
+        return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
     if (cx__reserve_customers(e, 0))
         return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
     if ((rc = prep(r, "SELECT seq, customer, item, type, value, ts, "
@@ -670,6 +807,8 @@ static int load_signals(reader *r, int64_t seq_end, size_t *n_before)
             e->ts_max = ts;
         if (seq < seq_end)
             *n_before = i + 1;
+        if (r->d->readonly)
+            r->d->ev_seq[i] = seq;
         r->d->last_seq = seq;
         i++;
     }
@@ -678,7 +817,8 @@ static int load_signals(reader *r, int64_t seq_end, size_t *n_before)
                             : db_err(NULL, r->d->db, "cx_open: reading");
 }
 
-static int load_experiments(reader *r)
+/* Experiment definitions, and with `exposures` their saved counts. */
+static int load_experiments(reader *r, int exposures)
 {
     int rc, s;
     if ((rc = prep(r, "SELECT name, position, variant, weight, key, value "
@@ -756,7 +896,7 @@ static int load_experiments(reader *r)
     free(over);
     if (rc == CX_OK && s != SQLITE_DONE)
         rc = db_err(NULL, r->d->db, "cx_open: reading experiments");
-    if (rc)
+    if (rc || !exposures)
         return rc;
     if ((rc = prep(r, "SELECT experiment, variant, n FROM exposures")))
         return rc;
@@ -799,6 +939,9 @@ static int create_schema(cx__db *d)
         char sql[1024];
         int n = snprintf(sql, sizeof sql,
                          "INSERT INTO meta VALUES ('format', %d);"
+                         "INSERT INTO meta VALUES ('catalog_rev', 0);"
+                         "INSERT INTO meta VALUES ('config_rev', 0);"
+                         "INSERT INTO meta VALUES ('forget_rev', 0);"
                          "INSERT INTO categories VALUES (0, '');"
                          "INSERT INTO channels VALUES (0, 'web');",
                          DB_FORMAT);
@@ -837,7 +980,27 @@ static int lock_dir(cx__db *d)
     return CX_OK;
 }
 
-int cx__db_open(cx_engine *e, const char *dir)
+/* Check a directory a read-only engine opens: it must exist and hold a
+ * database of this format. */
+static int check_existing(cx__db *d)
+{
+    reader r = {NULL, d, NULL};
+    int rc;
+    int64_t format = scalar(&r, "SELECT value FROM meta WHERE key = "
+                                "'format'", &rc);
+    sqlite3_finalize(r.s);
+    if (rc)
+        return cx__fail(NULL, rc == CX_EIO ? CX_ENOTFOUND : rc,
+                        "cx_open: %s is not a data directory: %s", d->dir,
+                        cx_errmsg(NULL));
+    if (format != DB_FORMAT)
+        return cx__fail(NULL, CX_EVERSION, "cx_open: %s/cx.db has format "
+                        "%lld; this library reads format %d", d->dir,
+                        (long long)format, DB_FORMAT);
+    return CX_OK;
+}
+
+int cx__db_open(cx_engine *e, const char *dir, int readonly)
 {
     cx__db *d = calloc(1, sizeof *d);
     if (!d || !(d->dir = strdup(dir))) {
@@ -845,6 +1008,7 @@ int cx__db_open(cx_engine *e, const char *dir)
         return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
     }
     d->lock_fd = d->wal_fd = -1;
+    d->readonly = readonly;
     pthread_mutex_init(&d->fmu, NULL);
     pthread_cond_init(&d->fcv, NULL);
     e->db = d;
@@ -852,37 +1016,61 @@ int cx__db_open(cx_engine *e, const char *dir)
     if (strlen(dir) > 3000)
         return cx__fail(NULL, CX_EINVAL, "cx_open: the path is longer than "
                         "3000 bytes");
-    if (mkdir(dir, 0755) && errno != EEXIST)
+    if (!readonly && mkdir(dir, 0755) && errno != EEXIST)
         return cx__fail(NULL, CX_EIO, "cx_open: cannot create directory "
                         "%s: %s", dir, strerror(errno));
     struct stat st;
     if (stat(dir, &st) || !S_ISDIR(st.st_mode))
-        return cx__fail(NULL, CX_EIO, "cx_open: %s is not a directory", dir);
-    if ((rc = lock_dir(d)))
+        return cx__fail(NULL, readonly ? CX_ENOTFOUND : CX_EIO,
+                        "cx_open: %s is not a directory", dir);
+    /* Readers take no lock: they never write what the writer owns. */
+    if (!readonly && (rc = lock_dir(d)))
         return rc;
     char *p = path_join(dir, "cx.db");
     if (!p)
         return cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
+    /* A reader's connection is read-write too: it adds its exposure
+     * counts, and SQLite's WAL readers need the shared-memory file. */
     int r = sqlite3_open_v2(p, &d->db, SQLITE_OPEN_READWRITE |
-                                           SQLITE_OPEN_CREATE |
+                                           (readonly ? 0
+                                                     : SQLITE_OPEN_CREATE) |
                                            SQLITE_OPEN_NOMUTEX, NULL);
     free(p);
     if (r != SQLITE_OK)
-        return db_err(NULL, d->db, "cx_open: opening cx.db");
+        return readonly ? cx__fail(NULL, CX_ENOTFOUND, "cx_open: %s has no "
+                                   "database: %s", dir,
+                                   sqlite3_errmsg(d->db))
+                        : db_err(NULL, d->db, "cx_open: opening cx.db");
     sqlite3_busy_timeout(d->db, 10000);
-    if ((rc = exec(NULL, d->db, "PRAGMA journal_mode = WAL")) ||
-        (rc = exec(NULL, d->db, "PRAGMA secure_delete = ON")) ||
-        (rc = exec(NULL, d->db, "PRAGMA cache_size = -16384")) ||
-        (rc = exec(NULL, d->db, "PRAGMA wal_autocheckpoint = 10000")) ||
-        (rc = create_schema(d)))
+    if (readonly)
+        rc = check_existing(d);
+    else if ((rc = exec(NULL, d->db, "PRAGMA journal_mode = WAL")) == CX_OK &&
+             (rc = exec(NULL, d->db, "PRAGMA wal_autocheckpoint = 10000")) ==
+                 CX_OK)
+        rc = create_schema(d);
+    if (rc || (rc = exec(NULL, d->db, "PRAGMA secure_delete = ON")) ||
+        (rc = exec(NULL, d->db, "PRAGMA cache_size = -16384")))
         return rc;
-    /* Replay, then the snapshot: memory as the database says. */
+    /* Replay, then the snapshot: memory as the database says.  The
+     * snapshot is listed first and the tables read in one transaction,
+     * so a reader sees every signal the snapshot was trained on. */
     reader rd = {e, d, NULL};
+    d->loader = pthread_self();
     d->loading = 1;
     cx__idmap_free(&e->categories);
     cx__idmap_free(&e->channels);
     cx__snapshot_info snap;
     rc = cx__snapshot_find(e, dir, &snap);
+    int in_read = rc == CX_OK && (rc = exec(NULL, d->db, "BEGIN")) == CX_OK;
+    if (rc == CX_OK)
+        d->catalog_rev = scalar(&rd, "SELECT value FROM meta WHERE key = "
+                                     "'catalog_rev'", &rc);
+    if (rc == CX_OK)
+        d->config_rev = scalar(&rd, "SELECT value FROM meta WHERE key = "
+                                    "'config_rev'", &rc);
+    if (rc == CX_OK)
+        d->forget_rev = scalar(&rd, "SELECT value FROM meta WHERE key = "
+                                    "'forget_rev'", &rc);
     if (rc == CX_OK &&
         !(rc = load_config(&rd)) &&
         !(rc = load_names(&rd, "categories", "name", &e->categories)) &&
@@ -895,11 +1083,16 @@ int cx__db_open(cx_engine *e, const char *dir)
         if (rc == CX_OK && (e->categories.n == 0 || e->channels.n == 0))
             rc = corrupt(dir, "no default category or channel");
         if (rc == CX_OK)
-            rc = load_experiments(&rd);
-        if (rc == CX_OK && snap.found)
-            rc = cx__snapshot_load(e, &snap, n_before);
+            rc = load_experiments(&rd, 1);
+        if (rc == CX_OK && snap.found &&
+            (rc = cx__snapshot_model(e, &snap, n_before, &e->model)) == CX_OK)
+            e->generation = snap.generation;
+        if (rc && snap.found)
+            cx__fail(NULL, rc, "cx_open: %s", cx_errmsg(NULL));
     }
     sqlite3_finalize(rd.s);
+    if (in_read)
+        sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
     cx__snapshot_info_free(&snap);
     d->loading = 0;
     if (rc)
@@ -923,8 +1116,12 @@ int cx__db_open(cx_engine *e, const char *dir)
             return db_err(NULL, d->db, "cx_open: preparing statements");
     if ((rc = exec(NULL, d->db, sync_pragma(e->opt.sync))))
         return rc;
-    if (pthread_create(&d->flusher, NULL, flusher_main, e) == 0)
+    if (readonly) {
+        if (pthread_create(&d->follower, NULL, follower_main, e) == 0)
+            d->follower_on = 1;
+    } else if (pthread_create(&d->flusher, NULL, flusher_main, e) == 0) {
         d->flusher_on = 1;
+    }
     return CX_OK;
 }
 
@@ -935,12 +1132,12 @@ void cx__db_close(cx_engine *e)
         return;
     if (d->db && d->q[0])
         cx__db_exposures(e);
-    if (d->flusher_on) {
+    if (d->flusher_on || d->follower_on) {
         pthread_mutex_lock(&d->fmu);
         d->stop = 1;
         pthread_cond_signal(&d->fcv);
         pthread_mutex_unlock(&d->fmu);
-        pthread_join(d->flusher, NULL);
+        pthread_join(d->flusher_on ? d->flusher : d->follower, NULL);
     }
     if (d->dirty || e->opt.sync != CX_SYNC_FULL)
         sync_wal(d);
@@ -953,6 +1150,7 @@ void cx__db_close(cx_engine *e)
         close(d->lock_fd);
     pthread_mutex_destroy(&d->fmu);
     pthread_cond_destroy(&d->fcv);
+    free(d->ev_seq);
     free(d->dir);
     free(d);
     e->db = NULL;
@@ -961,4 +1159,551 @@ void cx__db_close(cx_engine *e)
 const char *cx__db_dir(const cx_engine *e)
 {
     return e->db ? e->db->dir : NULL;
+}
+
+/* ===================================================================== */
+/* Following the directory (a read-only engine)                          */
+/* ===================================================================== */
+
+/* What the writer committed since this engine last looked, read in one
+ * read transaction (a consistent view), then published in memory the way
+ * the writer's own calls publish it: same indexes, same columns. */
+typedef struct follow {
+    /* New rows of the id tables, in idx order. */
+    cx__idmap fresh[5];
+    size_t bytes[5];
+    /* Item rows that are new or changed since catalog_rev. */
+    struct frow {
+        uint32_t idx, cat, tags;
+        double price;
+        uint8_t flags;
+        int64_t created;
+    } *items;
+    size_t n_items;
+    int64_t catalog_rev, config_rev, forget_rev;
+    uint8_t *gone;           /* customers forgotten since forget_rev */
+    /* Signals since last_seq. */
+    cx__event *ev;
+    int64_t *seq;
+    size_t n_ev;
+    int64_t ts_max;
+} follow;
+
+enum { N_CAT, N_CHAN, N_TAG, N_CUST, N_ITEM };
+static const struct {
+    const char *table, *col;
+    size_t off;
+} name_tables[5] = {
+    {"categories", "name", offsetof(cx_engine, categories)},
+    {"channels", "name", offsetof(cx_engine, channels)},
+    {"tagsets", "tags", offsetof(cx_engine, tagsets)},
+    {"customers", "id", offsetof(cx_engine, customers)},
+    {"items", "id", offsetof(cx_engine, items)},
+};
+
+static cx__idmap *name_map(cx_engine *e, int t)
+{
+    return (cx__idmap *)((char *)e + name_tables[t].off);
+}
+
+static void follow_free(follow *f)
+{
+    for (int t = 0; t < 5; t++)
+        cx__idmap_free(&f->fresh[t]);
+    free(f->items);
+    free(f->gone);
+    free(f->ev);
+    free(f->seq);
+    memset(f, 0, sizeof *f);
+}
+
+static int follow_names(reader *r, follow *f, int t)
+{
+    cx__idmap *m = name_map(r->e, t), *fr = &f->fresh[t];
+    char sql[200];
+    int rc, s;
+    snprintf(sql, sizeof sql, "SELECT count(*), coalesce(sum(length(CAST("
+             "%s AS BLOB))), 0) FROM %s WHERE idx >= %u", name_tables[t].col,
+             name_tables[t].table, m->n);
+    if ((rc = prep(r, sql)))
+        return rc;
+    if (sqlite3_step(r->s) != SQLITE_ROW)
+        return db_err(NULL, r->d->db, "cx_refresh: reading the database");
+    int64_t n = sqlite3_column_int64(r->s, 0);
+    int64_t bytes = sqlite3_column_int64(r->s, 1) + n;
+    if (n < 0 || (int64_t)m->n + n >= CX_NONE / 2)
+        return corrupt(r->d->dir, "too many rows in an id table");
+    if (n == 0)
+        return CX_OK;
+    if (cx__idmap_reserve(fr, (size_t)n, (size_t)bytes))
+        return cx__fail(NULL, CX_ENOMEM, "cx_refresh: out of memory");
+    f->bytes[t] = (size_t)bytes;
+    snprintf(sql, sizeof sql, "SELECT idx, %s FROM %s WHERE idx >= %u "
+             "ORDER BY idx", name_tables[t].col, name_tables[t].table, m->n);
+    if ((rc = prep(r, sql)))
+        return rc;
+    while ((s = sqlite3_step(r->s)) == SQLITE_ROW) {
+        int64_t idx = sqlite3_column_int64(r->s, 0);
+        const char *name = (const char *)sqlite3_column_text(r->s, 1);
+        int added = 0;
+        if (!name && t == N_CUST && idx == (int64_t)m->n + fr->n &&
+            fr->n < n) {
+            cx__idmap_add_dead(fr); /* forgotten before we saw it */
+            continue;
+        }
+        if (!name || idx != (int64_t)m->n + fr->n || fr->n >= n ||
+            strlen(name) > CX_MAX_ID_LEN * 4 ||
+            cx__idmap_find(m, name) != CX_NONE ||
+            (cx__idmap_add(fr, name, &added), !added))
+            return corrupt(r->d->dir, "an id table is not dense");
+    }
+    return s == SQLITE_DONE ? CX_OK
+                            : db_err(NULL, r->d->db, "cx_refresh: reading");
+}
+
+static int follow_items(reader *r, follow *f)
+{
+    cx_engine *e = r->e;
+    cx__db *d = r->d;
+    uint32_t n_items = e->items.n + f->fresh[N_ITEM].n;
+    uint32_t n_cats = e->categories.n + f->fresh[N_CAT].n;
+    uint32_t n_tags = e->tagsets.n + f->fresh[N_TAG].n;
+    char sql[300];
+    int rc, s;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM items WHERE idx >= %u "
+             "OR rev > %lld", e->items.n, (long long)d->catalog_rev);
+    int64_t n = scalar(r, sql, &rc);
+    if (rc)
+        return rc;
+    if (n < 0 || n > (int64_t)n_items)
+        return corrupt(d->dir, "too many item rows");
+    if (n && !(f->items = malloc((size_t)n * sizeof *f->items)))
+        return cx__fail(NULL, CX_ENOMEM, "cx_refresh: out of memory");
+    snprintf(sql, sizeof sql, "SELECT idx, category, price, in_stock, "
+             "created_at, tags, catalogued, removed FROM items WHERE idx >= "
+             "%u OR rev > %lld ORDER BY idx", e->items.n,
+             (long long)d->catalog_rev);
+    if ((rc = prep(r, sql)))
+        return rc;
+    while ((s = sqlite3_step(r->s)) == SQLITE_ROW) {
+        int64_t i = sqlite3_column_int64(r->s, 0);
+        int64_t cat = sqlite3_column_int64(r->s, 1);
+        double price = sqlite3_column_double(r->s, 2);
+        int64_t created = sqlite3_column_int64(r->s, 4);
+        int null_tags = sqlite3_column_type(r->s, 5) == SQLITE_NULL;
+        int64_t tags = sqlite3_column_int64(r->s, 5);
+        if (f->n_items >= (size_t)n || i < 0 || i >= (int64_t)n_items ||
+            cat < 0 || cat >= (int64_t)n_cats || !isfinite(price) ||
+            price < 0 || created < 0 ||
+            (!null_tags && (tags < 0 || tags >= (int64_t)n_tags)))
+            return corrupt(d->dir, "an item row out of range");
+        struct frow *w = &f->items[f->n_items++];
+        w->idx = (uint32_t)i;
+        w->cat = (uint32_t)cat;
+        w->tags = null_tags ? CX_NONE : (uint32_t)tags;
+        w->price = price;
+        w->created = created;
+        w->flags =
+            (uint8_t)((sqlite3_column_int(r->s, 3) ? CX__ITEM_IN_STOCK : 0) |
+                      (sqlite3_column_int(r->s, 6) ? CX__ITEM_CATALOGUED : 0) |
+                      (sqlite3_column_int(r->s, 7) ? CX__ITEM_REMOVED : 0));
+    }
+    return s == SQLITE_DONE ? CX_OK
+                            : db_err(NULL, d->db, "cx_refresh: reading");
+}
+
+static int follow_signals(reader *r, follow *f)
+{
+    cx_engine *e = r->e;
+    cx__db *d = r->d;
+    uint32_t n_cust = e->customers.n + f->fresh[N_CUST].n;
+    uint32_t n_items = e->items.n + f->fresh[N_ITEM].n;
+    uint32_t n_chan = e->channels.n + f->fresh[N_CHAN].n;
+    char sql[200];
+    int rc, s;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM signals WHERE seq > "
+             "%lld", (long long)d->last_seq);
+    int64_t n = scalar(r, sql, &rc);
+    if (rc)
+        return rc;
+    if (n < 0 || (int64_t)e->n_ev + n >= CX_NONE)
+        return corrupt(d->dir, "too many signals");
+    if (n == 0)
+        return CX_OK;
+    f->ev = malloc((size_t)n * sizeof *f->ev);
+    f->seq = malloc((size_t)n * sizeof *f->seq);
+    if (!f->ev || !f->seq)
+        return cx__fail(NULL, CX_ENOMEM, "cx_refresh: out of memory");
+    snprintf(sql, sizeof sql, "SELECT seq, customer, item, type, value, ts, "
+             "channel FROM signals WHERE seq > %lld ORDER BY seq",
+             (long long)d->last_seq);
+    if ((rc = prep(r, sql)))
+        return rc;
+    while ((s = sqlite3_step(r->s)) == SQLITE_ROW) {
+        int64_t c = sqlite3_column_int64(r->s, 1);
+        int64_t it = sqlite3_column_int64(r->s, 2);
+        int t = sqlite3_column_int(r->s, 3);
+        double v = sqlite3_column_double(r->s, 4);
+        int64_t ts = sqlite3_column_int64(r->s, 5);
+        int64_t ch = sqlite3_column_int64(r->s, 6);
+        if (f->n_ev >= (size_t)n || c < 0 || c >= (int64_t)n_cust ||
+            it < 0 || it >= (int64_t)n_items || t < 0 ||
+            t >= CX_MAX_SIGNAL_TYPES || !isfinite(v) || ts < 0 || ch < 0 ||
+            ch >= (int64_t)n_chan)
+            return corrupt(d->dir, "a signal row out of range");
+        cx__event *ev = &f->ev[f->n_ev];
+        ev->cust = (uint32_t)c;
+        ev->item = (uint32_t)it;
+        ev->ts = ts;
+        ev->value = (float)v;
+        ev->type = (uint8_t)t;
+        ev->channel = (uint8_t)ch;
+        ev->pad = 0;
+        f->seq[f->n_ev++] = sqlite3_column_int64(r->s, 0);
+        if (ts > f->ts_max)
+            f->ts_max = ts;
+    }
+    return s == SQLITE_DONE ? CX_OK
+                            : db_err(NULL, d->db, "cx_refresh: reading");
+}
+
+/* Customers the writer forgot since this engine last looked. */
+static int follow_forgets(reader *r, follow *f)
+{
+    cx_engine *e = r->e;
+    char sql[160];
+    int rc, s;
+    if (!(f->gone = calloc(e->customers.n + 1, 1)))
+        return cx__fail(NULL, CX_ENOMEM, "cx_refresh: out of memory");
+    snprintf(sql, sizeof sql, "SELECT idx FROM customers WHERE forgotten > "
+             "%lld AND idx < %u", (long long)r->d->forget_rev,
+             e->customers.n);
+    if ((rc = prep(r, sql)))
+        return rc;
+    while ((s = sqlite3_step(r->s)) == SQLITE_ROW) {
+        int64_t u = sqlite3_column_int64(r->s, 0);
+        if (u >= 0 && u < (int64_t)e->customers.n)
+            f->gone[u] = 1;
+    }
+    return s == SQLITE_DONE ? CX_OK
+                            : db_err(NULL, r->d->db, "cx_refresh: reading");
+}
+
+/* Read everything new in one read transaction. */
+static int follow_read(cx_engine *e, follow *f)
+{
+    cx__db *d = e->db;
+    reader r = {e, d, NULL};
+    int rc = exec(NULL, d->db, "BEGIN");
+    if (rc)
+        return rc;
+    f->catalog_rev = scalar(&r, "SELECT value FROM meta WHERE key = "
+                                "'catalog_rev'", &rc);
+    if (rc == CX_OK)
+        f->config_rev = scalar(&r, "SELECT value FROM meta WHERE key = "
+                                   "'config_rev'", &rc);
+    if (rc == CX_OK)
+        f->forget_rev = scalar(&r, "SELECT value FROM meta WHERE key = "
+                                   "'forget_rev'", &rc);
+    if (rc == CX_OK && f->forget_rev != d->forget_rev)
+        rc = follow_forgets(&r, f);
+    for (int t = 0; t < 5 && rc == CX_OK; t++)
+        rc = follow_names(&r, f, t);
+    if (rc == CX_OK)
+        rc = follow_items(&r, f);
+    if (rc == CX_OK)
+        rc = follow_signals(&r, f);
+    sqlite3_finalize(r.s);
+    sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Item row w into the columns (write lock held), as cx_items_upsert and
+ * load_items leave them. */
+static void follow_item(cx_engine *e, const struct frow *w)
+{
+    uint32_t i = w->idx;
+    int64_t was = (e->item_flags[i] & CX__ITEM_CATALOGUED)
+                      ? e->item_created[i] : 0;
+    if (e->item_cat[i] != w->cat)
+        cx__catidx_set(e, i, w->cat);
+    e->item_price[i] = w->price;
+    e->item_flags[i] = w->flags;
+    e->item_created[i] = w->created;
+    e->item_tags[i] = w->tags;
+    int64_t now = (w->flags & CX__ITEM_CATALOGUED) ? w->created : 0;
+    if (now > e->created_max)
+        e->created_max = now;
+    if (now > was)
+        cx__top_bump(e, CX__LIST_NEW, i);
+    else if (now < was)
+        cx__top_drop(e, CX__LIST_NEW, i);
+}
+
+/* Publish f (the writer mutex held). */
+static int follow_apply(cx_engine *e, follow *f)
+{
+    cx__db *d = e->db;
+    cx__plan p;
+    memset(&p, 0, sizeof p);
+    int64_t t0[2] = {e->pop_t0, e->trend_t0};
+    size_t from = e->n_ev;
+    int rc = CX_OK;
+    for (int t = 0; t < 5 && rc == CX_OK; t++)
+        rc = cx__idmap_plan(name_map(e, t), f->fresh[t].n, f->bytes[t], &p);
+    if (rc == CX_OK)
+        rc = cx__plan_items(e, f->fresh[N_ITEM].n, &p);
+    if (rc == CX_OK)
+        rc = cx__plan_customers(e, f->fresh[N_CUST].n, &p);
+    if (rc == CX_OK)
+        rc = cx__plan_events(e, f->n_ev, &p);
+    if (rc == CX_OK && f->n_ev)
+        rc = cx__pop_plan(e, f->ts_max, &p, &t0[0], &t0[1]);
+    if (rc == CX_OK && f->n_ev && e->n_ev + f->n_ev > d->ev_seq_cap &&
+        cx__grow((void **)&d->ev_seq, &d->ev_seq_cap, e->n_ev + f->n_ev,
+                 sizeof *d->ev_seq))
+        rc = CX_ENOMEM;
+    if (rc) {
+        cx__plan_release(&p, 0);
+        return cx__fail(e, rc, "cx_refresh: %s", cx_strerror(rc));
+    }
+    cx__wrlock(e);
+    cx__plan_commit(&p);
+    if (e->pop_t0 != t0[0])
+        cx__top_rescaled(e, CX__LIST_POPULAR);
+    if (e->trend_t0 != t0[1])
+        cx__top_rescaled(e, CX__LIST_TRENDING);
+    e->pop_t0 = t0[0];
+    e->trend_t0 = t0[1];
+    for (int t = 0; t < 5; t++)
+        for (uint32_t j = 0; j < f->fresh[t].n; j++) {
+            const char *id = f->fresh[t].str[j];
+            uint32_t at = *id ? cx__idmap_add(name_map(e, t), id, NULL)
+                              : cx__idmap_add_dead(name_map(e, t));
+            if (t == N_ITEM)
+                cx__item_init(e, at);
+        }
+    for (size_t j = 0; j < f->n_items; j++)
+        follow_item(e, &f->items[j]);
+    for (size_t j = 0; j < f->n_ev; j++) {
+        uint32_t at = (uint32_t)e->n_ev;
+        const cx__event *ev = &f->ev[j];
+        e->ev[at] = *ev;
+        e->ev_prev[at] = e->cust_last[ev->cust];
+        e->cust_last[ev->cust] = at;
+        e->ev_iprev[at] = e->item_last[ev->item];
+        e->item_last[ev->item] = at;
+        e->n_ev++;
+        if (ev->ts > e->ts_max)
+            e->ts_max = ev->ts;
+        cx__pop_add(e, ev->item, cx__signal_strength(&e->opt, ev), ev->ts);
+        d->ev_seq[at] = f->seq[j];
+    }
+    cx__wrunlock(e);
+    cx__plan_release_e(e, &p, 1);
+    if (f->n_ev)
+        d->last_seq = f->seq[f->n_ev - 1];
+    d->catalog_rev = f->catalog_rev;
+    cx__catidx_refresh(e);
+    cx__top_refresh(e);
+    if (cx__fold_after_ingest(e, from))
+        cx__fail(e, CX_ENOMEM, "cx_refresh: fold-in skipped: out of memory");
+    return CX_OK;
+}
+
+/* Options and custom signal types as the database has them now (the
+ * writer mutex held). */
+static int follow_config(cx_engine *e)
+{
+    cx__db *d = e->db;
+    reader r = {e, d, NULL};
+    cx__options o = e->opt;
+    char *names[CX_MAX_SIGNAL_TYPES] = {0};
+    int rc, s;
+    if ((rc = prep(&r, "SELECT key, value FROM options")))
+        return rc;
+    while ((s = sqlite3_step(r.s)) == SQLITE_ROW) {
+        int key = sqlite3_column_int(r.s, 0);
+        double v = sqlite3_column_double(r.s, 1);
+        if (!cx__option_key_valid(key) || cx__option_check(NULL, key, v)) {
+            rc = corrupt(d->dir, "an option out of range");
+            break;
+        }
+        cx__option_put(&o, key, v);
+    }
+    if (rc == CX_OK && s != SQLITE_DONE)
+        rc = db_err(e, d->db, "cx_refresh: reading options");
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT type, name FROM signal_types WHERE "
+             "type >= %d", CX_SIGNAL_CUSTOM);
+    if (rc == CX_OK && (rc = prep(&r, sql)) == CX_OK) {
+        while ((s = sqlite3_step(r.s)) == SQLITE_ROW) {
+            int t = sqlite3_column_int(r.s, 0);
+            const char *name = (const char *)sqlite3_column_text(r.s, 1);
+            if (t < CX_SIGNAL_CUSTOM || t >= CX_MAX_SIGNAL_TYPES || !name ||
+                !*name || strlen(name) > 64) {
+                rc = corrupt(d->dir, "a bad custom signal type");
+                break;
+            }
+            if (!e->type_name[t] && !(names[t] = strdup(name))) {
+                rc = cx__fail(e, CX_ENOMEM, "cx_refresh: out of memory");
+                break;
+            }
+        }
+        if (rc == CX_OK && s != SQLITE_DONE)
+            rc = db_err(e, d->db, "cx_refresh: reading signal types");
+    }
+    sqlite3_finalize(r.s);
+    if (rc) {
+        for (int t = 0; t < CX_MAX_SIGNAL_TYPES; t++)
+            free(names[t]);
+        return rc;
+    }
+    int reweight = memcmp(o.weight, e->opt.weight, sizeof o.weight) ||
+                   o.pop_half_life != e->opt.pop_half_life ||
+                   o.trend_half_life != e->opt.trend_half_life;
+    cx__wrlock(e);
+    e->opt = o;
+    for (int t = 0; t < CX_MAX_SIGNAL_TYPES; t++)
+        if (names[t])
+            e->type_name[t] = names[t];
+    cx__wrunlock(e);
+    return reweight ? cx__pop_rebuild(e) : CX_OK;
+}
+
+/* The first event whose seq is at least seq (read-only engines). */
+static size_t events_before(const cx_engine *e, int64_t seq)
+{
+    const int64_t *v = e->db->ev_seq;
+    size_t lo = 0, hi = e->n_ev;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* A newer snapshot generation than the one serving, if one verifies
+ * (train_mu held). */
+static int follow_model(cx_engine *e, int64_t newest)
+{
+    cx__db *d = e->db;
+    if (newest <= e->generation || newest == d->skip_gen)
+        return CX_OK;
+    cx__snapshot_info snap;
+    int rc = cx__snapshot_find(e, d->dir, &snap);
+    cx__model *mo = NULL;
+    if (rc == CX_OK && snap.found && snap.generation < newest)
+        d->skip_gen = newest; /* it failed its checks: do not retry it */
+    if (rc == CX_OK && snap.found && snap.generation > e->generation &&
+        snap.seq_end <= d->last_seq + 1) {
+        size_t n = events_before(e, snap.seq_end);
+        if ((rc = cx__snapshot_model(e, &snap, n, &mo)) == CX_OK) {
+            int64_t g = snap.generation;
+            rc = cx__model_publish(e, mo, n, g);
+        }
+    }
+    cx__snapshot_info_free(&snap);
+    return rc ? cx__fail(e, rc, "cx_refresh: %s", cx_errmsg(NULL)) : CX_OK;
+}
+
+int cx__db_follow(cx_engine *e)
+{
+    cx__db *d = e->db;
+    if (!d || !d->readonly)
+        return CX_OK;
+    pthread_mutex_lock(&e->train_mu);
+    /* Listed before reading: a generation seen here was trained on
+     * signals the read below sees. */
+    int64_t newest = cx__snapshot_newest(d->dir);
+    follow f;
+    memset(&f, 0, sizeof f);
+    int rc = follow_read(e, &f);
+    int config = rc == CX_OK && f.config_rev != d->config_rev;
+    if (rc == CX_OK) {
+        pthread_mutex_lock(&e->wmu);
+        size_t n_trained;
+        if (f.gone && cx__forget_memory(e, f.gone, d->ev_seq, &n_trained))
+            rc = cx__fail(e, CX_ENOMEM, "cx_refresh: out of memory");
+        else if (f.gone)
+            d->forget_rev = f.forget_rev;
+        if (rc == CX_OK)
+            rc = follow_apply(e, &f);
+        if (rc == CX_OK && config)
+            rc = follow_config(e);
+        pthread_mutex_unlock(&e->wmu);
+    }
+    if (rc == CX_OK && config) {
+        reader r = {e, d, NULL};
+        d->loader = pthread_self();
+        d->loading = 1;
+        rc = load_experiments(&r, 0);
+        d->loading = 0;
+        sqlite3_finalize(r.s);
+        if (rc == CX_OK)
+            d->config_rev = f.config_rev;
+    }
+    follow_free(&f);
+    if (rc == CX_OK)
+        rc = follow_model(e, newest);
+    pthread_mutex_unlock(&e->train_mu);
+    return rc;
+}
+
+CX_API int cx_refresh(cx_engine *e)
+{
+    if (!e)
+        return cx__fail(NULL, CX_EINVAL, "cx_refresh: engine is NULL");
+    return cx__db_follow(e);
+}
+
+int cx__db_readonly(const cx_engine *e)
+{
+    return e->db && e->db->readonly;
+}
+
+/* The current refresh interval (options change under the engine lock). */
+static int refresh_interval(cx_engine *e)
+{
+    cx__rdlock(e);
+    int ms = e->opt.refresh_interval;
+    cx__rdunlock(e);
+    return ms;
+}
+
+static void *follower_main(void *arg)
+{
+    cx_engine *e = arg;
+    cx__db *d = e->db;
+    int failing = 0, ms = refresh_interval(e);
+    pthread_mutex_lock(&d->fmu);
+    while (!d->stop) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        ms = ms > 0 ? ms : 1000; /* off: look again whether it still is */
+        t.tv_sec += ms / 1000;
+        t.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (t.tv_nsec >= 1000000000L) {
+            t.tv_sec++;
+            t.tv_nsec -= 1000000000L;
+        }
+        while (!d->stop &&
+               pthread_cond_timedwait(&d->fcv, &d->fmu, &t) != ETIMEDOUT)
+            ;
+        if (d->stop)
+            continue;
+        pthread_mutex_unlock(&d->fmu);
+        int rc = (ms = refresh_interval(e)) ? cx__db_follow(e) : CX_OK;
+        /* Said once per run of failures: there is no caller to tell. */
+        if (rc && !failing)
+            fprintf(stderr, "cxengine: %s: following the directory failed: "
+                    "%s\n", d->dir, cx_errmsg(e));
+        failing = rc != CX_OK;
+        pthread_mutex_lock(&d->fmu);
+    }
+    pthread_mutex_unlock(&d->fmu);
+    return NULL;
 }

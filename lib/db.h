@@ -12,7 +12,15 @@
 /* Open (creating) the directory's database, take its lock, and replay it
  * into the new engine e, then load the newest valid snapshot.  e->db is
  * set even on failure, for cx_close to release. */
-int cx__db_open(cx_engine *e, const char *dir);
+int cx__db_open(cx_engine *e, const char *dir, int readonly);
+/* A read-only engine catches up with the directory: what the writer
+ * committed since (ids, catalogue, signals, options, signal types,
+ * experiments) and a newer snapshot generation.  No-op otherwise. */
+int cx__db_follow(cx_engine *e);
+int cx__db_readonly(const cx_engine *e);
+/* Erase customers idx[0..n): their signals, and their ids (rows kept,
+ * id NULL), then checkpoint and truncate the log (writer mutex held). */
+int cx__db_forget(cx_engine *e, const uint32_t *idx, size_t n);
 void cx__db_close(cx_engine *e);
 const char *cx__db_dir(const cx_engine *e);
 /* A whole regular file of at most `limit` bytes, NUL-terminated (not
@@ -90,6 +98,8 @@ typedef struct cx__snapshot_info {
     char *dir;               /* its directory */
     char *manifest;          /* its manifest text */
     void *data[8];           /* its verified arrays, until loaded */
+    void *map[8];            /* their mappings (see cx__model) */
+    size_t map_len[8];
 } cx__snapshot_info;
 
 /* Find the newest valid generation in dir/snapshots (found = 0 if none);
@@ -97,8 +107,12 @@ typedef struct cx__snapshot_info {
  * and in cx_errmsg(NULL). */
 int cx__snapshot_find(cx_engine *e, const char *dir, cx__snapshot_info *s);
 void cx__snapshot_info_free(cx__snapshot_info *s);
-/* Load generation s into e as its model; n_events = signals trained. */
-int cx__snapshot_load(cx_engine *e, cx__snapshot_info *s, size_t n_events);
+/* The model of generation s (its arrays mapped, not copied; s keeps
+ * nothing); n_events = the signals in memory it was trained on. */
+int cx__snapshot_model(cx_engine *e, cx__snapshot_info *s, size_t n_events,
+                       cx__model **out);
+/* The newest generation number in dir/snapshots, verified or not (0: none). */
+int64_t cx__snapshot_newest(const char *dir);
 /* Parse and verify a MANIFEST's text into a private struct (fuzzing). */
 int cx__manifest_parse(const char *text, size_t len, void *out, char *why,
                        size_t whylen);
@@ -107,5 +121,7 @@ size_t cx__manifest_size(void);
  * e->generation, then prune old generations.  No engine lock needed:
  * the model is immutable and the caller holds train_mu. */
 int cx__snapshot_write(cx_engine *e, const cx__model *m);
+/* Delete all but the newest `keep` generations. */
+int cx__snapshot_prune(cx_engine *e, size_t keep);
 
 #endif /* CX_DB_H */

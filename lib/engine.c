@@ -10,6 +10,7 @@
 #include <time.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 CX_API const char *cx_version(void) { return CX_VERSION_STRING; }
@@ -52,6 +53,7 @@ void cx__options_default(cx__options *o)
     o->loyal_purchases = 3;
     o->sync = CX_SYNC_FULL;
     o->sync_interval = 1000;
+    o->refresh_interval = 1000;
     o->weight[CX_VIEW] = 1;
     o->weight[CX_CLICK] = 2;
     o->weight[CX_ADD_TO_CART] = 5;
@@ -93,6 +95,8 @@ static const opt_spec specs[] = {
      OFF(loyal_purchases)},
     {CX_OPT_SYNC, "sync", 0, 2, 1, OFF(sync)},
     {CX_OPT_SYNC_INTERVAL, "sync_interval", 1, 60000, 1, OFF(sync_interval)},
+    {CX_OPT_REFRESH_INTERVAL, "refresh_interval", 0, 3600000, 1,
+     OFF(refresh_interval)},
 };
 
 static const opt_spec *find_spec(int key)
@@ -218,9 +222,12 @@ CX_API int cx_open(cx_engine **out, const char *path, unsigned flags)
     if (path && !*path)
         return cx__fail(NULL, CX_EINVAL, "cx_open: path is empty (NULL "
                         "opens an in-memory engine)");
-    if (flags)
+    if (flags & ~(unsigned)CX_OPEN_READONLY)
         return cx__fail(NULL, CX_EINVAL, "cx_open: unknown flags 0x%x",
                         flags);
+    if ((flags & CX_OPEN_READONLY) && !path)
+        return cx__fail(NULL, CX_EINVAL, "cx_open: CX_OPEN_READONLY needs a "
+                        "data directory path");
     cx__kernels_init();
     cx_engine *e = calloc(1, sizeof *e);
     if (!e)
@@ -246,7 +253,7 @@ CX_API int cx_open(cx_engine **out, const char *path, unsigned flags)
         memset(e->top[l].slot, 0xff, sizeof e->top[l].slot);
     }
     if (path) {
-        int rc = cx__db_open(e, path);
+        int rc = cx__db_open(e, path, (flags & CX_OPEN_READONLY) != 0);
         if (rc) {
             cx_close(e);
             return rc;
@@ -269,16 +276,22 @@ void cx__model_free(cx__model *m)
 {
     if (!m)
         return;
-    free(m->X);
-    free(m->Y);
-    free(m->has_vec);
+    if (m->mapped) {
+        for (int f = 0; f < 8; f++)
+            if (m->map[f])
+                munmap(m->map[f], m->map_len[f]);
+    } else {
+        free(m->X);
+        free(m->Y);
+        free(m->has_vec);
+        free(m->Gy);
+        cx__csr_free(&m->ui);
+    }
     free(m->inv_norm);
     free(m->Yq);
     free(m->q_scale);
     free(m->q_cos_scale);
-    free(m->Gy);
     free(m->Gx);
-    cx__csr_free(&m->ui);
     free(m);
 }
 

@@ -21,6 +21,7 @@ static const char *const status_text[] = {
     "canceled",                            /* -11 */
     "not supported",                       /* -12 */
     "limit reached",                       /* -13 */
+    "engine is read-only",                 /* -14 */
 };
 
 CX_API const char *cx_strerror(int status)

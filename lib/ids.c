@@ -133,6 +133,23 @@ uint32_t cx__idmap_add(cx__idmap *m, const char *s, int *added)
     return i;
 }
 
+static const char dead[1] = "";
+
+void cx__idmap_kill(cx__idmap *m, uint32_t i)
+{
+    if (m->str[i] != dead)
+        memset((char *)m->str[i], 0, strlen(m->str[i]));
+    m->str[i] = dead; /* matches no valid id; its slot stays in place */
+}
+
+uint32_t cx__idmap_add_dead(cx__idmap *m)
+{
+    uint32_t i = m->n++;
+    m->str[i] = dead;
+    m->hash[i] = 0;
+    return i;
+}
+
 uint32_t cx__idmap_will_be(const cx__idmap *m, cx__idmap *fresh,
                            const char *s)
 {

@@ -66,6 +66,11 @@ uint32_t cx__idmap_add(cx__idmap *m, const char *s, int *added);
  * cx__idmap_add numbers them), and collected in `fresh` (reserved). */
 uint32_t cx__idmap_will_be(const cx__idmap *m, cx__idmap *fresh,
                            const char *s);
+/* Forgotten ids (cx_forget): index i keeps its place with the id "",
+ * which no lookup matches; kill zeroes the old bytes (the write lock
+ * held), add_dead appends such an index (after a reserve). */
+void cx__idmap_kill(cx__idmap *m, uint32_t i);
+uint32_t cx__idmap_add_dead(cx__idmap *m);
 uint32_t cx__hash_str(const char *s);
 /* Validate an id: non-NULL, 1..CX_MAX_ID_LEN bytes.  Returns its length
  * or 0 when invalid. */
@@ -79,6 +84,7 @@ typedef struct cx__options {
     int factors, iterations, solver, cg_steps, threads, candidates, fold_in;
     int loyal_purchases;
     int sync, sync_interval;     /* data directory: policy, ms */
+    int refresh_interval;        /* read-only engines: ms, 0 = off */
     double lapsed_after;
     double regularization, alpha, half_life, init_scale;
     double trend_half_life, pop_half_life;
@@ -137,6 +143,11 @@ typedef struct cx__model {
     double *Gy, *Gx;
     cx__options opt;
     int64_t ts_ref;
+    /* Loaded from a snapshot: X, Y, has_vec, ui and Gy point into these
+     * read-only shared mappings of its files (unmapped, not freed). */
+    int mapped;
+    void *map[8];
+    size_t map_len[8];
 } cx__model;
 
 /* A customer's fold-in vector.  Immutable once published in the fold
@@ -345,6 +356,14 @@ void cx__wrunlock(cx_engine *e);
 void cx__rdlock(const cx_engine *e);
 void cx__rdunlock(const cx_engine *e);
 
+/* forget.c: drop the events of the customers in gone[] from memory
+ * (compacting the event arrays, and ev_seq alongside when not NULL),
+ * kill their ids and rebuild popularity; *n_trained receives how many of
+ * the model's training events remain.  Writer mutex held, no training
+ * running. */
+int cx__forget_memory(cx_engine *e, const uint8_t *gone, int64_t *ev_seq,
+                      size_t *n_trained);
+
 /* profile.c: the profile of customer u (CX_NONE: a new visitor), with
  * the read lock held by the caller; price_level is left 0. */
 int cx__profile(const cx_engine *e, uint32_t u, int64_t now,
@@ -451,8 +470,10 @@ int cx__train_model(const cx_engine *e, const cx__train_input *in,
                     const cx__options *o, cx_progress_fn progress,
                     void *user, cx__model **out);
 /* Publish model m, trained on events [0, n), as the engine's model: the
- * caller holds train_mu and no other lock; m is taken in every case. */
-int cx__model_publish(cx_engine *e, cx__model *m, size_t n);
+ * caller holds train_mu and no other lock; m is taken in every case.
+ * gen 0: a new generation (saved as a snapshot in a data directory);
+ * otherwise snapshot generation gen that a read-only engine loaded. */
+int cx__model_publish(cx_engine *e, cx__model *m, size_t n, int64_t gen);
 /* Derived serving data (norms, int8 copy) from X and Y. */
 int cx__model_finish(cx__model *m);
 

@@ -224,6 +224,9 @@ CX_API int cx_import_factors(cx_engine *e, const char *customers,
     if (flags & ~(unsigned)CX_IMPORT_BY_INDEX)
         return cx__fail(e, CX_EINVAL, "cx_import_factors: unknown flags "
                         "0x%x", flags);
+    if (cx__db_readonly(e))
+        return cx__fail(e, CX_EREADONLY, "cx_import_factors: the engine is "
+                        "open read-only");
     int by_index = (flags & CX_IMPORT_BY_INDEX) != 0;
     cx__factors_in cu, it;
     int rc = parse_path(e, customers, &cu);
@@ -283,7 +286,7 @@ CX_API int cx_import_factors(cx_engine *e, const char *customers,
             rc = cx__fail(e, rc, "cx_import_factors: out of memory");
     }
     if (rc == CX_OK) {
-        rc = cx__model_publish(e, m, n);
+        rc = cx__model_publish(e, m, n, 0);
         m = NULL;
     }
     pthread_mutex_unlock(&e->train_mu);

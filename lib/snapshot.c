@@ -22,6 +22,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -503,13 +504,26 @@ int cx__snapshot_write(cx_engine *e, const cx__model *mo)
         return rc;
     }
     /* Keep this generation and the one before it. */
-    if (list_generations(snaps, &gen, &ng, 0) == 0)
-        for (size_t i = KEEP_GENERATIONS; i < ng; i++) {
-            snprintf(tmp, sizeof tmp, "%s/g%010" PRId64, snaps, gen[i]);
-            remove_tree(tmp);
-        }
+    return cx__snapshot_prune(e, KEEP_GENERATIONS);
+}
+
+int cx__snapshot_prune(cx_engine *e, size_t keep)
+{
+    char snaps[3600], old[3700];
+    snprintf(snaps, sizeof snaps, "%s/snapshots", cx__db_dir(e));
+    int64_t *gen;
+    size_t ng;
+    if (list_generations(snaps, &gen, &ng, 0))
+        return cx__fail(e, CX_EIO, "snapshot: cannot list %s: %s", snaps,
+                        strerror(errno));
+    for (size_t i = keep; i < ng; i++) {
+        snprintf(old, sizeof old, "%s/g%010" PRId64, snaps, gen[i]);
+        remove_tree(old);
+    }
     free(gen);
-    return CX_OK;
+    return sync_dir(snaps) ? cx__fail(e, CX_EIO, "snapshot: syncing %s: %s",
+                                      snaps, strerror(errno))
+                           : CX_OK;
 }
 
 /* ===================================================================== */
@@ -548,22 +562,24 @@ char *cx__read_file(const char *path, size_t *len, size_t limit)
     return p;
 }
 
-/* Read one data file of generation dir into a new buffer, verifying its
- * header, size and checksum. */
-static int read_data(const char *dir, const manifest *m, int f, void **out,
-                     char *why, size_t whylen)
+/* Map one data file of generation dir read-only and shared (processes
+ * that map the same generation share its pages), verifying its header,
+ * size and checksum; *out points at the data, *base and *len the mapping. */
+static int map_data(const char *dir, const manifest *m, int f, void **out,
+                    void **base, size_t *len, char *why, size_t whylen)
 {
     char path[4096], hdr[256];
     snprintf(path, sizeof path, "%s/%s", dir, files[f].name);
     size_t hl = npy_header(hdr, sizeof hdr, files[f].descr, m->f[f].ndim,
                            m->f[f].shape);
     uint64_t n = elems(m, f);
+    *out = *base = NULL;
+    *len = 0;
     if (n > ((uint64_t)1 << 40) / files[f].size) {
         snprintf(why, whylen, "%s is too large", files[f].name);
         return CX_ECORRUPT;
     }
     size_t bytes = (size_t)n * files[f].size;
-    *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(why, whylen, "cannot open %s: %s", files[f].name,
@@ -571,50 +587,49 @@ static int read_data(const char *dir, const manifest *m, int f, void **out,
         return CX_ECORRUPT;
     }
     struct stat st;
-    char got[256];
-    void *p = malloc(bytes ? bytes : 1);
+    void *p = MAP_FAILED;
     int rc = CX_OK;
-    if (!p) {
-        snprintf(why, whylen, "out of memory");
-        rc = CX_ENOMEM;
-    } else if (fstat(fd, &st) || (uint64_t)st.st_size != hl + bytes) {
+    if (fstat(fd, &st) || (uint64_t)st.st_size != hl + bytes) {
         snprintf(why, whylen, "%s has the wrong size (truncated?)",
                  files[f].name);
         rc = CX_ECORRUPT;
-    } else if (pread(fd, got, hl, 0) != (ssize_t)hl ||
-               memcmp(got, hdr, hl)) {
+    } else if ((p = mmap(NULL, hl + bytes, PROT_READ, MAP_SHARED, fd, 0)) ==
+               MAP_FAILED) {
+        snprintf(why, whylen, "cannot map %s: %s", files[f].name,
+                 strerror(errno));
+        rc = errno == ENOMEM ? CX_ENOMEM : CX_EIO;
+    } else if (memcmp(p, hdr, hl)) {
         snprintf(why, whylen, "%s has an unexpected header", files[f].name);
         rc = CX_ECORRUPT;
-    } else {
-        size_t done = 0;
-        while (done < bytes) {
-            ssize_t r = pread(fd, (char *)p + done, bytes - done,
-                              (off_t)(hl + done));
-            if (r <= 0) {
-                if (r < 0 && errno == EINTR)
-                    continue;
-                break;
-            }
-            done += (size_t)r;
-        }
-        if (done != bytes || cx__checksum(p, bytes) != m->f[f].sum) {
-            snprintf(why, whylen, "%s fails its checksum", files[f].name);
-            rc = CX_ECORRUPT;
-        }
+    } else if (cx__checksum((char *)p + hl, bytes) != m->f[f].sum) {
+        snprintf(why, whylen, "%s fails its checksum", files[f].name);
+        rc = CX_ECORRUPT;
     }
     close(fd);
     if (rc) {
-        free(p);
+        if (p != MAP_FAILED)
+            munmap(p, hl + bytes);
         return rc;
     }
-    *out = p;
+    *base = p;
+    *len = hl + bytes;
+    *out = (char *)p + hl;
     return CX_OK;
+}
+
+static void unmap_all(void **base, size_t *len)
+{
+    for (int f = 0; f < F_COUNT; f++) {
+        if (base[f])
+            munmap(base[f], len[f]);
+        base[f] = NULL;
+        len[f] = 0;
+    }
 }
 
 void cx__snapshot_info_free(cx__snapshot_info *s)
 {
-    for (int f = 0; f < F_COUNT; f++)
-        free(s->data[f]);
+    unmap_all(s->map, s->map_len);
     free(s->dir);
     free(s->manifest);
     memset(s, 0, sizeof *s);
@@ -641,7 +656,8 @@ static int try_generation(const char *snaps, int64_t g, cx__snapshot_info *s,
         rc = CX_ECORRUPT;
     }
     for (int f = 0; f < F_COUNT && rc == CX_OK; f++)
-        rc = read_data(dir, &m, f, &s->data[f], why, whylen);
+        rc = map_data(dir, &m, f, &s->data[f], &s->map[f], &s->map_len[f],
+                      why, whylen);
     if (rc == CX_OK) {
         s->found = 1;
         s->generation = g;
@@ -651,10 +667,8 @@ static int try_generation(const char *snaps, int64_t g, cx__snapshot_info *s,
             rc = CX_ENOMEM;
     } else {
         free(text);
-        for (int f = 0; f < F_COUNT; f++) {
-            free(s->data[f]);
-            s->data[f] = NULL;
-        }
+        unmap_all(s->map, s->map_len);
+        memset(s->data, 0, sizeof s->data);
     }
     return rc;
 }
@@ -700,8 +714,10 @@ static int all_finite(const float *v, size_t n)
     return 1;
 }
 
-int cx__snapshot_load(cx_engine *e, cx__snapshot_info *s, size_t n_events)
+int cx__snapshot_model(cx_engine *e, cx__snapshot_info *s, size_t n_events,
+                       cx__model **out)
 {
+    *out = NULL;
     manifest m;
     char why[256] = "";
     int rc = cx__manifest_parse(s->manifest, strlen(s->manifest), &m, why,
@@ -723,8 +739,13 @@ int cx__snapshot_load(cx_engine *e, cx__snapshot_info *s, size_t n_events)
         mo->ui.conf = s->data[F_CONF];
         mo->ui.mask = s->data[F_MASK];
         mo->Gy = s->data[F_GRAM];
-        for (int f = 0; f < F_COUNT; f++)
+        mo->mapped = 1;
+        for (int f = 0; f < F_COUNT; f++) {
+            mo->map[f] = s->map[f];
+            mo->map_len[f] = s->map_len[f];
+            s->map[f] = NULL;
             s->data[f] = NULL;
+        }
         mo->n_events = n_events;
         mo->seq_end = m.seq_end;
         mo->loss = m.loss;
@@ -757,12 +778,23 @@ int cx__snapshot_load(cx_engine *e, cx__snapshot_info *s, size_t n_events)
     }
     if (rc) {
         cx__model_free(mo);
-        return cx__fail(NULL, rc, "cx_open: snapshot %s: %s", s->dir,
+        return cx__fail(NULL, rc, "snapshot %s: %s", s->dir,
                         rc == CX_ENOMEM ? "out of memory" : why);
     }
-    e->model = mo;
-    e->generation = m.generation;
+    *out = mo;
     return CX_OK;
+}
+
+int64_t cx__snapshot_newest(const char *root)
+{
+    char snaps[3600];
+    snprintf(snaps, sizeof snaps, "%s/snapshots", root);
+    int64_t *gen, g = 0;
+    size_t ng;
+    if (list_generations(snaps, &gen, &ng, 0) == 0 && ng)
+        g = gen[0];
+    free(gen);
+    return g;
 }
 
 size_t cx__manifest_size(void)

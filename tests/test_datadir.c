@@ -4,6 +4,11 @@
 #include "testutil.h"
 #include "db.h"
 
+#include <ftw.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
 
 static cx_engine *open_dir(const char *dir)
 {
@@ -372,6 +377,442 @@ static void test_manifest_flips(void **state)
     tu_rmdir(dir);
 }
 
+
+/* ===================================================================== */
+/* Read-only engines                                                     */
+/* ===================================================================== */
+
+static cx_engine *open_ro(const char *dir)
+{
+    cx_engine *e = NULL;
+    int rc = cx_open(&e, dir, CX_OPEN_READONLY);
+    if (rc)
+        print_error("cx_open(%s, RO) -> %d: %s\n", dir, rc, cx_errmsg(NULL));
+    assert_int_equal(rc, CX_OK);
+    return e;
+}
+
+/* A reader answers as the writer does, refuses to write, and follows what
+ * the writer commits: signals of new customers and items, catalogue,
+ * options, signal types, experiments and new generations. */
+static void test_readonly(void **state)
+{
+    (void)state;
+    char dir[256], missing[300];
+    tu_mkdtemp(dir, sizeof dir, "ddro");
+    synth_config c;
+    synth_config_default(&c, 20000);
+    c.n_customers = 600;
+    synth_shop s;
+    assert_int_equal(synth_generate(&c, &s), 0);
+    cx_engine *w = open_dir(dir), *r = NULL;
+    TU_OK(w, cx_set_option(w, CX_OPT_SYNC, CX_SYNC_NORMAL));
+    TU_OK(w, cx_set_option(w, CX_OPT_ITERATIONS, 4));
+    TU_OK(w, cx_set_option(w, CX_OPT_FACTORS, 16));
+    TU_OK(w, cx_set_option(w, CX_OPT_REFRESH_INTERVAL, 0)); /* by hand */
+    TU_OK(w, shop_upsert_catalogue(w, &s));
+    size_t half = s.n_signals / 2;
+    TU_OK(w, shop_ingest(w, &s, 0, half, 4096));
+    TU_OK(w, cx_train(w, NULL, NULL));
+    TU_OK(w, shop_ingest(w, &s, half, half + 500, 100)); /* fold-ins */
+
+    /* Opening: no lock taken, a missing directory named. */
+    snprintf(missing, sizeof missing, "%s/nothing", dir);
+    assert_int_equal(cx_open(&r, missing, CX_OPEN_READONLY), CX_ENOTFOUND);
+    assert_null(r);
+    assert_int_equal(cx_open(&r, NULL, CX_OPEN_READONLY), CX_EINVAL);
+    assert_int_equal(cx_open(&r, dir, 2), CX_EINVAL);
+    r = open_ro(dir);
+    cx_engine *r2 = open_ro(dir); /* any number of readers */
+    assert_int_equal(tu_stat(r, CX_STAT_GENERATION), 1);
+    assert_int_equal(tu_stat(r, CX_STAT_SIGNALS), (int64_t)half + 500);
+    recs a, b;
+    all_recs(w, &s, 300, &a);
+    all_recs(r, &s, 300, &b);
+    same_recs(&a, &b);
+    free_recs(&b);
+
+    /* Every write is refused, and nothing reaches the database. */
+    const char *cu[] = {"ro-new"}, *it[] = {"i-ro"};
+    int ty[] = {CX_PURCHASE};
+    double price[] = {3};
+    int t;
+    FAILS(r, cx_ingest(r, 1, cu, it, ty, NULL, NULL, NULL), CX_EREADONLY);
+    FAILS(r, cx_items_upsert(r, 1, it, NULL, price, NULL, NULL, NULL),
+          CX_EREADONLY);
+    FAILS(r, cx_item_remove(r, s.items[0].id), CX_EREADONLY);
+    FAILS(r, cx_set_option(r, CX_OPT_ALPHA, 3), CX_EREADONLY);
+    FAILS(r, cx_signal_type_define(r, "wish", 2, &t), CX_EREADONLY);
+    const char *vn[] = {"a", "b"};
+    double sh[] = {1, 1};
+    FAILS(r, cx_experiment_define(r, "hero", 2, vn, sh), CX_EREADONLY);
+    FAILS(r, cx_train(r, NULL, NULL), CX_EREADONLY);
+    FAILS(r, cx_train_start(r, NULL, NULL), CX_EREADONLY);
+    FAILS(r, cx_import_factors(r, missing, missing, 0), CX_EREADONLY);
+    TU_OK(r, cx_refresh(r));
+    assert_int_equal(tu_stat(r, CX_STAT_CUSTOMERS),
+                     tu_stat(w, CX_STAT_CUSTOMERS));
+    assert_int_equal(cx_item_get(r, "i-ro", NULL, NULL, NULL, NULL),
+                     CX_ENOTFOUND);
+
+    /* The writer goes on; the reader follows. */
+    const char *nc[] = {"fresh1", "fresh1", "fresh2"};
+    const char *ni[] = {s.items[3].id, "brand-new", s.items[5].id};
+    int nt[] = {CX_PURCHASE, CX_VIEW, CX_ADD_TO_CART};
+    TU_OK(w, cx_ingest(w, 3, nc, ni, nt, NULL, NULL, NULL));
+    const char *up[] = {s.items[7].id};
+    int out_of_stock[] = {0};
+    const char *cat[] = {"new-category"};
+    double p7[] = {123.5};
+    TU_OK(w, cx_items_upsert(w, 1, up, cat, p7, out_of_stock, NULL, NULL));
+    TU_OK(w, cx_item_remove(w, s.items[9].id));
+    TU_OK(w, cx_signal_type_define(w, "wish", 2.5, &t));
+    TU_OK(w, cx_set_option(w, CX_OPT_CANDIDATES, 9));
+    TU_OK(w, cx_experiment_define(w, "hero", 2, vn, sh));
+    TU_OK(r, cx_refresh(r));
+    assert_int_equal(tu_stat(r, CX_STAT_SIGNALS), tu_stat(w, CX_STAT_SIGNALS));
+    assert_int_equal(tu_stat(r, CX_STAT_ITEMS), tu_stat(w, CX_STAT_ITEMS));
+    const char *category;
+    double pr;
+    int stock;
+    TU_OK(r, cx_item_get(r, s.items[7].id, &category, &pr, &stock, NULL));
+    assert_string_equal(category, "new-category");
+    assert_true(pr == 123.5);
+    assert_int_equal(stock, 0);
+    assert_int_equal(cx_item_get(r, s.items[9].id, NULL, NULL, NULL, NULL),
+                     CX_ENOTFOUND);
+    int t2;
+    TU_OK(r, cx_signal_type_lookup(r, "wish", &t2));
+    assert_int_equal(t2, t);
+    double o;
+    TU_OK(r, cx_get_option(r, CX_OPT_CANDIDATES, &o));
+    assert_true(o == 9);
+    TU_OK(r, cx_get_option(r, CX_OPT_WEIGHT + t, &o));
+    assert_true(o == 2.5);
+    const char *variant, *wvariant;
+    TU_OK(r, cx_variant(r, "hero", "fresh1", 1, &variant));
+    TU_OK(w, cx_variant(w, "hero", "fresh1", 0, &wvariant));
+    assert_string_equal(variant, wvariant);
+    /* The followed signals fold in: the same answers as the writer's. */
+    result x, y;
+    TU_OK(w, rec(w, "fresh1", 10, NULL, &x));
+    TU_OK(r, rec(r, "fresh1", 10, NULL, &y));
+    assert_int_equal(x.n, y.n);
+    assert_true(x.n > 0);
+    for (size_t j = 0; j < x.n; j++)
+        assert_string_equal(x.items[j], y.items[j]);
+
+    /* A new generation: the reader switches to it at its next refresh. */
+    TU_OK(w, shop_ingest(w, &s, half + 500, s.n_signals, 4096));
+    TU_OK(w, cx_train(w, NULL, NULL));
+    assert_int_equal(tu_stat(r, CX_STAT_GENERATION), 1);
+    TU_OK(r, cx_refresh(r));
+    TU_OK(r2, cx_refresh(r2));
+    assert_int_equal(tu_stat(r, CX_STAT_GENERATION), 2);
+    assert_int_equal(tu_stat(r2, CX_STAT_GENERATION), 2);
+    free_recs(&a);
+    all_recs(w, &s, 300, &a);
+    all_recs(r, &s, 300, &b);
+    same_recs(&a, &b);
+    free_recs(&b);
+    all_recs(r2, &s, 300, &b);
+    same_recs(&a, &b);
+    free_recs(&b);
+    free_recs(&a);
+
+    /* A reader's exposures are added to the database at its close. */
+    cx_close(r);
+    cx_close(r2);
+    cx_close(w);
+    w = open_dir(dir);
+    int64_t n_a = 0, n_b = 0;
+    TU_OK(w, cx_exposures(w, "hero", "a", &n_a));
+    TU_OK(w, cx_exposures(w, "hero", "b", &n_b));
+    assert_int_equal(n_a + n_b, 1);
+    cx_close(w);
+    synth_free(&s);
+    tu_rmdir(dir);
+}
+
+/* Reader processes: N forked readers serve while the writer publishes
+ * generations; each ends on the newest one without a restart, and the
+ * factor files' pages are shared between them (smaps: Pss < Rss). */
+#define READERS 4
+#define GENERATIONS 3
+
+/* Rss and Pss (kB) of process pid's mapping of file `name`. */
+static void mapping_kb(pid_t pid, const char *name, long *rss, long *pss)
+{
+    char path[64], line[4096];
+    snprintf(path, sizeof path, "/proc/%d/smaps", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int in = 0;
+    *rss = *pss = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3) {
+            in = strstr(line, name) != NULL;
+            continue;
+        }
+        long v;
+        if (in && sscanf(line, "Rss: %ld kB", &v) == 1)
+            *rss += v;
+        if (in && sscanf(line, "Pss: %ld kB", &v) == 1)
+            *pss += v;
+    }
+    fclose(f);
+}
+
+static void reader_child(const char *dir, int64_t want, const char *cust,
+                         int report, int hold)
+{
+    cx_engine *e = NULL;
+    if (cx_open(&e, dir, CX_OPEN_READONLY))
+        _exit(3);
+    /* Serve until the newest generation arrives (bounded: 60 s). */
+    int64_t gen = 0;
+    for (int i = 0; i < 60000 && gen < want; i++) {
+        const char *items[10];
+        size_t n;
+        if (cx_recommend(e, cust, 10, NULL, items, NULL, NULL, &n) || !n)
+            _exit(4);
+        if (cx_stat(e, CX_STAT_GENERATION, &gen))
+            _exit(5);
+        struct timespec t = {0, 1000000};
+        nanosleep(&t, NULL);
+    }
+    if (write(report, &gen, sizeof gen) != sizeof gen)
+        _exit(6);
+    char c;
+    if (read(hold, &c, 1) != 1) /* stay mapped while the parent looks */
+        _exit(7);
+    cx_close(e);
+    _exit(0);
+}
+
+static void test_reader_processes(void **state)
+{
+    (void)state;
+    char dir[256];
+    tu_mkdtemp(dir, sizeof dir, "ddprocs");
+    synth_config c;
+    synth_config_default(&c, 40000);
+    c.n_customers = 4000;
+    synth_shop s;
+    assert_int_equal(synth_generate(&c, &s), 0);
+    cx_engine *w = open_dir(dir);
+    TU_OK(w, cx_set_option(w, CX_OPT_SYNC, CX_SYNC_NORMAL));
+    TU_OK(w, cx_set_option(w, CX_OPT_ITERATIONS, 2));
+    TU_OK(w, cx_set_option(w, CX_OPT_FACTORS, 32));
+    TU_OK(w, cx_set_option(w, CX_OPT_REFRESH_INTERVAL, 20));
+    TU_OK(w, shop_upsert_catalogue(w, &s));
+    size_t part = s.n_signals / (GENERATIONS + 1);
+    TU_OK(w, shop_ingest(w, &s, 0, part, 4096));
+    TU_OK(w, cx_train(w, NULL, NULL));
+    /* No engine open across fork: the readers open their own. */
+    cx_close(w);
+    int report[2], hold[2];
+    assert_int_equal(pipe(report), 0);
+    assert_int_equal(pipe(hold), 0);
+    pid_t pid[READERS];
+    char cust[24];
+    synth_customer_id(1, cust);
+    for (int i = 0; i < READERS; i++) {
+        pid[i] = fork();
+        assert_true(pid[i] >= 0);
+        if (pid[i] == 0) {
+            close(report[0]);
+            close(hold[1]);
+            reader_child(dir, 1 + GENERATIONS, cust, report[1], hold[0]);
+        }
+    }
+    close(report[1]);
+    close(hold[0]);
+    w = open_dir(dir);
+    for (int g = 1; g <= GENERATIONS; g++) {
+        TU_OK(w, shop_ingest(w, &s, g * part,
+                             g == GENERATIONS ? s.n_signals : (g + 1) * part,
+                             4096));
+        TU_OK(w, cx_train(w, NULL, NULL));
+    }
+    assert_int_equal(tu_stat(w, CX_STAT_GENERATION), 1 + GENERATIONS);
+    for (int i = 0; i < READERS; i++) {
+        int64_t gen = 0;
+        assert_int_equal(read(report[0], &gen, sizeof gen), sizeof gen);
+        assert_int_equal(gen, 1 + GENERATIONS);
+    }
+    /* Every reader maps the same customer factors; their pages are
+     * counted once between them. */
+    long rss_sum = 0, pss_sum = 0;
+    for (int i = 0; i < READERS; i++) {
+        long rss, pss;
+        mapping_kb(pid[i], "customer_factors.npy", &rss, &pss);
+        assert_true(rss > 0);
+        rss_sum += rss;
+        pss_sum += pss;
+    }
+    printf("reader processes: customer factors Rss %ld kB in all, Pss %ld "
+           "kB in all\n", rss_sum, pss_sum);
+    assert_true(pss_sum * 2 < rss_sum);
+    char go[READERS] = {0};
+    assert_int_equal(write(hold[1], go, READERS), READERS);
+    for (int i = 0; i < READERS; i++) {
+        int st;
+        assert_int_equal(waitpid(pid[i], &st, 0), pid[i]);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    close(report[0]);
+    close(hold[1]);
+    cx_close(w);
+    synth_free(&s);
+    tu_rmdir(dir);
+}
+
+/* ===================================================================== */
+/* Forgetting a customer                                                 */
+/* ===================================================================== */
+
+/* Does any file under dir contain the bytes of s? */
+static const char *g_needle;
+static int g_found;
+
+static int search_one(const char *p, const struct stat *st, int flag,
+                      struct FTW *ftw)
+{
+    (void)ftw;
+    if (flag != FTW_F || !S_ISREG(st->st_mode))
+        return 0;
+    size_t n;
+    unsigned char *b = tu_read_file(p, &n);
+    size_t l = strlen(g_needle);
+    for (size_t i = 0; b && i + l <= n; i++)
+        if (memcmp(b + i, g_needle, l) == 0) {
+            print_error("%s holds '%s' at %zu\n", p, g_needle, i);
+            g_found = 1;
+            break;
+        }
+    free(b);
+    return 0;
+}
+
+static int dir_holds(const char *dir, const char *s)
+{
+    g_needle = s;
+    g_found = 0;
+    assert_int_equal(nftw(dir, search_one, 16, FTW_PHYS), 0);
+    return g_found;
+}
+
+static int in_popular(cx_engine *e, const char *item)
+{
+    const char *items[50];
+    size_t n;
+    TU_OK(e, cx_popular(e, 50, NULL, items, NULL, NULL, &n));
+    for (size_t j = 0; j < n; j++)
+        if (strcmp(items[j], item) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_forget(void **state)
+{
+    (void)state;
+    char dir[256], saved[300];
+    tu_mkdtemp(dir, sizeof dir, "ddforget");
+    synth_config c;
+    synth_config_default(&c, 20000);
+    c.n_customers = 500;
+    synth_shop s;
+    assert_int_equal(synth_generate(&c, &s), 0);
+    static const char secret[] = "secret-customer-4711";
+    cx_engine *w = open_dir(dir);
+    TU_OK(w, cx_set_option(w, CX_OPT_SYNC, CX_SYNC_NORMAL));
+    TU_OK(w, cx_set_option(w, CX_OPT_ITERATIONS, 3));
+    TU_OK(w, cx_set_option(w, CX_OPT_FACTORS, 8));
+    TU_OK(w, cx_set_option(w, CX_OPT_REFRESH_INTERVAL, 0));
+    TU_OK(w, shop_upsert_catalogue(w, &s));
+    TU_OK(w, shop_ingest(w, &s, 0, s.n_signals, 4096));
+    /* The secret customer alone buys one item, often: it is popular
+     * only because of them. */
+    const char *cu[40], *it[40];
+    int ty[40];
+    int64_t ts[40];
+    for (int j = 0; j < 40; j++) {
+        cu[j] = secret;
+        it[j] = j < 30 ? "only-theirs" : s.items[j].id;
+        ty[j] = CX_PURCHASE;
+        ts[j] = s.signals[s.n_signals - 1].ts;
+    }
+    TU_OK(w, cx_ingest(w, 30, cu, it, ty, NULL, ts, NULL));
+    TU_OK(w, cx_train(w, NULL, NULL));
+    TU_OK(w, cx_ingest(w, 10, cu + 30, it + 30, ty + 30, NULL, ts + 30,
+                       NULL));
+    assert_true(in_popular(w, "only-theirs"));
+    cx_engine *r = open_ro(dir);
+    assert_true(in_popular(r, "only-theirs"));
+    int64_t signals = tu_stat(w, CX_STAT_SIGNALS);
+    int64_t gen = tu_stat(w, CX_STAT_GENERATION);
+    result x;
+    TU_OK(w, rec(w, secret, 5, NULL, &x));
+    assert_int_equal(x.reasons[0], CX_REASON_PERSONAL);
+
+    /* Misuse, then the forget itself. */
+    size_t n = 99;
+    const char *ids[] = {secret, "nobody-at-all", secret};
+    FAILS(NULL, cx_forget(NULL, 1, ids, &n), CX_EINVAL);
+    FAILS(w, cx_forget(w, 1, NULL, &n), CX_EINVAL);
+    const char *bad[] = {""};
+    FAILS(w, cx_forget(w, 1, bad, &n), CX_EINVAL);
+    FAILS(r, cx_forget(r, 1, ids, &n), CX_EREADONLY);
+    TU_OK(w, cx_forget(w, 3, ids, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(tu_stat(w, CX_STAT_SIGNALS), signals - 40);
+    assert_int_equal(tu_stat(w, CX_STAT_GENERATION), gen + 1);
+    assert_false(in_popular(w, "only-theirs"));
+    TU_OK(w, rec(w, secret, 5, NULL, &x)); /* a stranger now */
+    assert_int_equal(x.reasons[0], CX_REASON_POPULAR);
+    cx_profile pr = {.size = sizeof pr};
+    TU_OK(w, cx_profile_get(w, secret, 0, &pr));
+    assert_int_equal(pr.stage, CX_STAGE_NEW);
+    /* The reader follows the forget. */
+    TU_OK(r, cx_refresh(r));
+    assert_false(in_popular(r, "only-theirs"));
+    assert_int_equal(tu_stat(r, CX_STAT_SIGNALS), signals - 40);
+    assert_int_equal(tu_stat(r, CX_STAT_GENERATION), gen + 1);
+    TU_OK(r, rec(r, secret, 5, NULL, &x));
+    assert_int_equal(x.reasons[0], CX_REASON_POPULAR);
+    cx_close(r);
+
+    /* Retrain; then no file of the directory holds the id. */
+    TU_OK(w, cx_train(w, NULL, NULL));
+    snprintf(saved, sizeof saved, "%s/engine.cx", dir);
+    TU_OK(w, cx_save(w, saved)); /* an engine file saves without it too */
+    cx_close(w);
+    assert_false(dir_holds(dir, secret));
+    assert_true(dir_holds(dir, s.items[0].id)); /* the search works */
+    cx_engine *l = NULL;
+    TU_OK(NULL, cx_load(&l, saved));
+    TU_OK(l, rec(l, secret, 5, NULL, &x));
+    assert_int_equal(x.reasons[0], CX_REASON_POPULAR);
+    cx_close(l);
+
+    /* Reopened, the customer stays gone; the id can come back as new. */
+    w = open_dir(dir);
+    assert_int_equal(tu_stat(w, CX_STAT_SIGNALS), signals - 40);
+    assert_false(in_popular(w, "only-theirs"));
+    int64_t customers = tu_stat(w, CX_STAT_CUSTOMERS);
+    TU_OK(w, cx_ingest(w, 1, cu, it, ty, NULL, ts, NULL));
+    assert_int_equal(tu_stat(w, CX_STAT_CUSTOMERS), customers + 1);
+    TU_OK(w, cx_profile_get(w, secret, 0, &pr));
+    assert_int_equal(pr.signals, 1);
+    cx_close(w);
+    synth_free(&s);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +822,9 @@ int main(void)
         cmocka_unit_test(test_npy_layout),
         cmocka_unit_test(test_torn_snapshot),
         cmocka_unit_test(test_manifest_flips),
+        cmocka_unit_test(test_readonly),
+        cmocka_unit_test(test_reader_processes),
+        cmocka_unit_test(test_forget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,8 +60,8 @@ static void test_strerror(void **state)
     const char *unknown = cx_strerror(1);
     assert_non_null(unknown);
     assert_true(strlen(unknown) > 0);
-    const char *seen[14];
-    for (int code = 0; code >= CX_ELIMIT; code--) {
+    const char *seen[15];
+    for (int code = 0; code >= CX_EREADONLY; code--) {
         const char *s = cx_strerror(code);
         assert_non_null(s);
         assert_true(strlen(s) > 0);
@@ -71,7 +71,7 @@ static void test_strerror(void **state)
         seen[-code] = s;
     }
     assert_string_equal(cx_strerror(CX_OK), "ok");
-    const int bad[] = {1, 2, CX_ELIMIT - 1, -100, INT_MIN, INT_MAX};
+    const int bad[] = {1, 2, CX_EREADONLY - 1, -100, INT_MIN, INT_MAX};
     for (size_t j = 0; j < sizeof bad / sizeof *bad; j++)
         assert_string_equal(cx_strerror(bad[j]), unknown);
 }
@@ -149,6 +149,7 @@ static const opt_case opts[] = {
     {CX_OPT_LOYAL_PURCHASES, 2, 1000, 3, 1},
     {CX_OPT_SYNC, 0, 2, CX_SYNC_FULL, 1},
     {CX_OPT_SYNC_INTERVAL, 1, 60000, 1000, 1},
+    {CX_OPT_REFRESH_INTERVAL, 0, 3600000, 1000, 1},
 };
 
 static void test_options(void **state)
@@ -160,7 +161,7 @@ static void test_options(void **state)
     FAILS(NULL, cx_set_option(NULL, CX_OPT_FACTORS, 8), CX_EINVAL);
     FAILS(NULL, cx_get_option(NULL, CX_OPT_FACTORS, &v), CX_EINVAL);
     FAILS(e, cx_get_option(e, CX_OPT_FACTORS, NULL), CX_EINVAL);
-    const int unknown[] = {0, -1, 19, 999, CX_OPT_WEIGHT - 1,
+    const int unknown[] = {0, -1, 20, 999, CX_OPT_WEIGHT - 1,
                            CX_OPT_WEIGHT + CX_MAX_SIGNAL_TYPES, INT_MAX};
     for (size_t j = 0; j < sizeof unknown / sizeof *unknown; j++) {
         FAILS(e, cx_set_option(e, unknown[j], 1), CX_EINVAL);

@@ -166,6 +166,7 @@ int cx_exposures(cx_engine *e, const char *experiment, const char *variant,
 int cx_stat(cx_engine *e, int key, int64_t *value);
 int cx_save(cx_engine *e, const char *path);
 int cx_sync(cx_engine *e);
+int cx_refresh(cx_engine *e);
 int cx_export_signals(cx_engine *e, const char *path);
 int cx_import_factors(cx_engine *e, const char *customers, const char *items, unsigned flags);
 int cx_load(cx_engine **out, const char *path);
@@ -182,6 +183,8 @@ _M.MAX_ID_LEN, _M.MAX_K = MAX_ID_LEN, MAX_K
 _M.OK, _M.EINVAL, _M.ENOMEM, _M.ENOTFOUND, _M.ENOTTRAINED = 0, -1, -2, -3, -4
 _M.EIO, _M.ECORRUPT, _M.EVERSION, _M.ERANGE, _M.EBUSY = -5, -6, -7, -8, -9
 _M.EFORMAT, _M.ECANCELED, _M.ENOTSUP, _M.ELIMIT = -10, -11, -12, -13
+_M.EREADONLY = -14
+_M.OPEN_READONLY = 1
 
 local REASONS = { "personal", "popular", "similar", "category", "trending",
                   "new", "continue", "bought_together" }
@@ -196,7 +199,8 @@ local OPTIONS = { factors = 1, iterations = 2, regularization = 3,
                   half_life = 9, init_scale = 10, candidates = 11,
                   fold_in = 12, trending_half_life = 13,
                   popular_half_life = 14, lapsed_after = 15,
-                  loyal_purchases = 16, sync = 17, sync_interval = 18 }
+                  loyal_purchases = 16, sync = 17, sync_interval = 18,
+                  refresh_interval = 19 }
 local OPT_WEIGHT = 1000
 local ENUMS = { solver = { cg = 0, cholesky = 1 },
                 fold_in = { off = 0, lazy = 1, eager = 2 },
@@ -371,12 +375,18 @@ end
 -- (created if missing) that keeps signals, catalogue, options and
 -- experiments in path/cx.db (SQLite) and each trained model as a
 -- snapshot, so that open(path) comes back to the same state.  One process
--- opens a directory at a time (EBUSY otherwise).
+-- opens a directory at a time (EBUSY otherwise); any number more open it
+-- with flags cx.OPEN_READONLY: they share the snapshot's factors, follow
+-- the writer (every refresh_interval ms, or at refresh()) and get
+-- EREADONLY for calls that would change the directory.
 function _M.open(path, flags)
     local c = lib()
     init_scratch()
     if path ~= nil and type(path) ~= "string" then
         misuse("open: path must be nil or a string")
+    end
+    if flags ~= nil and type(flags) ~= "number" then
+        misuse("open: flags must be nil or a number (cx.OPEN_READONLY)")
     end
     local rc = c.cx_open(out_eng, path, flags or 0)
     if rc ~= 0 then
@@ -423,6 +433,14 @@ end
 function Engine:sync()
     local h = handle(self)
     local rc = C.cx_sync(h)
+    if rc ~= 0 then return fail(self, rc) end
+    return true
+end
+
+-- A read-only engine catches up with its directory now.
+function Engine:refresh()
+    local h = handle(self)
+    local rc = C.cx_refresh(h)
     if rc ~= 0 then return fail(self, rc) end
     return true
 end

@@ -396,6 +396,23 @@ do
     ok(d2:stats("generation") == 2 and d2:stats("factors") == 2,
        "imported factors are the model")
     ok(d2:recommend("b", 1)[1].item == "x", "imported model serves")
+    -- A read-only engine beside the writer: it follows and cannot write.
+    d2:set_option("refresh_interval", 0)
+    local r = assert(cx.open(dir, cx.OPEN_READONLY))
+    ok(r:stats("generation") == 2, "a reader loads the newest generation")
+    fails("a reader cannot ingest", cx.EREADONLY,
+          r:ingest({ { user = "c", item = "x", type = "view" } }))
+    raises(function() cx.open(dir, "readonly") end, "flags",
+           "open with a string flag is misuse")
+    d2:ingest({ { user = "c", item = "x", type = "purchase" } })
+    d2:train()
+    ok(r:stats("signals") == 3, "nothing new before refresh")
+    ok(r:refresh() == true, "refresh")
+    ok(r:stats("signals") == 4 and r:stats("generation") == 3,
+       "the reader follows signals and the new generation")
+    local wr, rr = d2:recommend("c", 1), r:recommend("c", 1)
+    ok(#wr == #rr and wr[1].item == rr[1].item, "reader answers as writer")
+    r:close()
     d2:close()
 end
 

@@ -17,12 +17,12 @@ from ._lib import version as library_version
 from ._errors import (Error, InvalidArgument, OutOfMemory, NotFound,
                       NotTrained, FileError, CorruptFile, VersionError,
                       OutOfRange, Busy, FormatError, Canceled, NotSupported,
-                      LimitReached, ClosedError)
+                      LimitReached, ReadOnly, ClosedError)
 from .engine import Engine, SIGNAL_TYPES, REASONS, METRICS, OPTIONS
 
 __version__ = "0.1.0"
 __all__ = ["Engine", "Error", "InvalidArgument", "OutOfMemory", "NotFound",
            "NotTrained", "FileError", "CorruptFile", "VersionError",
            "OutOfRange", "Busy", "FormatError", "Canceled", "NotSupported",
-           "LimitReached", "ClosedError", "LibraryError", "SIGNAL_TYPES",
+           "LimitReached", "ReadOnly", "ClosedError", "LibraryError", "SIGNAL_TYPES",
            "REASONS", "METRICS", "OPTIONS", "library_version"]

@@ -67,6 +67,11 @@ class LimitReached(Error):
     """CX_ELIMIT: a built-in limit was reached (ids, signal types)."""
 
 
+class ReadOnly(Error):
+    """CX_EREADONLY: the engine is open read-only (Engine(path,
+    readonly=True)); the directory's writer makes changes."""
+
+
 class ClosedError(Error, ValueError):
     """The engine was closed (like I/O on a closed file)."""
 
@@ -74,7 +79,8 @@ class ClosedError(Error, ValueError):
 BY_STATUS = {-1: InvalidArgument, -2: OutOfMemory, -3: NotFound,
              -4: NotTrained, -5: FileError, -6: CorruptFile,
              -7: VersionError, -8: OutOfRange, -9: Busy, -10: FormatError,
-             -11: Canceled, -12: NotSupported, -13: LimitReached}
+             -11: Canceled, -12: NotSupported, -13: LimitReached,
+             -14: ReadOnly}
 
 
 def error(status, handle):

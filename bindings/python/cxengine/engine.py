@@ -33,7 +33,7 @@ OPTIONS = {"factors": 1, "iterations": 2, "regularization": 3, "alpha": 4,
            "half_life": 9, "init_scale": 10, "candidates": 11, "fold_in": 12,
            "trending_half_life": 13, "popular_half_life": 14,
            "lapsed_after": 15, "loyal_purchases": 16, "sync": 17,
-           "sync_interval": 18}
+           "sync_interval": 18, "refresh_interval": 19}
 _OPT_WEIGHT = 1000
 MAX_K = 1 << 20
 _ENUMS = {"solver": {"cg": 0, "cholesky": 1},
@@ -41,7 +41,7 @@ _ENUMS = {"solver": {"cg": 0, "cholesky": 1},
           "sync": {"off": 0, "normal": 1, "full": 2}}
 _INT_OPTIONS = {"factors", "iterations", "solver", "cg_steps", "threads",
                 "seed", "candidates", "fold_in", "loyal_purchases", "sync",
-                "sync_interval"}
+                "sync_interval", "refresh_interval"}
 
 STATS = {"customers": 1, "items": 2, "signals": 3, "generation": 4,
          "factors": 5, "model_customers": 6, "model_items": 7, "memory": 8,
@@ -170,22 +170,27 @@ class Engine:
     (SQLite) before the call returns, each training writes a model
     snapshot (path/snapshots/, .npy files), and Engine(path) later comes
     back to the same state.  One process opens a directory at a time
-    (Busy otherwise).  Options by name: factors, iterations,
+    (Busy otherwise); any number more may open it with readonly=True:
+    they share the snapshot's factors in memory, follow what the writer
+    commits (every refresh_interval ms, or at refresh()), and raise
+    ReadOnly on calls that would change it.  Options by name: factors,
+    iterations,
     regularization, alpha, solver ('cg'/'cholesky'), cg_steps, threads,
     seed, half_life, init_scale, candidates, fold_in ('lazy'/'eager'/
     'off'), trending_half_life, popular_half_life, sync ('full'/'normal'/
-    'off'), sync_interval (ms), and weights={'view': 1, ...}.
+    'off'), sync_interval (ms), refresh_interval (ms), and
+    weights={'view': 1, ...}.
 
     Thread safety follows the C library: every method may run from many
     threads at once except close(), which must run alone.
     """
 
-    def __init__(self, path=None, **options):
+    def __init__(self, path=None, readonly=False, **options):
         self._h = self._hp = None  # the handle as int and as c_void_p
         self._init_state()
         h = ctypes.c_void_p()
         rc = L.cx_open(byref(h), None if path is None else
-                       os.fsencode(path), 0)
+                       os.fsencode(path), 1 if readonly else 0)
         if rc:
             raise error(rc, None)
         self._h, self._hp = h.value, h
@@ -1109,6 +1114,13 @@ class Engine:
         memory)."""
         h = self._handle()
         self._check(L.cx_sync(h), h)
+
+    def refresh(self):
+        """A read-only engine catches up with its directory now: what the
+        writer committed since, and a newer snapshot generation (a no-op
+        for other engines)."""
+        h = self._handle()
+        self._check(L.cx_refresh(h), h)
 
     def export_signals(self, path):
         """Write every signal as CSV for Spark MLlib ALS: customer_idx,

@@ -38,6 +38,28 @@ def test_busy_and_sync(tmp_path):
         m.sync()  # in memory: a no-op
 
 
+def test_readonly_follows_the_writer(shop, tmp_path):
+    d = str(tmp_path / "ro")
+    with cxengine.Engine(d, sync="normal", refresh_interval=0, **TRAIN) as w:
+        half = len(shop["signals"]) // 2
+        fill(w, {**shop, "signals": shop["signals"][:half]})
+        w.train()
+        with cxengine.Engine(d, readonly=True) as r:
+            assert r.stats()["generation"] == 1
+            with pytest.raises(cxengine.ReadOnly, match="read-only"):
+                r.ingest([("u1", "i1", "purchase")])
+            with pytest.raises(cxengine.ReadOnly):
+                r.train()
+            w.ingest(shop["signals"][half:])
+            w.train()
+            r.refresh()
+            assert r.stats()["signals"] == w.stats()["signals"]
+            assert r.stats()["generation"] == 2
+            customers = sorted({s["customer"] for s in shop["signals"]})[:50]
+            for c in customers:
+                assert r.recommend(c, k=5) == w.recommend(c, k=5)
+
+
 def test_notebook_reads_sqlite_and_npy(shop, tmp_path):
     np = pytest.importorskip("numpy")
     pd = pytest.importorskip("pandas")
