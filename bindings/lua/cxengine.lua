@@ -167,6 +167,8 @@ int cx_stat(cx_engine *e, int key, int64_t *value);
 int cx_save(cx_engine *e, const char *path);
 int cx_sync(cx_engine *e);
 int cx_refresh(cx_engine *e);
+int cx_forget(cx_engine *e, size_t n, const char *const *customers,
+              size_t *forgotten);
 int cx_export_signals(cx_engine *e, const char *path);
 int cx_import_factors(cx_engine *e, const char *customers, const char *items, unsigned flags);
 int cx_load(cx_engine **out, const char *path);
@@ -435,6 +437,28 @@ function Engine:sync()
     local rc = C.cx_sync(h)
     if rc ~= 0 then return fail(self, rc) end
     return true
+end
+
+-- Erase customers (an id or a list of ids): signals, id, profile and
+-- vector, in memory, database and snapshots.  Returns how many were known.
+function Engine:forget(customers)
+    local h = handle(self)
+    if type(customers) == "string" then customers = { customers } end
+    if type(customers) ~= "table" then
+        misuse("forget: customers must be an id or a list of ids")
+    end
+    local n = #customers
+    local ids = ffi.new("const char *[?]", n > 0 and n or 1)
+    for i = 1, n do
+        if type(customers[i]) ~= "string" then
+            misuse("forget: customer ids must be strings")
+        end
+        ids[i - 1] = customers[i]
+    end
+    local got = ffi.new("size_t[1]")
+    local rc = C.cx_forget(h, n, ids, got)
+    if rc ~= 0 then return fail(self, rc) end
+    return tonumber(got[0])
 end
 
 -- A read-only engine catches up with its directory now.

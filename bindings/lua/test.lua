@@ -413,6 +413,9 @@ do
     local wr, rr = d2:recommend("c", 1), r:recommend("c", 1)
     ok(#wr == #rr and wr[1].item == rr[1].item, "reader answers as writer")
     r:close()
+    ok(d2:forget({ "c", "nobody" }) == 1, "forget erases a known customer")
+    ok(d2:stats("signals") == 3, "the customer's signals are gone")
+    raises(function() d2:forget(42) end, "forget", "forget(42) is misuse")
     d2:close()
 end
 

@@ -229,6 +229,8 @@ cx_item_id = _decl("cx_item_id", c_void_p, ENGINE, c_size_t)
 cx_save = _decl("cx_save", c_int, ENGINE, c_char_p)
 cx_sync = _decl("cx_sync", c_int, ENGINE)
 cx_refresh = _decl("cx_refresh", c_int, ENGINE)
+cx_forget = _decl("cx_forget", c_int, ENGINE, c_size_t, P(c_char_p),
+                  P(c_size_t))
 cx_export_signals = _decl("cx_export_signals", c_int, ENGINE, c_char_p)
 cx_import_factors = _decl("cx_import_factors", c_int, ENGINE, c_char_p,
                           c_char_p, c_uint)

@@ -1122,6 +1122,21 @@ class Engine:
         h = self._handle()
         self._check(L.cx_refresh(h), h)
 
+    def forget(self, customers):
+        """Erase customers (the right to erasure): their signals, id,
+        profile and vector, from memory, the database and the snapshots
+        (see cx_forget).  customers: an id or an iterable of ids; unknown
+        ids are skipped.  Returns how many were erased."""
+        if isinstance(customers, (str, bytes)):
+            customers = [customers]
+        ids = [c if isinstance(c, bytes) else str(c).encode()
+               for c in customers]
+        arr = (ctypes.c_char_p * max(len(ids), 1))(*ids)
+        n = ctypes.c_size_t()
+        h = self._handle()
+        self._check(L.cx_forget(h, len(ids), arr, byref(n)), h)
+        return n.value
+
     def export_signals(self, path):
         """Write every signal as CSV for Spark MLlib ALS: customer_idx,
         item_idx (the engine's indexes), strength (signed weight), then

@@ -60,6 +60,23 @@ def test_readonly_follows_the_writer(shop, tmp_path):
                 assert r.recommend(c, k=5) == w.recommend(c, k=5)
 
 
+def test_forget(shop, tmp_path):
+    d = str(tmp_path / "forget")
+    with cxengine.Engine(d, sync="normal", **TRAIN) as e:
+        fill(e, shop)
+        e.ingest([("secret-py-42", "only-theirs", "purchase")] * 20)
+        e.train()
+        assert any(r[0] == "only-theirs" for r in e.popular(k=20))
+        assert e.forget(["secret-py-42", "nobody"]) == 1
+        assert e.forget("secret-py-42") == 0
+        assert not any(r[0] == "only-theirs" for r in e.popular(k=20))
+        e.train()
+    for path in glob.glob(os.path.join(d, "**"), recursive=True):
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                assert b"secret-py-42" not in f.read(), path
+
+
 def test_notebook_reads_sqlite_and_npy(shop, tmp_path):
     np = pytest.importorskip("numpy")
     pd = pytest.importorskip("pandas")
