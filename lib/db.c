@@ -705,6 +705,41 @@ static int load_config(reader *r)
                             : db_err(NULL, r->d->db, "cx_open: reading");
 }
 
+/* An items row (idx, category, price, in_stock, created_at, tags,
+ * catalogued, removed) checked against the table sizes; -1 if out of
+ * range. */
+typedef struct frow {
+    uint32_t idx, cat, tags;
+    double price;
+    uint8_t flags;
+    int64_t created;
+} frow;
+
+static int item_row(sqlite3_stmt *s, uint32_t n_items, uint32_t n_cats,
+                    uint32_t n_tags, frow *w)
+{
+    int64_t i = sqlite3_column_int64(s, 0);
+    int64_t cat = sqlite3_column_int64(s, 1);
+    double price = sqlite3_column_double(s, 2);
+    int64_t created = sqlite3_column_int64(s, 4);
+    int null_tags = sqlite3_column_type(s, 5) == SQLITE_NULL;
+    int64_t tags = sqlite3_column_int64(s, 5);
+    if (i < 0 || i >= (int64_t)n_items || cat < 0 ||
+        cat >= (int64_t)n_cats || !isfinite(price) || price < 0 ||
+        created < 0 ||
+        (!null_tags && (tags < 0 || tags >= (int64_t)n_tags)))
+        return -1;
+    w->idx = (uint32_t)i;
+    w->cat = (uint32_t)cat;
+    w->tags = null_tags ? CX_NONE : (uint32_t)tags;
+    w->price = price;
+    w->created = created;
+    w->flags = (uint8_t)((sqlite3_column_int(s, 3) ? CX__ITEM_IN_STOCK : 0) |
+                         (sqlite3_column_int(s, 6) ? CX__ITEM_CATALOGUED : 0) |
+                         (sqlite3_column_int(s, 7) ? CX__ITEM_REMOVED : 0));
+    return 0;
+}
+
 static int load_items(reader *r)
 {
     cx_engine *e = r->e;
@@ -717,29 +752,18 @@ static int load_items(reader *r)
                       "tags, catalogued, removed FROM items ORDER BY idx")))
         return rc;
     while ((s = sqlite3_step(r->s)) == SQLITE_ROW) {
-        int64_t i = sqlite3_column_int64(r->s, 0);
-        int64_t cat = sqlite3_column_int64(r->s, 1);
-        double price = sqlite3_column_double(r->s, 2);
-        int64_t created = sqlite3_column_int64(r->s, 4);
-        int null_tags = sqlite3_column_type(r->s, 5) == SQLITE_NULL;
-        int64_t tags = sqlite3_column_int64(r->s, 5);
-        if (i < 0 || i >= (int64_t)e->items.n || cat < 0 ||
-            cat >= (int64_t)e->categories.n || !isfinite(price) ||
-            price < 0 || created < 0 ||
-            (!null_tags && (tags < 0 || tags >= (int64_t)e->tagsets.n)))
+        frow w;
+        if (item_row(r->s, e->items.n, e->categories.n, e->tagsets.n, &w))
             return corrupt(r->d->dir, "an item row out of range");
-        cx__item_init(e, (uint32_t)i);
-        e->item_cat[i] = (uint32_t)cat;
-        e->item_price[i] = price;
-        e->item_created[i] = created;
-        e->item_tags[i] = null_tags ? CX_NONE : (uint32_t)tags;
-        e->item_flags[i] =
-            (uint8_t)((sqlite3_column_int(r->s, 3) ? CX__ITEM_IN_STOCK : 0) |
-                      (sqlite3_column_int(r->s, 6) ? CX__ITEM_CATALOGUED : 0) |
-                      (sqlite3_column_int(r->s, 7) ? CX__ITEM_REMOVED : 0));
-        if (created > e->created_max &&
-            (e->item_flags[i] & CX__ITEM_CATALOGUED))
-            e->created_max = created;
+        uint32_t i = w.idx;
+        cx__item_init(e, i);
+        e->item_cat[i] = w.cat;
+        e->item_price[i] = w.price;
+        e->item_created[i] = w.created;
+        e->item_tags[i] = w.tags;
+        e->item_flags[i] = w.flags;
+        if (w.created > e->created_max && (w.flags & CX__ITEM_CATALOGUED))
+            e->created_max = w.created;
     }
     return s == SQLITE_DONE ? CX_OK
                             : db_err(NULL, r->d->db, "cx_open: reading");
@@ -1172,13 +1196,7 @@ typedef struct follow {
     /* New rows of the id tables, in idx order. */
     cx__idmap fresh[5];
     size_t bytes[5];
-    /* Item rows that are new or changed since catalog_rev. */
-    struct frow {
-        uint32_t idx, cat, tags;
-        double price;
-        uint8_t flags;
-        int64_t created;
-    } *items;
+    frow *items;             /* item rows new or changed since catalog_rev */
     size_t n_items;
     int64_t catalog_rev, config_rev, forget_rev;
     uint8_t *gone;           /* customers forgotten since forget_rev */
@@ -1285,29 +1303,10 @@ static int follow_items(reader *r, follow *f)
              (long long)d->catalog_rev);
     if ((rc = prep(r, sql)))
         return rc;
-    while ((s = sqlite3_step(r->s)) == SQLITE_ROW) {
-        int64_t i = sqlite3_column_int64(r->s, 0);
-        int64_t cat = sqlite3_column_int64(r->s, 1);
-        double price = sqlite3_column_double(r->s, 2);
-        int64_t created = sqlite3_column_int64(r->s, 4);
-        int null_tags = sqlite3_column_type(r->s, 5) == SQLITE_NULL;
-        int64_t tags = sqlite3_column_int64(r->s, 5);
-        if (f->n_items >= (size_t)n || i < 0 || i >= (int64_t)n_items ||
-            cat < 0 || cat >= (int64_t)n_cats || !isfinite(price) ||
-            price < 0 || created < 0 ||
-            (!null_tags && (tags < 0 || tags >= (int64_t)n_tags)))
+    while ((s = sqlite3_step(r->s)) == SQLITE_ROW)
+        if (f->n_items >= (size_t)n ||
+            item_row(r->s, n_items, n_cats, n_tags, &f->items[f->n_items++]))
             return corrupt(d->dir, "an item row out of range");
-        struct frow *w = &f->items[f->n_items++];
-        w->idx = (uint32_t)i;
-        w->cat = (uint32_t)cat;
-        w->tags = null_tags ? CX_NONE : (uint32_t)tags;
-        w->price = price;
-        w->created = created;
-        w->flags =
-            (uint8_t)((sqlite3_column_int(r->s, 3) ? CX__ITEM_IN_STOCK : 0) |
-                      (sqlite3_column_int(r->s, 6) ? CX__ITEM_CATALOGUED : 0) |
-                      (sqlite3_column_int(r->s, 7) ? CX__ITEM_REMOVED : 0));
-    }
     return s == SQLITE_DONE ? CX_OK
                             : db_err(NULL, d->db, "cx_refresh: reading");
 }
@@ -1420,7 +1419,7 @@ static int follow_read(cx_engine *e, follow *f)
 
 /* Item row w into the columns (write lock held), as cx_items_upsert and
  * load_items leave them. */
-static void follow_item(cx_engine *e, const struct frow *w)
+static void follow_item(cx_engine *e, const frow *w)
 {
     uint32_t i = w->idx;
     int64_t was = (e->item_flags[i] & CX__ITEM_CATALOGUED)
@@ -1469,12 +1468,7 @@ static int follow_apply(cx_engine *e, follow *f)
     }
     cx__wrlock(e);
     cx__plan_commit(&p);
-    if (e->pop_t0 != t0[0])
-        cx__top_rescaled(e, CX__LIST_POPULAR);
-    if (e->trend_t0 != t0[1])
-        cx__top_rescaled(e, CX__LIST_TRENDING);
-    e->pop_t0 = t0[0];
-    e->trend_t0 = t0[1];
+    cx__pop_set_t0(e, t0);
     for (int t = 0; t < 5; t++)
         for (uint32_t j = 0; j < f->fresh[t].n; j++) {
             const char *id = f->fresh[t].str[j];

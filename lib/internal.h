@@ -389,6 +389,9 @@ void cx__pop_add(cx_engine *e, uint32_t i, double s, int64_t ts);
  * scale factor out of range. */
 int cx__pop_plan(cx_engine *e, int64_t ts_max, cx__plan *p,
                  int64_t *t0_pop, int64_t *t0_trend);
+/* Under the write lock, with the planned arrays committed: the new
+ * reference times cx__pop_plan chose (popular, trending). */
+void cx__pop_set_t0(cx_engine *e, const int64_t t0[2]);
 /* Recompute the popularity arrays from the events (half-life change,
  * load); publishes under the write lock. */
 int cx__pop_rebuild(cx_engine *e);

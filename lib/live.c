@@ -280,6 +280,16 @@ int cx__pop_plan(cx_engine *e, int64_t ts_max, cx__plan *p, int64_t *t0_pop,
     return rc;
 }
 
+void cx__pop_set_t0(cx_engine *e, const int64_t t0[2])
+{
+    if (e->pop_t0 != t0[0])
+        cx__top_rescaled(e, CX__LIST_POPULAR);
+    if (e->trend_t0 != t0[1])
+        cx__top_rescaled(e, CX__LIST_TRENDING);
+    e->pop_t0 = t0[0];
+    e->trend_t0 = t0[1];
+}
+
 int cx__pop_rebuild(cx_engine *e)
 {
     cx__plan p;

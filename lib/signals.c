@@ -292,12 +292,7 @@ CX_API int cx_ingest(cx_engine *e, size_t n, const char *const *customers,
         cx__wrlock(e);
         if (i == 0) {
             cx__plan_commit(&p);
-            if (e->pop_t0 != t0[0])
-                cx__top_rescaled(e, CX__LIST_POPULAR);
-            if (e->trend_t0 != t0[1])
-                cx__top_rescaled(e, CX__LIST_TRENDING);
-            e->pop_t0 = t0[0];
-            e->trend_t0 = t0[1];
+            cx__pop_set_t0(e, t0);
         }
         for (size_t end = i + SLICE < n ? i + SLICE : n; i < end; i++) {
             int added;
