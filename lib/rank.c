@@ -925,35 +925,63 @@ int cx__rank_lists(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     request q;
     int rc = request_init(e, opts, 1, "cx_layout", &q);
     size_t m = nreq ? nreq : 1;
-    cx__topk *t = calloc(2 * m, sizeof *t), *ta = t + m;
-    int *list = malloc(m * sizeof *list);
-    uint32_t *cat = malloc(m * sizeof *cat);
-    size_t *from = malloc(m * sizeof *from);
+    /* t[] the requests' heaps; ta[] (list[], cat[], from[]) those of one
+     * pass, and tg[] (and the second halves) those of one category's. */
+    cx__topk *t = calloc(3 * m, sizeof *t), *ta = t + m, *tg = t + 2 * m;
+    int *list = malloc(2 * m * sizeof *list);
+    uint32_t *cat = malloc(2 * m * sizeof *cat);
+    size_t *from = malloc(2 * m * sizeof *from);
     if (rc == CX_OK && (!t || !list || !cat || !from))
         rc = cx__fail(e, CX_ENOMEM, "out of memory");
     if (rc == CX_OK)
         rc = skip_for(e, &q, u);
     q.r.cat = CX_NONE; /* each list has its own */
-    /* A list in a small category reads only its items; the others share
-     * one pass over the catalogue (ta[], list[], cat[] from 0). */
+    /* The lists in a small category share one pass over its items; the
+     * others share one pass over the catalogue. */
     size_t n_all = 0;
+    for (size_t j = 0; rc == CX_OK && j < nreq; j++)
+        t[j] = (cx__topk){req[j].out, 0, req[j].k};
     for (size_t j = 0; rc == CX_OK && j < nreq; j++) {
         idlist l = {0};
-        t[j] = (cx__topk){req[j].out, 0, req[j].k};
-        int c = q.o.n_allow || req[j].cat == CX_NONE
-                    ? -1
-                    : cx__catidx_items(e, req[j].cat,
-                                       e->items.n / CX__CATEGORY_SCAN_SHARE,
-                                       &l.v, &l.n);
-        if (c == CX_ENOMEM) {
-            rc = cx__fail(e, CX_ENOMEM, "out of memory");
-        } else if (c == 0) {
-            scan_lists(e, &q.r, &l, &req[j].list, &req[j].cat, 1, &t[j]);
-        } else {
+        size_t n_same = 0;
+        if (req[j].cat == CX_NONE || q.o.n_allow) {
             ta[n_all] = t[j];
             list[n_all] = req[j].list;
             cat[n_all] = req[j].cat;
             from[n_all++] = j;
+            continue;
+        }
+        int seen = 0;
+        for (size_t p = 0; p < j && !seen; p++)
+            seen = req[p].cat == req[j].cat;
+        if (seen)
+            continue; /* served with the first of its category */
+        int c = cx__catidx_items(e, req[j].cat,
+                                 e->items.n / CX__CATEGORY_SCAN_SHARE, &l.v,
+                                 &l.n);
+        if (c == CX_ENOMEM) {
+            rc = cx__fail(e, CX_ENOMEM, "out of memory");
+            break;
+        }
+        for (size_t p = j; p < nreq; p++) {
+            if (req[p].cat != req[j].cat)
+                continue;
+            if (c == 0) { /* small: read its own items below */
+                tg[n_same] = t[p];
+                list[m + n_same] = req[p].list;
+                cat[m + n_same] = req[p].cat;
+                from[m + n_same++] = p;
+            } else {
+                ta[n_all] = t[p];
+                list[n_all] = req[p].list;
+                cat[n_all] = req[p].cat;
+                from[n_all++] = p;
+            }
+        }
+        if (n_same) {
+            scan_lists(e, &q.r, &l, list + m, cat + m, n_same, tg);
+            for (size_t a = 0; a < n_same; a++)
+                t[from[m + a]] = tg[a];
         }
         free(l.v);
     }
