@@ -151,7 +151,7 @@ check-notebook: lib tools
 
 # The numerical tests run again on the portable kernels (CX_KERNELS=c),
 # which AVX2 machines would otherwise never execute.
-PORTABLE_TESTS = test_als test_recommend test_live
+PORTABLE_TESTS = test_als test_recommend test_live test_kernels
 
 check-c: $(TESTS:%=$(B)/tests/%) $(CLI)
 	@set -e; for t in $(TESTS); do echo "== $$t"; \

@@ -522,6 +522,9 @@ typedef struct cx__kernels {
                      float *out);
     /* Indexes of the v[j] > lim, j < n, into out; returns their count. */
     size_t (*above)(const float *v, size_t n, float lim, uint32_t *out);
+    /* The same, of those with cat[j] == c only. */
+    size_t (*above_in)(const float *v, const uint32_t *cat, size_t n,
+                       float lim, uint32_t c, uint32_t *out);
     /* Fold-in: A += sum_j (|c_j| - 1) y_j y_j' (upper triangle of the
      * row-major k x k double A) and b += sum_{c_j > 0} c_j y_j. */
     void (*fold_update)(double *A, double *b, int k, const float *const *y,
@@ -567,13 +570,17 @@ int cx__rank_filter(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
                     size_t n, uint8_t *pass);
 /* Several vectors ranked in one pass over the factors: query j ranks by
  * q[j].x (cosine: a unit item vector, items scored by cosine) with opts'
- * rules and customer u's exclusions, never q[j].self, into
- * q[j].out[0..q[j].k), setting q[j].n: the same hits as cx__rank_hits one
- * query at a time.  The read lock is held by the caller. */
+ * rules and customer u's exclusions, in category q[j].cat (CX_NONE: any),
+ * never q[j].self, into q[j].out[0..q[j].k), setting q[j].n: the same hits
+ * as cx__rank_hits one query at a time, except that a category is ranked
+ * as the fast scan ranks (int8 candidates re-ranked exactly) where
+ * cx__rank_hits reads a small category's items exactly.  Queries with the
+ * same x and cosine share their int8 scores.  The read lock is held by
+ * the caller. */
 typedef struct cx__rank_q {
     const float *x;
     int cosine;
-    uint32_t self;
+    uint32_t self, cat;
     size_t k, n;
     cx__hit *out;
 } cx__rank_q;

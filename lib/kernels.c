@@ -127,6 +127,16 @@ static size_t above_c(const float *v, size_t n, float lim, uint32_t *out)
     return c;
 }
 
+static size_t above_in_c(const float *v, const uint32_t *cat, size_t n,
+                         float lim, uint32_t c, uint32_t *out)
+{
+    size_t m = 0;
+    for (size_t j = 0; j < n; j++)
+        if (cat[j] == c && v[j] > lim)
+            out[m++] = (uint32_t)j;
+    return m;
+}
+
 static void scores_q_c(const int8_t *Yq, int kq, size_t b0, size_t nb,
                        const int8_t *xq, float qs, const float *scale,
                        float *out)
@@ -349,6 +359,32 @@ AVX2 static size_t above_avx2(const float *v, size_t n, float lim,
     return c;
 }
 
+/* The same, of the items in category c: a category row's share of a
+ * customer's scores, without a branch per item. */
+AVX2 static size_t above_in_avx2(const float *v, const uint32_t *cat,
+                                 size_t n, float lim, uint32_t c,
+                                 uint32_t *out)
+{
+    __m256 l = _mm256_set1_ps(lim);
+    __m256i cv = _mm256_set1_epi32((int32_t)c);
+    size_t m = 0, j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 gt = _mm256_cmp_ps(_mm256_loadu_ps(v + j), l, _CMP_GT_OQ);
+        __m256i in = _mm256_cmpeq_epi32(
+            _mm256_loadu_si256((const __m256i *)(cat + j)), cv);
+        unsigned k = (unsigned)_mm256_movemask_ps(
+            _mm256_and_ps(gt, _mm256_castsi256_ps(in)));
+        while (k) {
+            out[m++] = (uint32_t)j + (uint32_t)__builtin_ctz(k);
+            k &= k - 1;
+        }
+    }
+    for (; j < n; j++)
+        if (cat[j] == c && v[j] > lim)
+            out[m++] = (uint32_t)j;
+    return m;
+}
+
 /* out += sum coef[j] F[idx[j]]: up to 64 outputs stay in registers while
  * the rows stream past. */
 AVX2 static void gaxpys_avx2(const float *F, const uint32_t *idx,
@@ -551,6 +587,7 @@ static void pick(void)
                      .gaxpys = gaxpys_c,
                      .scores_q = scores_q_c,
                      .above = above_c,
+                     .above_in = above_in_c,
                      .fold_update = fold_update_c,
                      .chol_solve = chol_solve_c,
                      .name = "portable C"};
@@ -566,6 +603,7 @@ static void pick(void)
         k.gdots = gdots_avx2;
         k.gaxpys = gaxpys_avx2;
         k.above = above_avx2;
+        k.above_in = above_in_avx2;
         k.scores_q = scores_q_avx2;
         k.fold_update = fold_update_avx2;
         k.chol_solve = chol_solve_avx2;

@@ -71,13 +71,17 @@ typedef struct page {
     size_t n_c;
 } page;
 
+/* A new candidate row with room for pg->pool hits (h: that room, already
+ * allocated, owned by the row from here on, freed on failure). */
 static cand *new_cand(page *pg, int kind, int reason, uint32_t seed_item,
-                      uint32_t seed_cat)
+                      uint32_t seed_cat, cx__hit *h)
 {
-    if (pg->n_c == MAX_CANDS)
+    if (pg->n_c == MAX_CANDS) {
+        free(h);
         return NULL;
+    }
     cand *c = &pg->c[pg->n_c];
-    c->h = malloc(pg->pool * sizeof *c->h);
+    c->h = h ? h : malloc(pg->pool * sizeof *c->h);
     if (!c->h)
         return NULL;
     c->kind = kind;
@@ -95,7 +99,7 @@ static int ranked_row(page *pg, int kind, int reason, uint32_t seed_item,
                       uint32_t seed_cat, const float *x, int cosine,
                       int list)
 {
-    cand *c = new_cand(pg, kind, reason, seed_item, seed_cat);
+    cand *c = new_cand(pg, kind, reason, seed_item, seed_cat, NULL);
     if (!c)
         return CX_ENOMEM;
     return cx__rank_hits(pg->e, &pg->spec->rules, pg->u, x, cosine, list,
@@ -110,7 +114,7 @@ static int listed_row(page *pg, int kind, int reason, uint32_t seed_item,
 {
     if (!n)
         return CX_OK;
-    cand *c = new_cand(pg, kind, reason, seed_item, CX_NONE);
+    cand *c = new_cand(pg, kind, reason, seed_item, CX_NONE, NULL);
     uint8_t *pass = malloc(n);
     if (!c || !pass) {
         free(pass);
@@ -376,36 +380,42 @@ static int fill(page *pg)
            &last_buy);
     if (!allowed_kind(pg, CX_ROW_BECAUSE) || !e->model)
         n_seeds = 0;
-    /* One pass over the factors ranks for the customer (a wide list that
-     * serves the FOR_YOU row, the customer's best score and most category
-     * rows) and for each BECAUSE seed (by cosine). */
-    cx__rank_q rq[17];
-    size_t row_of[17];
-    size_t nq = 0;
+    /* One pass over the factors ranks for the customer (the FOR_YOU row
+     * and their best score), for each favoured category (the CATEGORY
+     * rows: the customer's scores, that category's items only) and for
+     * each BECAUSE seed (by cosine). */
+    cx__rank_q rq[1 + TOP_CATS + 16];
+    size_t row_of[1 + TOP_CATS + 16];
+    size_t nq = 0, n_catq = 0;
+    cx__hit *cat_h[TOP_CATS];
     float *unit = n_seeds && e->model
                       ? malloc(n_seeds * (size_t)e->model->k * sizeof *unit)
                       : NULL;
     cx__hit *wide = NULL;
-    /* Category rows read small categories directly; a large one is
-     * filtered from a wide personal list when that holds enough of it. */
-    size_t n_wide = 0, want_wide = pg->pool;
-    size_t small_cat = e->items.n / CX__CATEGORY_SCAN_SHARE;
-    for (size_t j = 0; allowed_kind(pg, CX_ROW_CATEGORY) && j < pg->n_cat &&
-                       j < s->per_kind[CX_ROW_CATEGORY]; j++)
-        if (cx__catidx_size(e, pg->cat[j]) > small_cat)
-            want_wide = 16 * s->items_per_row;
-    want_wide = want_wide < e->items.n ? want_wide : e->items.n;
+    size_t n_wide = 0;
     if (n_seeds && !unit)
         return CX_ENOMEM;
     if (pg->x) {
-        if (!(wide = malloc((want_wide + 1) * sizeof *wide))) {
-            free(unit);
-            return CX_ENOMEM;
+        if (!(wide = malloc(pg->pool * sizeof *wide)))
+            rc = CX_ENOMEM;
+        else
+            rq[nq++] = (cx__rank_q){pg->x, 0, CX_NONE, CX_NONE, pg->pool, 0,
+                                    wide};
+        for (size_t j = 0; rc == CX_OK &&
+                           allowed_kind(pg, CX_ROW_CATEGORY) &&
+                           j < pg->n_cat && j < s->per_kind[CX_ROW_CATEGORY];
+             j++) {
+            if (!(cat_h[j] = malloc(pg->pool * sizeof *cat_h[j]))) {
+                rc = CX_ENOMEM;
+                break;
+            }
+            n_catq++;
+            rq[nq++] = (cx__rank_q){pg->x, 0, CX_NONE, pg->cat[j], pg->pool,
+                                    0, cat_h[j]};
         }
-        rq[nq++] = (cx__rank_q){pg->x, 0, CX_NONE, want_wide, 0, wide};
     }
     size_t first_seed = nq;
-    for (size_t j = 0; j < n_seeds; j++) {
+    for (size_t j = 0; rc == CX_OK && j < n_seeds; j++) {
         float inv = 0;
         const float *y = cx__item_vec(e, seeds[j], &inv);
         cand *c = NULL;
@@ -415,12 +425,12 @@ static int fill(page *pg)
         for (int d = 0; d < e->model->k; d++)
             u[d] = y[d] * inv;
         if (!(c = new_cand(pg, CX_ROW_BECAUSE, CX_REASON_SIMILAR, seeds[j],
-                           CX_NONE))) {
+                           CX_NONE, NULL))) {
             rc = CX_ENOMEM;
             break;
         }
         row_of[nq] = pg->n_c - 1;
-        rq[nq++] = (cx__rank_q){u, 1, seeds[j], pg->pool, 0, c->h};
+        rq[nq++] = (cx__rank_q){u, 1, seeds[j], CX_NONE, pg->pool, 0, c->h};
     }
     if (rc == CX_OK && nq)
         rc = cx__rank_multi(e, &s->rules, pg->u, rq, nq);
@@ -434,7 +444,7 @@ static int fill(page *pg)
     }
     if (rc == CX_OK && pg->x && allowed_kind(pg, CX_ROW_FOR_YOU)) {
         cand *c = new_cand(pg, CX_ROW_FOR_YOU, CX_REASON_PERSONAL, CX_NONE,
-                           CX_NONE);
+                           CX_NONE, NULL);
         if (!c)
             rc = CX_ENOMEM;
         for (size_t j = 0; c && j < n_wide && c->n < pg->pool; j++)
@@ -462,7 +472,7 @@ static int fill(page *pg)
     size_t nreq = 0;
 #define LIST_ROW(kind_, reason_, cat_, list_)                               \
     do {                                                                    \
-        cand *c_ = new_cand(pg, kind_, reason_, CX_NONE, cat_);             \
+        cand *c_ = new_cand(pg, kind_, reason_, CX_NONE, cat_, NULL);       \
         if (!c_) {                                                          \
             rc = CX_ENOMEM;                                                 \
             break;                                                          \
@@ -496,32 +506,17 @@ static int fill(page *pg)
         (rc = cx__rank_lists(e, &s->rules, pg->u, req, nreq)) == CX_OK)
         for (size_t j = 0; j < nreq; j++)
             req_c[j]->n = req[j].n;
-    /* One row per favoured (or popular) category: from the wide scan
-     * when it holds enough of the category (a scan of only the category
-     * would rank them the same), else a scan of its own. */
-    if (pg->x && allowed_kind(pg, CX_ROW_CATEGORY))
-        for (size_t j = 0; rc == CX_OK && j < pg->n_cat &&
-                           j < s->per_kind[CX_ROW_CATEGORY]; j++) {
-            size_t got = 0;
-            for (size_t q = 0; q < n_wide; q++)
-                got += e->item_cat[wide[q].item] == pg->cat[j];
-            if (cx__catidx_size(e, pg->cat[j]) <= small_cat ||
-                (got < 2 * s->items_per_row && n_wide == want_wide &&
-                 want_wide < e->items.n)) {
-                rc = ranked_row(pg, CX_ROW_CATEGORY, CX_REASON_CATEGORY,
-                                CX_NONE, pg->cat[j], pg->x, 0, 0);
-                continue;
-            }
-            cand *c = new_cand(pg, CX_ROW_CATEGORY, CX_REASON_CATEGORY,
-                               CX_NONE, pg->cat[j]);
-            if (!c) {
-                rc = CX_ENOMEM;
-                break;
-            }
-            for (size_t q = 0; q < n_wide && c->n < pg->pool; q++)
-                if (e->item_cat[wide[q].item] == pg->cat[j])
-                    c->h[c->n++] = wide[q];
-        }
+    /* The category rows ranked in the pass above, placed last. */
+    for (size_t j = 0; j < n_catq; j++) {
+        cand *c = NULL;
+        if (rc != CX_OK)
+            free(cat_h[j]);
+        else if (!(c = new_cand(pg, CX_ROW_CATEGORY, CX_REASON_CATEGORY,
+                                CX_NONE, pg->cat[j], cat_h[j])))
+            rc = CX_ENOMEM; /* cat_h[j] freed with the row that failed */
+        else
+            c->n = rq[1 + j].n;
+    }
     free(wide);
     return rc;
 }
@@ -570,27 +565,23 @@ static size_t place(page *pg, cx_layout_row *rows, size_t max_rows,
          r++) {
         cand *c = &pg->c[r];
         size_t first = ni, cnt = 0;
+        uint32_t in_row[100]; /* items_per_row <= 100 */
         for (size_t j = 0; j < c->n && cnt < s->items_per_row &&
                            ni < max_items; j++) {
             uint32_t i = c->h[j].item;
-            if (set_has(used, i))
-                continue;
             /* Not marked used yet: the row may still be dropped. */
-            int dup = 0;
-            for (size_t q = first; q < ni && !dup; q++)
-                dup = items[q].item == e->items.str[i];
-            if (dup)
+            if (set_has(used, i) || seen_in(in_row, cnt, i))
                 continue;
             items[ni++] = (cx_layout_item){e->items.str[i], c->h[j].score,
                                            c->reason};
-            cnt++;
+            in_row[cnt++] = i;
         }
         if (cnt < min_row || cnt == 0) {
             ni = first;
             continue;
         }
-        for (size_t q = first; q < ni; q++)
-            set_add(used, cx__idmap_find(&e->items, items[q].item));
+        for (size_t q = 0; q < cnt; q++)
+            set_add(used, in_row[q]);
         rows[nr++] = (cx_layout_row){
             c->kind,
             c->seed_item != CX_NONE ? e->items.str[c->seed_item]

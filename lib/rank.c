@@ -312,14 +312,18 @@ static float select_best(cx__hit *h, size_t n, size_t keep)
  * exact re-ranking into t.  Candidates go into a buffer of twice that
  * size that is cut back by quickselect when full: O(1) per candidate,
  * where a heap would pay a sift on every one.  A fastq is one query's
- * state, so several queries can share one pass over the factors. */
+ * state, so several queries can share one pass over the factors; one
+ * with a category (cat, from item_cat) takes only that category's items,
+ * and queries with the same vector share its scores (src: the first). */
 typedef struct fastq {
     const float *x, *scale, *qscale;
     const rules *r;
     int8_t xq[1024 + 4];
     float qs, lim;
     cx__topk *cand;
-    size_t n_c, keep;
+    size_t n_c, keep, src;
+    uint32_t cat;
+    const uint32_t *item_cat;
 } fastq;
 
 static void fastq_init(fastq *f, const cx__model *m, const float *x,
@@ -335,17 +339,29 @@ static void fastq_init(fastq *f, const cx__model *m, const float *x,
     f->cand = cand;
     f->n_c = 0;
     f->keep = cand->cap / 2;
+    f->src = 0;
+    f->cat = CX_NONE;
+    f->item_cat = NULL;
 }
 
-/* Blocks [b, b + nb) of 8 items; buf and hit hold BLOCK entries. */
-static void fastq_blocks(fastq *f, const cx__model *m, size_t b, size_t nb,
-                         float *buf, uint32_t *hit)
+/* Blocks [b, b + nb) of 8 items scored into buf (BLOCK entries). */
+static void fastq_score(const fastq *f, const cx__model *m, size_t b,
+                        size_t nb, float *buf)
 {
     cx__k.scores_q(m->Yq, m->kq, b, nb, f->xq, f->qs, f->qscale, buf);
+}
+
+/* The candidates among the scores buf of blocks [b, b + nb). */
+static void fastq_take(fastq *f, const cx__model *m, size_t b, size_t nb,
+                       const float *buf, uint32_t *hit)
+{
     size_t n = nb * 8, base = b * 8;
     if (base + n > m->n_items)
         n = m->n_items - base;
-    size_t nh = cx__k.above(buf, n, f->lim, hit);
+    size_t nh = f->cat == CX_NONE
+                    ? cx__k.above(buf, n, f->lim, hit)
+                    : cx__k.above_in(buf, f->item_cat + base, n, f->lim,
+                                     f->cat, hit);
     for (size_t h = 0; h < nh; h++) {
         uint32_t j = hit[h];
         if (!(buf[j] > f->lim) || !allowed(f->r, (uint32_t)base + j))
@@ -391,7 +407,8 @@ static void fastq_finish(fastq *f, const cx__model *m, cx__topk *t)
 }
 
 /* Queries f[0..nq) in one pass: each block of factors is read once and
- * scored against every query while it is in the cache. */
+ * scored against every distinct query while it is in the cache; queries
+ * sharing a vector (f[q].src < q) read the scores of their first. */
 static void scan_fast_n(const cx__model *m, fastq *f, size_t nq,
                         cx__topk *const *t)
 {
@@ -400,8 +417,14 @@ static void scan_fast_n(const cx__model *m, fastq *f, size_t nq,
     size_t nblocks = ((size_t)m->n_items + 7) / 8;
     for (size_t b = 0; b < nblocks; b += BLOCK / 8) {
         size_t nb = nblocks - b < BLOCK / 8 ? nblocks - b : BLOCK / 8;
-        for (size_t q = 0; q < nq; q++)
-            fastq_blocks(&f[q], m, b, nb, buf, hit);
+        for (size_t q = 0; q < nq; q++) {
+            if (f[q].src != q)
+                continue;
+            fastq_score(&f[q], m, b, nb, buf);
+            for (size_t p = q; p < nq; p++)
+                if (f[p].src == q)
+                    fastq_take(&f[p], m, b, nb, buf, hit);
+        }
     }
     for (size_t q = 0; q < nq; q++)
         fastq_finish(&f[q], m, t[q]);
@@ -902,35 +925,63 @@ int cx__rank_lists(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     request q;
     int rc = request_init(e, opts, 1, "cx_layout", &q);
     size_t m = nreq ? nreq : 1;
-    cx__topk *t = calloc(2 * m, sizeof *t), *ta = t + m;
-    int *list = malloc(m * sizeof *list);
-    uint32_t *cat = malloc(m * sizeof *cat);
-    size_t *from = malloc(m * sizeof *from);
+    /* t[] the requests' heaps; ta[] (list[], cat[], from[]) those of one
+     * pass, and tg[] (and the second halves) those of one category's. */
+    cx__topk *t = calloc(3 * m, sizeof *t), *ta = t + m, *tg = t + 2 * m;
+    int *list = malloc(2 * m * sizeof *list);
+    uint32_t *cat = malloc(2 * m * sizeof *cat);
+    size_t *from = malloc(2 * m * sizeof *from);
     if (rc == CX_OK && (!t || !list || !cat || !from))
         rc = cx__fail(e, CX_ENOMEM, "out of memory");
     if (rc == CX_OK)
         rc = skip_for(e, &q, u);
     q.r.cat = CX_NONE; /* each list has its own */
-    /* A list in a small category reads only its items; the others share
-     * one pass over the catalogue (ta[], list[], cat[] from 0). */
+    /* The lists in a small category share one pass over its items; the
+     * others share one pass over the catalogue. */
     size_t n_all = 0;
+    for (size_t j = 0; rc == CX_OK && j < nreq; j++)
+        t[j] = (cx__topk){req[j].out, 0, req[j].k};
     for (size_t j = 0; rc == CX_OK && j < nreq; j++) {
         idlist l = {0};
-        t[j] = (cx__topk){req[j].out, 0, req[j].k};
-        int c = q.o.n_allow || req[j].cat == CX_NONE
-                    ? -1
-                    : cx__catidx_items(e, req[j].cat,
-                                       e->items.n / CX__CATEGORY_SCAN_SHARE,
-                                       &l.v, &l.n);
-        if (c == CX_ENOMEM) {
-            rc = cx__fail(e, CX_ENOMEM, "out of memory");
-        } else if (c == 0) {
-            scan_lists(e, &q.r, &l, &req[j].list, &req[j].cat, 1, &t[j]);
-        } else {
+        size_t n_same = 0;
+        if (req[j].cat == CX_NONE || q.o.n_allow) {
             ta[n_all] = t[j];
             list[n_all] = req[j].list;
             cat[n_all] = req[j].cat;
             from[n_all++] = j;
+            continue;
+        }
+        int seen = 0;
+        for (size_t p = 0; p < j && !seen; p++)
+            seen = req[p].cat == req[j].cat;
+        if (seen)
+            continue; /* served with the first of its category */
+        int c = cx__catidx_items(e, req[j].cat,
+                                 e->items.n / CX__CATEGORY_SCAN_SHARE, &l.v,
+                                 &l.n);
+        if (c == CX_ENOMEM) {
+            rc = cx__fail(e, CX_ENOMEM, "out of memory");
+            break;
+        }
+        for (size_t p = j; p < nreq; p++) {
+            if (req[p].cat != req[j].cat)
+                continue;
+            if (c == 0) { /* small: read its own items below */
+                tg[n_same] = t[p];
+                list[m + n_same] = req[p].list;
+                cat[m + n_same] = req[p].cat;
+                from[m + n_same++] = p;
+            } else {
+                ta[n_all] = t[p];
+                list[n_all] = req[p].list;
+                cat[n_all] = req[p].cat;
+                from[n_all++] = p;
+            }
+        }
+        if (n_same) {
+            scan_lists(e, &q.r, &l, list + m, cat + m, n_same, tg);
+            for (size_t a = 0; a < n_same; a++)
+                t[from[m + a]] = tg[a];
         }
         free(l.v);
     }
@@ -992,7 +1043,7 @@ int cx__rank_filter(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     return rc;
 }
 
-#define MULTI_MAX 8
+#define MULTI_MAX 32
 
 int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
                    cx__rank_q *q, size_t nq)
@@ -1009,17 +1060,19 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         rq.o.diversity > 0) {
         request_free(&rq);
         for (size_t j = 0; rc == CX_OK && j < nq; j++)
-            rc = cx__rank_hits(e, opts, u, q[j].x, q[j].cosine, 0, CX_NONE,
+            rc = cx__rank_hits(e, opts, u, q[j].x, q[j].cosine, 0, q[j].cat,
                                q[j].self, q[j].k, q[j].out, &q[j].n);
         return rc;
     }
     rules r[MULTI_MAX];
-    fastq f[MULTI_MAX];
+    fastq *f = malloc(nq * sizeof *f); /* a query's is 1 KiB */
     cx__topk t[MULTI_MAX], cand[MULTI_MAX], *tp[MULTI_MAX];
     cx__hit *buf[MULTI_MAX] = {0};
     size_t nitems = e->items.n;
     rq.r.no_x = e->xv_n > 0;
-    for (size_t j = 0; j < nq; j++) {
+    if (!f)
+        rc = CX_ENOMEM;
+    for (size_t j = 0; rc == CX_OK && j < nq; j++) {
         size_t k = q[j].k < nitems ? q[j].k : nitems;
         size_t ncand = k * (size_t)e->opt.candidates;
         ncand = ncand < k + 32 ? k + 32 : ncand;
@@ -1028,13 +1081,21 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
             rc = CX_ENOMEM;
         r[j] = rq.r;
         r[j].self = q[j].self;
+        r[j].cat = q[j].cat;
         t[j] = (cx__topk){q[j].out, 0, k};
         tp[j] = &t[j];
         cand[j] = (cx__topk){buf[j], 0, 2 * ncand};
-        if (rc == CX_OK)
-            fastq_init(&f[j], m, q[j].x, q[j].cosine ? m->inv_norm : NULL,
-                       q[j].cosine ? m->q_cos_scale : m->q_scale, &r[j],
-                       &cand[j]);
+        if (rc != CX_OK)
+            break;
+        fastq_init(&f[j], m, q[j].x, q[j].cosine ? m->inv_norm : NULL,
+                   q[j].cosine ? m->q_cos_scale : m->q_scale, &r[j],
+                   &cand[j]);
+        f[j].src = j;
+        for (size_t p = 0; p < j && f[j].src == j; p++)
+            if (q[p].x == q[j].x && q[p].cosine == q[j].cosine)
+                f[j].src = p;
+        f[j].cat = q[j].cat;
+        f[j].item_cat = e->item_cat;
     }
     if (rc == CX_OK) {
         scan_fast_n(m, f, nq, tp);
@@ -1049,6 +1110,7 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     }
     for (size_t j = 0; j < nq; j++)
         free(buf[j]);
+    free(f);
     request_free(&rq);
     return rc;
 }

@@ -381,7 +381,11 @@ static void test_category_rank_follows_reference(void **state)
 
 /* Several queries in one pass over the factors give exactly what each
  * gives alone: a customer's vector and item vectors by cosine, with the
- * customer's exclusions, rules, and items folded in since training. */
+ * customer's exclusions, rules, and items folded in since training.  The
+ * customer's vector in a category (sharing the customer's int8 scores)
+ * is ranked by the fast scan where cx__rank_hits reads a small category
+ * exactly: the same hits here, the candidates' margin being wide enough
+ * on this shop. */
 static void test_multi_matches_single(void **state)
 {
     (void)state;
@@ -393,7 +397,7 @@ static void test_multi_matches_single(void **state)
     cx_rec_opts o;
     cx_rec_opts_init(&o);
     o.in_stock_only = 1;
-    static cx__hit one[5][200], many[5][200];
+    static cx__hit one[7][200], many[7][200];
     for (int pass = 0; pass < 2; pass++) {
         for (size_t cust = 0; cust < 40; cust += 7) {
             cx__rdlock(e);
@@ -401,9 +405,9 @@ static void test_multi_matches_single(void **state)
             uint32_t u = (uint32_t)cust;
             const float *x = cx__customer_vec(e, u, NULL, &tmp);
             assert_non_null(x);
-            cx__rank_q q[5];
+            cx__rank_q q[7];
             float unit[4][64];
-            q[0] = (cx__rank_q){x, 0, CX_NONE, 150, 0, many[0]};
+            q[0] = (cx__rank_q){x, 0, CX_NONE, CX_NONE, 150, 0, many[0]};
             for (int j = 1; j < 5; j++) {
                 uint32_t seed = (uint32_t)((cust * 31 + (size_t)j * 97) %
                                            e->items.n);
@@ -415,19 +419,28 @@ static void test_multi_matches_single(void **state)
                     seed = (seed + 1) % (uint32_t)e->items.n;
                 for (int d = 0; d < e->model->k; d++)
                     unit[j - 1][d] = y[d] * inv;
-                q[j] = (cx__rank_q){unit[j - 1], 1, seed, 30, 0, many[j]};
+                q[j] = (cx__rank_q){unit[j - 1], 1, seed, CX_NONE, 30, 0,
+                                    many[j]};
             }
-            TU_OK(e, cx__rank_multi(e, pass ? &o : NULL, u, q, 5));
-            for (int j = 0; j < 5; j++) {
+            for (int j = 5; j < 7; j++) {
+                uint32_t cat = e->item_cat[(cust * 13 + (size_t)j) %
+                                           e->items.n];
+                q[j] = (cx__rank_q){x, 0, CX_NONE, cat, 12, 0, many[j]};
+            }
+            TU_OK(e, cx__rank_multi(e, pass ? &o : NULL, u, q, 7));
+            for (int j = 0; j < 7; j++) {
                 size_t n = 0;
                 TU_OK(e, cx__rank_hits(e, pass ? &o : NULL, u, q[j].x,
-                                       q[j].cosine, 0, CX_NONE, q[j].self,
+                                       q[j].cosine, 0, q[j].cat, q[j].self,
                                        q[j].k, one[j], &n));
                 assert_int_equal(q[j].n, n);
-                assert_int_equal(n, q[j].k);
+                assert_true(n == q[j].k || (q[j].cat != CX_NONE && n > 0));
                 for (size_t h = 0; h < n; h++) {
                     assert_int_equal(many[j][h].item, one[j][h].item);
                     assert_true(many[j][h].score == one[j][h].score);
+                    if (q[j].cat != CX_NONE)
+                        assert_int_equal(e->item_cat[many[j][h].item],
+                                         q[j].cat);
                 }
             }
             cx__rdunlock(e);

@@ -1,0 +1,113 @@
+/* test_kernels.c -- the serving scan's kernels (cx__k, AVX2 or portable
+ * as the machine picks; `make check-c` runs this file again with
+ * CX_KERNELS=c) against slow, obviously correct loops, on small random
+ * inputs of every length around the vector width. */
+#include "testutil.h"
+
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* A float in [-1, 1), with exact ties now and then. */
+static float rfloat(uint64_t *s)
+{
+    uint64_t r = rnd(s);
+    if (r % 7 == 0)
+        return 0.25f;
+    return (float)((double)(r >> 11) * 0x1p-52 - 1.0);
+}
+
+static void test_above(void **state)
+{
+    (void)state;
+    cx__kernels_init();
+    uint64_t s = 42;
+    float v[67];
+    uint32_t cat[67], got[67];
+    for (size_t n = 0; n <= 67; n++) {
+        for (int round = 0; round < 20; round++) {
+            for (size_t j = 0; j < n; j++) {
+                v[j] = rfloat(&s);
+                cat[j] = (uint32_t)(rnd(&s) % 3);
+            }
+            float lim = round % 5 == 0 ? -INFINITY
+                      : round % 5 == 1 ? 0.25f
+                                       : rfloat(&s);
+            uint32_t c = (uint32_t)(round % 3);
+            size_t m = cx__k.above(v, n, lim, got), want = 0;
+            for (size_t j = 0; j < n; j++)
+                if (v[j] > lim) {
+                    assert_true(want < m);
+                    assert_int_equal(got[want++], j);
+                }
+            assert_int_equal(m, want);
+            m = cx__k.above_in(v, cat, n, lim, c, got);
+            want = 0;
+            for (size_t j = 0; j < n; j++)
+                if (cat[j] == c && v[j] > lim) {
+                    assert_true(want < m);
+                    assert_int_equal(got[want++], j);
+                }
+            assert_int_equal(m, want);
+        }
+    }
+}
+
+/* Item i of the int8 block layout, dimension d (internal.h: byte
+ * (b, g, j, d') is item 8b+j, dimension 4g+d'). */
+static int8_t *at(int8_t *Yq, int kq, size_t i, int d)
+{
+    return Yq + (i / 8) * (size_t)kq * 8 + (size_t)(d / 4) * 32 +
+           (i % 8) * 4 + (size_t)(d % 4);
+}
+
+static void test_scores_q(void **state)
+{
+    (void)state;
+    cx__kernels_init();
+    uint64_t s = 7;
+    for (int kq = 4; kq <= 72; kq += 4) {
+        size_t nb = 5, n = nb * 8;
+        int8_t *Yq = calloc(n * (size_t)kq + 32, 1);
+        int8_t xq[72 + 4];
+        float scale[40], out[40];
+        assert_non_null(Yq);
+        for (size_t i = 0; i < n; i++) {
+            scale[i] = (float)(rnd(&s) % 1000 + 1) * 1e-3f;
+            for (int d = 0; d < kq; d++)
+                /* the extremes included: |q| and |y| reach 127 */
+                *at(Yq, kq, i, d) = (int8_t)((int)(rnd(&s) % 255) - 127);
+        }
+        for (int d = 0; d < kq; d++)
+            xq[d] = (int8_t)(d % 9 == 0 ? (d % 2 ? 127 : -127)
+                                        : (int)(rnd(&s) % 255) - 127);
+        float qs = 0.0123f;
+        /* Every start and length of a run of blocks. */
+        for (size_t b0 = 0; b0 < nb; b0++)
+            for (size_t m = 1; b0 + m <= nb; m++) {
+                cx__k.scores_q(Yq, kq, b0, m, xq, qs, scale, out);
+                for (size_t j = 0; j < m * 8; j++) {
+                    size_t i = b0 * 8 + j;
+                    int32_t acc = 0;
+                    for (int d = 0; d < kq; d++)
+                        acc += (int32_t)*at(Yq, kq, i, d) * xq[d];
+                    float want = (float)acc * qs * scale[i];
+                    assert_true(out[j] == want);
+                }
+            }
+        free(Yq);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_above),
+        cmocka_unit_test(test_scores_q),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
