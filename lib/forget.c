@@ -131,8 +131,9 @@ int cx__forget_memory(cx_engine *e, const uint8_t *gone, int64_t *ev_seq,
     return cx__pop_rebuild(e);
 }
 
-/* Zeroed at the end of a forget: no fold-in of a forgotten customer may
- * outlive it.  The new model comes with a new fold-in table. */
+/* The database first (nothing in memory changes if it fails), then
+ * memory, then the model: publishing it also replaces the fold-in table,
+ * so no fold-in of a forgotten customer outlives the call. */
 CX_API int cx_forget(cx_engine *e, size_t n, const char *const *customers,
                      size_t *forgotten)
 {

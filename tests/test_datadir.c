@@ -21,6 +21,26 @@ static cx_engine *open_dir(const char *dir)
     return e;
 }
 
+/* A synthetic shop of about n_signals signals from n_customers
+ * customers, and a writer of dir holding its catalogue: sync normal,
+ * `factors` x `iterations`, readers following every `refresh` ms. */
+static cx_engine *shop_writer(const char *dir, size_t n_signals,
+                              size_t n_customers, int factors,
+                              int iterations, int refresh, synth_shop *s)
+{
+    synth_config c;
+    synth_config_default(&c, n_signals);
+    c.n_customers = n_customers;
+    assert_int_equal(synth_generate(&c, s), 0);
+    cx_engine *w = open_dir(dir);
+    TU_OK(w, cx_set_option(w, CX_OPT_SYNC, CX_SYNC_NORMAL));
+    TU_OK(w, cx_set_option(w, CX_OPT_ITERATIONS, iterations));
+    TU_OK(w, cx_set_option(w, CX_OPT_FACTORS, factors));
+    TU_OK(w, cx_set_option(w, CX_OPT_REFRESH_INTERVAL, refresh));
+    TU_OK(w, shop_upsert_catalogue(w, s));
+    return w;
+}
+
 /* Everything a call acknowledged is there after reopening. */
 static void test_roundtrip(void **state)
 {
@@ -195,17 +215,9 @@ static void test_reopen_same_answers(void **state)
     (void)state;
     char dir[256];
     tu_mkdtemp(dir, sizeof dir, "ddsame");
-    synth_config c;
-    synth_config_default(&c, 30000);
-    c.n_customers = 1200;
     synth_shop s;
-    assert_int_equal(synth_generate(&c, &s), 0);
+    cx_engine *e = shop_writer(dir, 30000, 1200, 16, 5, 1000, &s);
     assert_true(s.n_customers >= 1000);
-    cx_engine *e = open_dir(dir);
-    TU_OK(e, cx_set_option(e, CX_OPT_SYNC, CX_SYNC_NORMAL));
-    TU_OK(e, cx_set_option(e, CX_OPT_ITERATIONS, 5));
-    TU_OK(e, cx_set_option(e, CX_OPT_FACTORS, 16));
-    TU_OK(e, shop_upsert_catalogue(e, &s));
     size_t half = s.n_signals * 9 / 10;
     TU_OK(e, shop_ingest(e, &s, 0, half, 4096));
     TU_OK(e, cx_train(e, NULL, NULL));
@@ -400,17 +412,9 @@ static void test_readonly(void **state)
     (void)state;
     char dir[256], missing[300];
     tu_mkdtemp(dir, sizeof dir, "ddro");
-    synth_config c;
-    synth_config_default(&c, 20000);
-    c.n_customers = 600;
     synth_shop s;
-    assert_int_equal(synth_generate(&c, &s), 0);
-    cx_engine *w = open_dir(dir), *r = NULL;
-    TU_OK(w, cx_set_option(w, CX_OPT_SYNC, CX_SYNC_NORMAL));
-    TU_OK(w, cx_set_option(w, CX_OPT_ITERATIONS, 4));
-    TU_OK(w, cx_set_option(w, CX_OPT_FACTORS, 16));
-    TU_OK(w, cx_set_option(w, CX_OPT_REFRESH_INTERVAL, 0)); /* by hand */
-    TU_OK(w, shop_upsert_catalogue(w, &s));
+    /* Readers refresh by hand here. */
+    cx_engine *w = shop_writer(dir, 20000, 600, 16, 4, 0, &s), *r = NULL;
     size_t half = s.n_signals / 2;
     TU_OK(w, shop_ingest(w, &s, 0, half, 4096));
     TU_OK(w, cx_train(w, NULL, NULL));
@@ -597,17 +601,8 @@ static void test_reader_processes(void **state)
     (void)state;
     char dir[256];
     tu_mkdtemp(dir, sizeof dir, "ddprocs");
-    synth_config c;
-    synth_config_default(&c, 40000);
-    c.n_customers = 4000;
     synth_shop s;
-    assert_int_equal(synth_generate(&c, &s), 0);
-    cx_engine *w = open_dir(dir);
-    TU_OK(w, cx_set_option(w, CX_OPT_SYNC, CX_SYNC_NORMAL));
-    TU_OK(w, cx_set_option(w, CX_OPT_ITERATIONS, 2));
-    TU_OK(w, cx_set_option(w, CX_OPT_FACTORS, 32));
-    TU_OK(w, cx_set_option(w, CX_OPT_REFRESH_INTERVAL, 20));
-    TU_OK(w, shop_upsert_catalogue(w, &s));
+    cx_engine *w = shop_writer(dir, 40000, 4000, 32, 2, 20, &s);
     size_t part = s.n_signals / (GENERATIONS + 1);
     TU_OK(w, shop_ingest(w, &s, 0, part, 4096));
     TU_OK(w, cx_train(w, NULL, NULL));
@@ -722,18 +717,9 @@ static void test_forget(void **state)
     (void)state;
     char dir[256], saved[300];
     tu_mkdtemp(dir, sizeof dir, "ddforget");
-    synth_config c;
-    synth_config_default(&c, 20000);
-    c.n_customers = 500;
-    synth_shop s;
-    assert_int_equal(synth_generate(&c, &s), 0);
     static const char secret[] = "secret-customer-4711";
-    cx_engine *w = open_dir(dir);
-    TU_OK(w, cx_set_option(w, CX_OPT_SYNC, CX_SYNC_NORMAL));
-    TU_OK(w, cx_set_option(w, CX_OPT_ITERATIONS, 3));
-    TU_OK(w, cx_set_option(w, CX_OPT_FACTORS, 8));
-    TU_OK(w, cx_set_option(w, CX_OPT_REFRESH_INTERVAL, 0));
-    TU_OK(w, shop_upsert_catalogue(w, &s));
+    synth_shop s;
+    cx_engine *w = shop_writer(dir, 20000, 500, 8, 3, 0, &s);
     TU_OK(w, shop_ingest(w, &s, 0, s.n_signals, 4096));
     /* The secret customer alone buys one item, often: it is popular
      * only because of them. */
