@@ -326,6 +326,10 @@ int cx__option_key_valid(int key);
 int cx__option_keys(int *keys);
 double cx__option_get(const cx__options *o, int key);
 void cx__model_free(cx__model *m);
+/* A zeroed array of `bytes` for a large array that requests scan (the
+ * int8 item factors), on 2 MiB pages where the kernel grants them (THP
+ * "always" or "madvise"); small pages otherwise.  Freed with free(). */
+void *cx__alloc_big(size_t bytes);
 int cx__grow(void **p, size_t *cap, size_t need, size_t elem);
 /* Plan room for n more items / customers / events in the per-index
  * columns (see cx__plan).  CX_ENOMEM when an allocation fails. */

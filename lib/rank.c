@@ -23,7 +23,7 @@ int cx__model_finish(cx__model *m)
     m->inv_norm = calloc(padded + 1, sizeof *m->inv_norm);
     m->q_scale = calloc(padded + 1, sizeof *m->q_scale);
     m->q_cos_scale = calloc(padded + 1, sizeof *m->q_cos_scale);
-    m->Yq = calloc(padded * (size_t)kq + 32, 1);
+    m->Yq = cx__alloc_big(padded * (size_t)kq + 32);
     if (!m->inv_norm || !m->q_scale || !m->q_cos_scale || !m->Yq)
         return CX_ENOMEM;
     for (uint32_t i = 0; i < m->n_items; i++) {
