@@ -500,6 +500,11 @@ typedef struct cx__kernels {
     void (*scores_q)(const int8_t *Yq, int kq, size_t b0, size_t nb,
                      const int8_t *xq, float qs, const float *scale,
                      float *out);
+    /* The same, bit for bit, faster for blocks already in the cache and
+     * slower for blocks in memory. */
+    void (*scores_q_hot)(const int8_t *Yq, int kq, size_t b0, size_t nb,
+                         const int8_t *xq, float qs, const float *scale,
+                         float *out);
     /* Indexes of the v[j] > lim, j < n, into out; returns their count. */
     size_t (*above)(const float *v, size_t n, float lim, uint32_t *out);
     /* The same, of those with cat[j] == c only. */
