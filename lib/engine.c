@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -439,6 +440,27 @@ CX_API void cx_close(cx_engine *e)
 /* ===================================================================== */
 /* Growing per-index columns                                             */
 /* ===================================================================== */
+
+/* The serving scan streams the int8 item factors (6.4 MB at 100,000
+ * items and 64 factors) once per request: on 4 KiB pages that is a TLB
+ * miss every 4 KiB; on 2 MiB pages the same pass measured about 5% of a
+ * whole cx_layout faster. */
+void *cx__alloc_big(size_t bytes)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < huge)
+        return calloc(1, bytes ? bytes : 1);
+    size_t n = (bytes + huge - 1) & ~(huge - 1);
+    void *p = aligned_alloc(huge, n);
+    if (!p)
+        return calloc(1, bytes);
+#ifdef MADV_HUGEPAGE
+    /* Only a hint: refused (no THP), the array works on small pages. */
+    (void)madvise(p, n, MADV_HUGEPAGE);
+#endif
+    memset(p, 0, n); /* fault the pages in while the hint holds */
+    return p;
+}
 
 int cx__grow(void **p, size_t *cap, size_t need, size_t elem)
 {

@@ -337,6 +337,10 @@ int cx__option_key_valid(int key);
 int cx__option_keys(int *keys);
 double cx__option_get(const cx__options *o, int key);
 void cx__model_free(cx__model *m);
+/* A zeroed array of `bytes` for a large array that requests scan (the
+ * int8 item factors), on 2 MiB pages where the kernel grants them (THP
+ * "always" or "madvise"); small pages otherwise.  Freed with free(). */
+void *cx__alloc_big(size_t bytes);
 int cx__grow(void **p, size_t *cap, size_t need, size_t elem);
 /* Plan room for n more items / customers / events in the per-index
  * columns (see cx__plan).  CX_ENOMEM when an allocation fails. */
@@ -520,6 +524,11 @@ typedef struct cx__kernels {
     void (*scores_q)(const int8_t *Yq, int kq, size_t b0, size_t nb,
                      const int8_t *xq, float qs, const float *scale,
                      float *out);
+    /* The same, bit for bit, faster for blocks already in the cache and
+     * slower for blocks in memory. */
+    void (*scores_q_hot)(const int8_t *Yq, int kq, size_t b0, size_t nb,
+                         const int8_t *xq, float qs, const float *scale,
+                         float *out);
     /* Indexes of the v[j] > lim, j < n, into out; returns their count. */
     size_t (*above)(const float *v, size_t n, float lim, uint32_t *out);
     /* The same, of those with cat[j] == c only. */

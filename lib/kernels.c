@@ -470,6 +470,60 @@ AVX2 static void scores_q_avx2(const int8_t *Yq, int kq, size_t b0,
     }
 }
 
+/* The same scores for blocks already in the cache (the second and later
+ * queries of a fused scan): eight blocks side by side, their sums in
+ * registers and each 4 dimensions of the query broadcast once for the
+ * eight, so the sign/maddubs/madd work is all that is left.  Reading eight
+ * blocks at once from memory defeats the prefetchers, hence the two. */
+AVX2 static inline void scores_q8_avx2(const int8_t *Yq, int kq, size_t b0,
+                                       size_t nb, const int8_t *xq,
+                                       float qs, const float *scale,
+                                       float *out)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256 qv = _mm256_set1_ps(qs);
+    size_t stride = (size_t)kq * 8;
+    const int8_t *base = Yq + b0 * stride;
+    __m256i acc[8];
+#pragma GCC unroll 8
+    for (size_t t = 0; t < 8; t++)
+        acc[t] = _mm256_setzero_si256();
+    for (int g = 0; g < kq / 4; g++) {
+        int32_t w;
+        memcpy(&w, xq + 4 * g, 4);
+        __m256i sg = _mm256_set1_epi32(w), ab = _mm256_abs_epi8(sg);
+#pragma GCC unroll 8
+        for (size_t t = 0; t < 8; t++) {
+            if (t >= nb)
+                break;
+            __m256i v = _mm256_loadu_si256(
+                (const __m256i *)(base + t * stride + (size_t)g * 32));
+            v = _mm256_maddubs_epi16(ab, _mm256_sign_epi8(v, sg));
+            acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(v, ones));
+        }
+    }
+#pragma GCC unroll 8
+    for (size_t t = 0; t < 8; t++) {
+        if (t >= nb)
+            break;
+        __m256 f = _mm256_cvtepi32_ps(acc[t]);
+        f = _mm256_mul_ps(_mm256_mul_ps(f, qv),
+                          _mm256_loadu_ps(scale + (b0 + t) * 8));
+        _mm256_storeu_ps(out + t * 8, f);
+    }
+}
+
+AVX2 static void scores_q_hot_avx2(const int8_t *Yq, int kq, size_t b0,
+                                   size_t nb, const int8_t *xq, float qs,
+                                   const float *scale, float *out)
+{
+    size_t b = 0;
+    for (; b + 8 <= nb; b += 8)
+        scores_q8_avx2(Yq, kq, b0 + b, 8, xq, qs, scale, out + b * 8);
+    if (b < nb)
+        scores_q8_avx2(Yq, kq, b0 + b, nb - b, xq, qs, scale, out + b * 8);
+}
+
 /* Fold-in rank updates.  The sum of the rank-one terms is accumulated in
  * float, eight lanes wide and four pairs per pass over the upper triangle
  * (each row of the sum is loaded and stored once per four FMAs), then
@@ -586,6 +640,7 @@ static void pick(void)
                      .gdots = gdots_c,
                      .gaxpys = gaxpys_c,
                      .scores_q = scores_q_c,
+                     .scores_q_hot = scores_q_c,
                      .above = above_c,
                      .above_in = above_in_c,
                      .fold_update = fold_update_c,
@@ -605,6 +660,7 @@ static void pick(void)
         k.above = above_avx2;
         k.above_in = above_in_avx2;
         k.scores_q = scores_q_avx2;
+        k.scores_q_hot = scores_q_hot_avx2;
         k.fold_update = fold_update_avx2;
         k.chol_solve = chol_solve_avx2;
         k.name = "avx2+fma";

@@ -214,10 +214,14 @@ static void recent(const page *pg, uint32_t *seeds, size_t *n_seeds,
  * by the number of such customers, into items/score (at most max).  The
  * work is bounded, whatever the seed's popularity: its newest buyers
  * (TOGETHER_BUYERS, found within TOGETHER_WALK of its newest signals)
- * and each one's newest TOGETHER_WALK / 20 signals, so a page costs at
- * most a few thousand event reads. */
+ * and each one's newest TOGETHER_MINE signals, so a page costs at most a
+ * few thousand event reads.  Those reads are cache misses, each waiting
+ * for the one before along a buyer's chain of events: the buyers' chains
+ * are walked side by side first, their misses overlapping, then their
+ * events are read in the order of the buyers. */
 #define TOGETHER_BUYERS 64
 #define TOGETHER_WALK 1000
+#define TOGETHER_MINE (TOGETHER_WALK / 20)
 static int together(const page *pg, uint32_t seed, uint32_t *items,
                     float *score, size_t max, size_t *n)
 {
@@ -227,8 +231,10 @@ static int together(const page *pg, uint32_t seed, uint32_t *items,
     uint32_t *key = malloc(cap * sizeof *key);
     float *cnt = malloc(cap * sizeof *cnt);
     uint32_t *buyers = malloc(TOGETHER_BUYERS * sizeof *buyers);
-    if (!key || !cnt || !buyers) {
-        free(key), free(cnt), free(buyers);
+    /* evs[b * TOGETHER_MINE + w]: buyer b's w-th newest event */
+    uint32_t *evs = malloc(TOGETHER_BUYERS * TOGETHER_MINE * sizeof *evs);
+    if (!key || !cnt || !buyers || !evs) {
+        free(key), free(cnt), free(buyers), free(evs);
         return CX_ENOMEM;
     }
     memset(key, 0xff, cap * sizeof *key);
@@ -241,13 +247,24 @@ static int together(const page *pg, uint32_t seed, uint32_t *items,
             v->cust != pg->u && !seen_in(buyers, nb, v->cust))
             buyers[nb++] = v->cust;
     }
+    uint32_t next_ev[TOGETHER_BUYERS];
+    size_t n_ev[TOGETHER_BUYERS];
+    for (size_t b = 0; b < nb; b++)
+        next_ev[b] = e->cust_last[buyers[b]], n_ev[b] = 0;
+    for (size_t w = 0; w < TOGETHER_MINE; w++)
+        for (size_t b = 0; b < nb; b++) {
+            uint32_t ev = next_ev[b];
+            if (ev == CX_NONE)
+                continue;
+            __builtin_prefetch(&e->ev[ev]);
+            evs[b * TOGETHER_MINE + n_ev[b]++] = ev;
+            next_ev[b] = e->ev_prev[ev];
+        }
     for (size_t b = 0; b < nb; b++) {
-        uint32_t mine[TOGETHER_WALK / 20];
-        size_t n_mine = 0, w = 0;
-        for (uint32_t ev = e->cust_last[buyers[b]];
-             ev != CX_NONE && w < TOGETHER_WALK / 20;
-             ev = e->ev_prev[ev], w++) {
-            const cx__event *v = &e->ev[ev];
+        uint32_t mine[TOGETHER_MINE];
+        size_t n_mine = 0;
+        for (size_t w = 0; w < n_ev[b]; w++) {
+            const cx__event *v = &e->ev[evs[b * TOGETHER_MINE + w]];
             if ((v->type != CX_PURCHASE && v->type != CX_ADD_TO_CART) ||
                 v->item == seed || seen_in(mine, n_mine, v->item))
                 continue;
@@ -287,7 +304,7 @@ static int together(const page *pg, uint32_t seed, uint32_t *items,
         score[at] = s;
         items[at] = key[h];
     }
-    free(key), free(cnt), free(buyers);
+    free(key), free(cnt), free(buyers), free(evs);
     return CX_OK;
 }
 

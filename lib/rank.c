@@ -23,7 +23,7 @@ int cx__model_finish(cx__model *m)
     m->inv_norm = calloc(padded + 1, sizeof *m->inv_norm);
     m->q_scale = calloc(padded + 1, sizeof *m->q_scale);
     m->q_cos_scale = calloc(padded + 1, sizeof *m->q_cos_scale);
-    m->Yq = calloc(padded * (size_t)kq + 32, 1);
+    m->Yq = cx__alloc_big(padded * (size_t)kq + 32);
     if (!m->inv_norm || !m->q_scale || !m->q_cos_scale || !m->Yq)
         return CX_ENOMEM;
     for (uint32_t i = 0; i < m->n_items; i++) {
@@ -344,11 +344,13 @@ static void fastq_init(fastq *f, const cx__model *m, const float *x,
     f->item_cat = NULL;
 }
 
-/* Blocks [b, b + nb) of 8 items scored into buf (BLOCK entries). */
+/* Blocks [b, b + nb) of 8 items scored into buf (BLOCK entries); hot:
+ * another query has just read them. */
 static void fastq_score(const fastq *f, const cx__model *m, size_t b,
-                        size_t nb, float *buf)
+                        size_t nb, int hot, float *buf)
 {
-    cx__k.scores_q(m->Yq, m->kq, b, nb, f->xq, f->qs, f->qscale, buf);
+    (hot ? cx__k.scores_q_hot : cx__k.scores_q)(m->Yq, m->kq, b, nb, f->xq,
+                                                f->qs, f->qscale, buf);
 }
 
 /* The candidates among the scores buf of blocks [b, b + nb). */
@@ -420,7 +422,7 @@ static void scan_fast_n(const cx__model *m, fastq *f, size_t nq,
         for (size_t q = 0; q < nq; q++) {
             if (f[q].src != q)
                 continue;
-            fastq_score(&f[q], m, b, nb, buf);
+            fastq_score(&f[q], m, b, nb, q > 0, buf);
             for (size_t p = q; p < nq; p++)
                 if (f[p].src == q)
                     fastq_take(&f[p], m, b, nb, buf, hit);

@@ -71,10 +71,10 @@ static void test_scores_q(void **state)
     cx__kernels_init();
     uint64_t s = 7;
     for (int kq = 4; kq <= 72; kq += 4) {
-        size_t nb = 5, n = nb * 8;
+        size_t nb = 19, n = nb * 8; /* runs of 8 blocks and what is left */
         int8_t *Yq = calloc(n * (size_t)kq + 32, 1);
         int8_t xq[72 + 4];
-        float scale[40], out[40];
+        float scale[19 * 8], out[19 * 8];
         assert_non_null(Yq);
         for (size_t i = 0; i < n; i++) {
             scale[i] = (float)(rnd(&s) % 1000 + 1) * 1e-3f;
@@ -86,19 +86,22 @@ static void test_scores_q(void **state)
             xq[d] = (int8_t)(d % 9 == 0 ? (d % 2 ? 127 : -127)
                                         : (int)(rnd(&s) % 255) - 127);
         float qs = 0.0123f;
-        /* Every start and length of a run of blocks. */
-        for (size_t b0 = 0; b0 < nb; b0++)
-            for (size_t m = 1; b0 + m <= nb; m++) {
-                cx__k.scores_q(Yq, kq, b0, m, xq, qs, scale, out);
-                for (size_t j = 0; j < m * 8; j++) {
-                    size_t i = b0 * 8 + j;
-                    int32_t acc = 0;
-                    for (int d = 0; d < kq; d++)
-                        acc += (int32_t)*at(Yq, kq, i, d) * xq[d];
-                    float want = (float)acc * qs * scale[i];
-                    assert_true(out[j] == want);
+        /* Both kernels, every start and length of a run of blocks. */
+        for (int hot = 0; hot < 2; hot++) {
+            for (size_t b0 = 0; b0 < nb; b0++) {
+                for (size_t m = 1; b0 + m <= nb; m++) {
+                    (hot ? cx__k.scores_q_hot : cx__k.scores_q)(
+                        Yq, kq, b0, m, xq, qs, scale, out);
+                    for (size_t j = 0; j < m * 8; j++) {
+                        size_t i = b0 * 8 + j;
+                        int32_t acc = 0;
+                        for (int d = 0; d < kq; d++)
+                            acc += (int32_t)*at(Yq, kq, i, d) * xq[d];
+                        assert_true(out[j] == (float)acc * qs * scale[i]);
+                    }
                 }
             }
+        }
         free(Yq);
     }
 }
