@@ -226,6 +226,15 @@ enum cx_option {
                                   directory follow it (cx_refresh), ms,
                                   int 0..3600000, 0 = only when called;
                                   default 1000; saved with the data */
+    /* The blend of cx_recommend (see BLEND below): weights 0..1000. */
+    CX_OPT_BLEND_ALS = 20,     /* the customer's ALS score, default 1 */
+    CX_OPT_BLEND_POPULAR = 21, /* the popularity prior, default 0.2 */
+    CX_OPT_BLEND_REPEAT = 22,  /* the re-buy propensity, default 1 */
+    CX_OPT_BLEND_COBOUGHT = 23,/* co-occurrence with the customer's
+                                  baskets, default 0.1 */
+    CX_OPT_CONSUMABLE = 24,    /* share of an item's buyers who bought it
+                                  again from which it is consumable,
+                                  0..1, default 0.2 */
     /* Confidence weight of signal type t is key CX_OPT_WEIGHT + t. */
     CX_OPT_WEIGHT = 1000
 };
@@ -416,7 +425,12 @@ enum cx_reason {
     CX_REASON_TRENDING = 5, /* trending now (cx_trending) */
     CX_REASON_NEW = 6,      /* a new arrival (cx_new_arrivals) */
     CX_REASON_CONTINUE = 7, /* viewed or carted, not bought (layouts) */
-    CX_REASON_BOUGHT_TOGETHER = 8 /* bought with the seed item (layouts) */
+    CX_REASON_BOUGHT_TOGETHER = 8, /* bought with the seed item (layouts) */
+    /* A blended score (see BLEND) carries its largest component:
+     * PERSONAL for the ALS score, or one of these. */
+    CX_REASON_REPEAT = 9,     /* bought before, and usually bought again */
+    CX_REASON_ALSO_BOUGHT = 10, /* bought with what the customer bought */
+    CX_REASON_BESTSELLER = 11 /* the popularity prior */
 };
 
 /* Business rules for the ranking calls.  Initialise with
@@ -459,6 +473,27 @@ typedef struct cx_rec_opts {
      CX_TYPE_BIT(CX_RATING))
 
 CX_API void cx_rec_opts_init(cx_rec_opts *opts);
+
+/* BLEND.  For a customer known to the model, cx_recommend and
+ * cx_recommend_batch rank by
+ *     w_als * x'y + w_pop * pop(i) + w_rep * rep(u, i) + w_co * co(u, i)
+ * with the weights CX_OPT_BLEND_ALS, _POPULAR, _REPEAT, _COBOUGHT
+ * (defaults 1, 0.2, 1, 0.1), every component on a 0..1 scale:
+ *   x'y       the ALS score (it predicts a preference in {0, 1});
+ *   pop(i)    customers with a positive signal on the item in the model's
+ *             training signals, over the most popular item's count;
+ *   rep(u, i) 1 - (1 - rebuy(i))^buys(u, i): rebuy(i) is the share of the
+ *             item's buyers who bought it again (shrunk towards the
+ *             shop's share with a prior of 5 buyers);
+ *   co(u, i)  the cosine of buyer sets between the item and the
+ *             customer's 32 newest basket items (purchases, carts),
+ *             summed and capped at 1.
+ * An item with rebuy(i) >= CX_OPT_CONSUMABLE is consumable: opts->exclude
+ * does not hide it, so staples come back; returned or disliked items
+ * stay hidden.  Each result's reason is its largest contribution (PERSONAL,
+ * BESTSELLER, REPEAT, ALSO_BOUGHT).  With weights 1, 0, 0, 0 the lists
+ * are exactly plain ALS's.  Sessions, similar items and layouts do not
+ * blend.  cx_tune chooses the weights on the shop's own data. */
 
 /* Top-k items for a customer, best first, into caller arrays of k
  * entries: items[] (ids pointing into the engine), scores[] and reasons[]
@@ -859,18 +894,139 @@ typedef struct cx_eval_opts {
     const char *variant;
     size_t max_per_category;
     double diversity;
+    /* Added later (a shorter struct gets the defaults). */
+    int split;              /* CX_SPLIT_ITEMS (default) or _EVENTS */
+    size_t bootstrap;       /* resamples of the customers for the
+                               intervals of cx_evaluate_ci, default 200,
+                               at most 100000; 0 = none */
+    uint64_t seed;          /* of the resampling, default 1 */
+    int untuned;            /* 1: the model is trained and blended with
+                               the library's defaults for every option
+                               cx_tune sets (the engine "with tuning
+                               off"); default 0: the engine's options */
 } cx_eval_opts;
+
+/*
+ * SPLITS.  Both hold out, per customer, the newest test_fraction of their
+ * history; customers with fewer than min_items are kept whole.
+ *   CX_SPLIT_ITEMS   the newest distinct items (by their first signal):
+ *                    every held-out item is new to the customer, and the
+ *                    lists exclude everything the customer has.
+ *   CX_SPLIT_EVENTS  the newest signals (by time): a held-out item may be
+ *                    one the customer had before (a re-buy), and the
+ *                    lists follow the engine's rule for consumables (see
+ *                    BLEND).  The popularity baseline then follows the
+ *                    same rule.  Use it for shops with repeat purchases.
+ * A held-out item is relevant if its held-out signals include one of the
+ * `relevant` types and sum to a positive strength.
+ */
+enum cx_split { CX_SPLIT_ITEMS = 0, CX_SPLIT_EVENTS = 1 };
 
 CX_API void cx_eval_opts_init(cx_eval_opts *opts);
 
-/* Time-based split per customer: each customer's newest items (by their
- * first signal) are held out, a model is trained on the rest with the
- * engine's options, and it is scored on the held-out items against a
- * popularity baseline trained on the same data.  The engine's own model
- * is not changed.  model[] and baseline[] receive CX_METRIC_COUNT values
- * each (baseline may be NULL). */
+/* Time-based split per customer (see SPLITS): a model is trained on the
+ * rest with the engine's options (or the defaults, see `untuned`), and it
+ * is scored with its blend on the held-out items against a popularity
+ * baseline trained on the same data.  The engine's own model is not
+ * changed.  model[] and baseline[] receive CX_METRIC_COUNT values each
+ * (baseline may be NULL). */
 CX_API int cx_evaluate(cx_engine *e, const cx_eval_opts *opts,
                        double *model, double *baseline);
+
+/* Confidence intervals, indexes into ci[] by CX_CI_* x CX_METRIC_COUNT +
+ * metric: the percentile bootstrap over customers (opts->bootstrap
+ * resamples with opts->seed) at 95%, of the model's and the baseline's
+ * mean metrics and of their paired difference (model - baseline).  A
+ * difference interval above 0 is a gain that is not noise.  Coverage and
+ * customers are not resampled (lo = hi = the value). */
+enum cx_ci {
+    CX_CI_MODEL_LO = 0, CX_CI_MODEL_HI = 1,
+    CX_CI_BASELINE_LO = 2, CX_CI_BASELINE_HI = 3,
+    CX_CI_DIFF_LO = 4, CX_CI_DIFF_HI = 5,
+    CX_CI_COUNT = 6
+};
+
+/* cx_evaluate, plus ci[] (CX_CI_COUNT * CX_METRIC_COUNT values; may be
+ * NULL).  CX_EINVAL for bootstrap 0 with ci set. */
+CX_API int cx_evaluate_ci(cx_engine *e, const cx_eval_opts *opts,
+                          double *model, double *baseline, double *ci);
+
+/* ===================================================================== */
+/* Tuning                                                                */
+/* ===================================================================== */
+
+/* What cx_tune searches (bits of cx_tune_opts.params). */
+#define CX_TUNE_FACTORS        1u  /* CX_OPT_FACTORS */
+#define CX_TUNE_REGULARIZATION 2u  /* CX_OPT_REGULARIZATION */
+#define CX_TUNE_ALPHA          4u  /* CX_OPT_ALPHA */
+#define CX_TUNE_WEIGHTS        8u  /* weights of view, click, add_to_cart,
+                                      purchase and rating */
+#define CX_TUNE_HALF_LIFE     16u  /* CX_OPT_HALF_LIFE */
+#define CX_TUNE_BLEND         32u  /* CX_OPT_BLEND_* and CX_OPT_CONSUMABLE */
+#define CX_TUNE_ALL           63u
+
+typedef struct cx_tune_opts {
+    size_t size;            /* sizeof(cx_tune_opts), set by _init */
+    double seconds;         /* budget in seconds, default 60; 0 = none */
+    size_t trials;          /* budget in trials, default 0 = none; at
+                               least one budget must be set */
+    uint64_t seed;          /* of the search, default 1 */
+    unsigned params;        /* CX_TUNE_* bits, default CX_TUNE_ALL */
+    size_t k;               /* the search maximises NDCG@k, default 10 */
+    /* The test part cx_evaluate holds out with the same split, fraction
+     * and min_items is never read: the validation part is carved, by the
+     * same rule, from what is left.  test_fraction 0 tunes on all data
+     * (then cx_evaluate's figures after tuning are optimistic). */
+    int split;              /* CX_SPLIT_EVENTS (default) or _ITEMS */
+    double test_fraction;   /* default 0.2, in [0, 1) */
+    size_t min_items;       /* default 3 */
+    double validation_fraction; /* default 0.2, in (0, 1) */
+    size_t max_customers;   /* validation customers scored per trial (a
+                               fixed sample), default 5000; 0 = all */
+    int apply;              /* 1 (default): set the best trial's options
+                               (cx_set_option: a data directory keeps
+                               them) and train the engine with them */
+} cx_tune_opts;
+
+CX_API void cx_tune_opts_init(cx_tune_opts *opts);
+
+/* One trial: a model trained with these options on the training part,
+ * scored with this blend on the validation part. */
+typedef struct cx_tune_trial {
+    int model;              /* trials of one model share its training */
+    int factors;
+    double regularization, alpha, half_life;
+    double weight[CX_SIGNAL_CUSTOM]; /* built-in signal types' weights */
+    double blend_als, blend_popular, blend_repeat, blend_cobought;
+    double consumable;
+    double ndcg;            /* validation NDCG@k */
+    double seconds;         /* since cx_tune started, when scored */
+    int best;               /* 1 for the trial chosen */
+} cx_tune_trial;
+
+/*
+ * Search the training options and the blend for the best validation
+ * NDCG@k, within the budget.  The signals are split once (see
+ * cx_tune_opts) and every trial reuses the split: the first model is
+ * trained with the engine's options and the second with the defaults,
+ * then models are drawn at random (log-uniform regularization and alpha,
+ * factors 16..128, weights scaled 1/4..4, half-life none..60 days), half
+ * of them near the best so far.  Each model is scored under several
+ * blends at once (the plain ALS score among them) without training
+ * again.  The budget is checked before each training: a training that
+ * would overrun the seconds left is not started.  With opts->apply the
+ * best options are set and the engine trained (CX_STAT_GENERATION moves
+ * on); else the engine is left as it was.
+ *
+ * trials[0 .. max_trials) receive the trials in order (trials may be
+ * NULL when max_trials is 0); *n_trials the number run (which may
+ * exceed max_trials).  CX_EINVAL for bad options or no signals; holds
+ * the writer mutex while it copies the signals, like cx_evaluate, and
+ * trains like cx_train when applying.
+ */
+CX_API int cx_tune(cx_engine *e, const cx_tune_opts *opts,
+                   cx_tune_trial *trials, size_t max_trials,
+                   size_t *n_trials);
 
 #ifdef __cplusplus
 }

@@ -3,6 +3,7 @@
  * take the engine lock only to publish what they prepared outside it
  * (see cx__plan). */
 #include "internal.h"
+#include "quality.h"
 #include "db.h"
 
 #include <math.h>
@@ -62,6 +63,13 @@ void cx__options_default(cx__options *o)
     o->weight[CX_RATING] = 5;
     o->weight[CX_RETURN] = -15;
     o->weight[CX_DISLIKE] = -10;
+    /* Chosen on the synthetic regimes of tools/synth (seed 2, not the
+     * shops the figures are reported on): see the README's "Blend". */
+    o->blend_als = 1;
+    o->blend_pop = 0.2;
+    o->blend_rep = 1;
+    o->blend_co = 0.1;
+    o->consumable = 0.2;
 }
 
 /* One row per option: where it lives, its bounds, whether it is an int. */
@@ -98,6 +106,11 @@ static const opt_spec specs[] = {
     {CX_OPT_SYNC_INTERVAL, "sync_interval", 1, 60000, 1, OFF(sync_interval)},
     {CX_OPT_REFRESH_INTERVAL, "refresh_interval", 0, 3600000, 1,
      OFF(refresh_interval)},
+    {CX_OPT_BLEND_ALS, "blend_als", 0, 1000, 0, OFF(blend_als)},
+    {CX_OPT_BLEND_POPULAR, "blend_popular", 0, 1000, 0, OFF(blend_pop)},
+    {CX_OPT_BLEND_REPEAT, "blend_repeat", 0, 1000, 0, OFF(blend_rep)},
+    {CX_OPT_BLEND_COBOUGHT, "blend_cobought", 0, 1000, 0, OFF(blend_co)},
+    {CX_OPT_CONSUMABLE, "consumable", 0, 1, 0, OFF(consumable)},
 };
 
 static const opt_spec *find_spec(int key)
@@ -293,6 +306,7 @@ void cx__model_free(cx__model *m)
     free(m->q_scale);
     free(m->q_cos_scale);
     free(m->Gx);
+    cx__hstats_free(atomic_load(&m->hstats));
     free(m);
 }
 

@@ -90,6 +90,9 @@ typedef struct cx__options {
     double trend_half_life, pop_half_life;
     uint64_t seed;
     double weight[CX_MAX_SIGNAL_TYPES];
+    /* The blend (hybrid.c): component weights and the re-buy share
+     * from which an item counts as consumable. */
+    double blend_als, blend_pop, blend_rep, blend_co, consumable;
 } cx__options;
 
 /* One ingested signal.  Dense indexes, 24 bytes. */
@@ -148,6 +151,9 @@ typedef struct cx__model {
     int mapped;
     void *map[8];
     size_t map_len[8];
+    /* The blend's item statistics of this model's training signals,
+     * built by the first blended request (hybrid.c); freed with it. */
+    _Atomic(struct cx__hstats *) hstats;
 } cx__model;
 
 /* A customer's fold-in vector.  Immutable once published in the fold

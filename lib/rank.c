@@ -3,6 +3,7 @@
  * and only scores above the current k-th best are checked against the
  * rules and pushed into a small heap. */
 #include "internal.h"
+#include "quality.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -1140,7 +1141,12 @@ CX_API int cx_recommend(cx_engine *e, const char *customer, size_t k,
             rc = skip_for(e, &q, u);
             x = cx__customer_vec(e, u, NULL, &tmp);
         }
-        if (rc == CX_OK)
+        cx__blend b;
+        cx__blend_from(&e->opt, &b);
+        if (rc == CX_OK && u != CX_NONE && e->model && !cx__blend_plain(&b))
+            rc = cx__hybrid_recommend(e, opts, u, x, k, items, scores,
+                                      reasons, n); /* hybrid.c */
+        else if (rc == CX_OK)
             rc = rank_one(e, &q, x, 0, LIST_POPULAR, k,
                           x ? CX_REASON_PERSONAL : CX_REASON_POPULAR, items,
                           scores, reasons, n);
@@ -1414,6 +1420,13 @@ CX_API int cx_recommend_batch(cx_engine *e, size_t mcount,
     if (k == 0 || k > CX_MAX_K)
         return cx__fail(e, CX_EINVAL, "cx_recommend_batch: k = %zu, must be "
                         "1..%d", k, CX_MAX_K);
+    cx__rdlock(e);
+    cx__blend bl;
+    cx__blend_from(&e->opt, &bl);
+    cx__rdunlock(e);
+    if (!cx__blend_plain(&bl)) /* hybrid.c: customer by customer */
+        return cx__hybrid_batch(e, mcount, customers, k, opts, items, scores,
+                                reasons, counts);
     cx__rdlock(e);
     const cx__model *m = e->model;
     int rc = CX_OK;

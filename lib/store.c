@@ -100,6 +100,12 @@ static void put_options(buf *b, const cx__options *o)
     put_f64(b, o->init_scale);
     put_u64(b, o->seed);
     put(b, o->weight, sizeof o->weight);
+    /* The blend, added later (older files get the defaults). */
+    put_f64(b, o->blend_als);
+    put_f64(b, o->blend_pop);
+    put_f64(b, o->blend_rep);
+    put_f64(b, o->blend_co);
+    put_f64(b, o->consumable);
 }
 
 static void put_section(buf *out, int tag, buf *s)
@@ -370,6 +376,13 @@ static int get_options(cursor *c, cx__options *o)
     if (!w)
         return CX_ECORRUPT;
     memcpy(o->weight, w, sizeof o->weight);
+    if (c->n - c->at >= 5 * sizeof(double)) {
+        o->blend_als = get_f64(c);
+        o->blend_pop = get_f64(c);
+        o->blend_rep = get_f64(c);
+        o->blend_co = get_f64(c);
+        o->consumable = get_f64(c);
+    }
     int ok = o->factors >= 1 && o->factors <= 1024 && o->iterations >= 1 &&
              o->iterations <= 1000 && (o->solver == 0 || o->solver == 1) &&
              o->cg_steps >= 1 && o->cg_steps <= 64 && o->threads >= 0 &&
@@ -380,6 +393,12 @@ static int get_options(cursor *c, cx__options *o)
                       o->init_scale);
     for (int t = 0; t < CX_MAX_SIGNAL_TYPES; t++)
         ok = ok && isfinite(o->weight[t]);
+    static const int blend[] = {CX_OPT_BLEND_ALS, CX_OPT_BLEND_POPULAR,
+                                CX_OPT_BLEND_REPEAT, CX_OPT_BLEND_COBOUGHT,
+                                CX_OPT_CONSUMABLE};
+    for (int j = 0; j < 5; j++)
+        ok = ok && cx__option_check(NULL, blend[j],
+                                    cx__option_get(o, blend[j])) == CX_OK;
     return ok ? CX_OK : CX_ECORRUPT;
 }
 

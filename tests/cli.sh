@@ -89,6 +89,17 @@ has "$T/err" "unknown signal type" "bad session type message"
 expect "eval" "$CLI" eval --factors 16 --iterations 5 "$T/e.cxe"
 has "$T/out" "ndcg@10" "eval prints ndcg"
 has "$T/out" "popularity" "eval prints the baseline"
+has "$T/out" "untuned" "eval prints the engine with tuning off"
+has "$T/out" "95% bootstrap" "eval prints intervals"
+expect "eval events" "$CLI" eval --split events --bootstrap 50 --blend-repeat 2 --iterations 5 "$T/e.cxe"
+has "$T/out" "time split (events)" "eval --split events"
+"$CLI" eval --split days "$T/e.cxe" >/dev/null 2>&1 && no "bad --split must fail" || ok
+cp "$T/e.cxe" "$T/t.cxe"
+expect "tune" "$CLI" tune --trials 10 --iterations 3 "$T/t.cxe"
+has "$T/out" "<- best" "tune marks the best trial"
+has "$T/out" "10 trials" "tune runs its trial budget"
+"$CLI" tune --trials 0 --seconds 0 "$T/t.cxe" >/dev/null 2>"$T/err" && no "tune without a budget must fail" || ok
+has "$T/err" "no budget" "tune budget message"
 expect "export" "$CLI" export "$T/e.cxe" "$T/npy"
 for f in customer_factors.npy item_factors.npy customer_ids.txt item_ids.txt; do
     [ -s "$T/npy/$f" ] && ok || no "export wrote $f"

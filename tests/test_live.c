@@ -210,6 +210,7 @@ static cx_engine *load_shop(const synth_shop *shop, int k, int fold)
 {
     cx_engine *e = NULL;
     assert_int_equal(cx_open(&e, NULL, 0), CX_OK);
+    tu_plain(e);
     gc_engine(e);
     TU_OK(e, cx_set_option(e, CX_OPT_THREADS, 1));
     TU_OK(e, cx_set_option(e, CX_OPT_FACTORS, k));
@@ -1031,6 +1032,7 @@ static void test_session_equals_stored_customer(void **state)
     /* Before training: popular items. */
     cx_engine *u = NULL;
     assert_int_equal(cx_open(&u, NULL, 0), CX_OK);
+    tu_plain(u);
     gc_engine(u);
     TU_OK(u, tu_upsert_catalogue(u, &shop));
     TU_OK(u, tu_ingest_signals(u, &shop, 0, shop.n_signals, 4096));
@@ -1275,6 +1277,7 @@ static cx_engine *trend_engine(void)
 {
     cx_engine *e = NULL;
     assert_int_equal(cx_open(&e, NULL, 0), CX_OK);
+    tu_plain(e);
     gc_engine(e);
     TU_OK(e, cx_set_option(e, CX_OPT_THREADS, 1));
     TU_OK(e, cx_set_option(e, CX_OPT_POPULAR_HALF_LIFE, 0));
@@ -1476,6 +1479,7 @@ static void test_new_arrivals(void **state)
     const int64_t T0 = 1767225600;
     cx_engine *e = NULL;
     assert_int_equal(cx_open(&e, NULL, 0), CX_OK);
+    tu_plain(e);
     gc_engine(e);
     const char *ids[] = {"n1", "n2", "n3", "n4", "n5", "n6", "n7"};
     const char *cats[] = {"a", "a", "a", "a", "a", "a", "b"};
@@ -1551,6 +1555,7 @@ static void test_new_arrivals(void **state)
     /* An empty engine: nothing, no error. */
     cx_engine *z = NULL;
     assert_int_equal(cx_open(&z, NULL, 0), CX_OK);
+    tu_plain(z);
     gc_engine(z);
     TU_OK(z, arrivals(z, 10, NULL, &r));
     assert_int_equal(r.n, 0);
@@ -1771,6 +1776,7 @@ static void test_background_training(void **state)
     /* cx_close during a long background training cancels it promptly. */
     e = NULL;
     assert_int_equal(cx_open(&e, NULL, 0), CX_OK);
+    tu_plain(e);
     gc_engine(e);
     TU_OK(e, tu_upsert_catalogue(e, &shop));
     TU_OK(e, tu_ingest_signals(e, &shop, 0, shop.n_signals, 4096));

@@ -150,6 +150,11 @@ static const opt_case opts[] = {
     {CX_OPT_SYNC, 0, 2, CX_SYNC_FULL, 1},
     {CX_OPT_SYNC_INTERVAL, 1, 60000, 1000, 1},
     {CX_OPT_REFRESH_INTERVAL, 0, 3600000, 1000, 1},
+    {CX_OPT_BLEND_ALS, 0, 1000, 1, 0},
+    {CX_OPT_BLEND_POPULAR, 0, 1000, 0.2, 0},
+    {CX_OPT_BLEND_REPEAT, 0, 1000, 1, 0},
+    {CX_OPT_BLEND_COBOUGHT, 0, 1000, 0.1, 0},
+    {CX_OPT_CONSUMABLE, 0, 1, 0.2, 0},
 };
 
 static void test_options(void **state)
@@ -161,7 +166,7 @@ static void test_options(void **state)
     FAILS(NULL, cx_set_option(NULL, CX_OPT_FACTORS, 8), CX_EINVAL);
     FAILS(NULL, cx_get_option(NULL, CX_OPT_FACTORS, &v), CX_EINVAL);
     FAILS(e, cx_get_option(e, CX_OPT_FACTORS, NULL), CX_EINVAL);
-    const int unknown[] = {0, -1, 20, 999, CX_OPT_WEIGHT - 1,
+    const int unknown[] = {0, -1, 25, 999, CX_OPT_WEIGHT - 1,
                            CX_OPT_WEIGHT + CX_MAX_SIGNAL_TYPES, INT_MAX};
     for (size_t j = 0; j < sizeof unknown / sizeof *unknown; j++) {
         FAILS(e, cx_set_option(e, unknown[j], 1), CX_EINVAL);
@@ -855,6 +860,84 @@ static void test_evaluate_misuse(void **state)
     TU_OK(e, cx_evaluate(e, NULL, m, b));
     assert_true(m[CX_METRIC_USERS] == 0);
     assert_int_equal(tu_stat(e, CX_STAT_GENERATION), 0);
+    /* Intervals: the split and the resampling are checked. */
+    double ci[CX_CI_COUNT * CX_METRIC_COUNT];
+    FAILS(NULL, cx_evaluate_ci(NULL, NULL, m, b, ci), CX_EINVAL);
+    FAILS(e, cx_evaluate_ci(e, NULL, NULL, b, ci), CX_EINVAL);
+    cx_eval_opts_init(&o);
+    o.bootstrap = 0;
+    FAILS(e, cx_evaluate_ci(e, &o, m, b, ci), CX_EINVAL);
+    o.bootstrap = 100001;
+    FAILS(e, cx_evaluate_ci(e, &o, m, b, ci), CX_EINVAL);
+    cx_eval_opts_init(&o);
+    o.split = 2;
+    FAILS(e, cx_evaluate_ci(e, &o, m, b, ci), CX_EINVAL);
+    o.split = -1;
+    FAILS(e, cx_evaluate(e, &o, m, b), CX_EINVAL);
+    cx_eval_opts_init(&o);
+    o.untuned = 7;
+    FAILS(e, cx_evaluate(e, &o, m, b), CX_EINVAL);
+    cx_eval_opts_init(&o);
+    o.split = CX_SPLIT_EVENTS;
+    TU_OK(e, cx_evaluate_ci(e, &o, m, b, ci)); /* nobody: zeros */
+    assert_true(m[CX_METRIC_USERS] == 0);
+    check_works(e);
+    cx_close(e);
+}
+
+/* cx_tune: every argument checked before any work, and nothing changes
+ * on failure. */
+static void test_tune_misuse(void **state)
+{
+    (void)state;
+    cx_tune_trial t[4];
+    size_t n = 99;
+    cx_tune_opts o;
+    FAILS(NULL, cx_tune(NULL, NULL, t, 4, &n), CX_EINVAL);
+    cx_engine *e;
+    TU_OK(NULL, cx_open(&e, NULL, 0));
+    cx_tune_opts_init(&o);
+    o.trials = 2;
+    FAILS(e, cx_tune(e, &o, t, 4, &n), CX_EINVAL); /* no signals */
+    assert_int_equal(n, 0);
+    cx_close(e);
+    e = small_engine(0);
+    FAILS(e, cx_tune(e, NULL, t, 4, NULL), CX_EINVAL);
+    FAILS(e, cx_tune(e, NULL, NULL, 4, &n), CX_EINVAL);
+    memset(&o, 0, sizeof o);
+    FAILS(e, cx_tune(e, &o, t, 4, &n), CX_EINVAL);
+    struct { double seconds; size_t trials; unsigned params; size_t k;
+             int split; double test, val; int apply; } bad[] = {
+        {0, 0, CX_TUNE_ALL, 10, CX_SPLIT_EVENTS, 0.2, 0.2, 1},
+        {-1, 1, CX_TUNE_ALL, 10, CX_SPLIT_EVENTS, 0.2, 0.2, 1},
+        {NAN, 1, CX_TUNE_ALL, 10, CX_SPLIT_EVENTS, 0.2, 0.2, 1},
+        {INFINITY, 1, CX_TUNE_ALL, 10, CX_SPLIT_EVENTS, 0.2, 0.2, 1},
+        {0, 2000000, CX_TUNE_ALL, 10, CX_SPLIT_EVENTS, 0.2, 0.2, 1},
+        {0, 1, 0, 10, CX_SPLIT_EVENTS, 0.2, 0.2, 1},
+        {0, 1, 64, 10, CX_SPLIT_EVENTS, 0.2, 0.2, 1},
+        {0, 1, CX_TUNE_ALL, 0, CX_SPLIT_EVENTS, 0.2, 0.2, 1},
+        {0, 1, CX_TUNE_ALL, 10001, CX_SPLIT_EVENTS, 0.2, 0.2, 1},
+        {0, 1, CX_TUNE_ALL, 10, 5, 0.2, 0.2, 1},
+        {0, 1, CX_TUNE_ALL, 10, CX_SPLIT_EVENTS, 1, 0.2, 1},
+        {0, 1, CX_TUNE_ALL, 10, CX_SPLIT_EVENTS, NAN, 0.2, 1},
+        {0, 1, CX_TUNE_ALL, 10, CX_SPLIT_EVENTS, 0.2, 0, 1},
+        {0, 1, CX_TUNE_ALL, 10, CX_SPLIT_EVENTS, 0.2, 1, 1},
+        {0, 1, CX_TUNE_ALL, 10, CX_SPLIT_EVENTS, 0.2, 0.2, 2},
+    };
+    for (size_t j = 0; j < sizeof bad / sizeof *bad; j++) {
+        cx_tune_opts_init(&o);
+        o.seconds = bad[j].seconds;
+        o.trials = bad[j].trials;
+        o.params = bad[j].params;
+        o.k = bad[j].k;
+        o.split = bad[j].split;
+        o.test_fraction = bad[j].test;
+        o.validation_fraction = bad[j].val;
+        o.apply = bad[j].apply;
+        FAILS(e, cx_tune(e, &o, t, 4, &n), CX_EINVAL);
+        assert_int_equal(n, 0);
+    }
+    assert_int_equal(tu_stat(e, CX_STAT_GENERATION), 0);
     check_works(e);
     cx_close(e);
 }
@@ -942,6 +1025,7 @@ int main(void)
         cmocka_unit_test(test_introspection_misuse),
         cmocka_unit_test(test_files_misuse),
         cmocka_unit_test(test_evaluate_misuse),
+        cmocka_unit_test(test_tune_misuse),
         cmocka_unit_test(test_errmsg),
         cmocka_unit_test(test_live_misuse),
     };

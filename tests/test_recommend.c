@@ -425,6 +425,7 @@ static void test_untrained_engine_gets_popular(void **state)
     fixture *f = *state;
     cx_engine *e;
     assert_int_equal(cx_open(&e, NULL, 0), CX_OK);
+    tu_plain(e);
     TU_OK(e, cx_set_option(e, CX_OPT_POPULAR_HALF_LIFE, 0));
     TU_OK(e, tu_upsert_catalogue(e, &f->shop));
     result r;
@@ -592,6 +593,7 @@ static void test_odd_factor_counts(void **state)
     for (size_t t = 0; t < 3; t++) {
         cx_engine *e;
         TU_OK(NULL, cx_open(&e, NULL, 0));
+        tu_plain(e);
         TU_OK(e, tu_upsert_catalogue(e, &f->shop));
         TU_OK(e, tu_ingest_signals(e, &f->shop, 0, f->shop.n_signals, 8192));
         TU_OK(e, cx_set_option(e, CX_OPT_FACTORS, ks[t]));
@@ -868,6 +870,7 @@ static void test_evaluate_splits_by_time(void **state)
     const int64_t T = 1767225600;
     cx_engine *e;
     TU_OK(NULL, cx_open(&e, NULL, 0));
+    tu_plain(e);
     int wish;
     TU_OK(e, cx_signal_type_define(e, "wishlist", 3, &wish));
     TU_OK(e, cx_set_option(e, CX_OPT_FACTORS, 4));

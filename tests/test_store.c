@@ -225,6 +225,7 @@ static void test_round_trip_untrained_and_empty(void **state)
     for (int v = 0; v < 3; v++) {
         cx_engine *e;
         TU_OK(NULL, cx_open(&e, NULL, 0));
+        tu_plain(e);
         if (v >= 1)
             TU_OK(e, tu_upsert_catalogue(e, &f->shop));
         if (v >= 2)

@@ -716,6 +716,7 @@ static void run_stress(int fold_mode)
     synth_config_default(&c, SHOP_SIGNALS);
     assert_int_equal(synth_generate(&c, &s->shop), 0);
     assert_int_equal(cx_open(&s->e, NULL, 0), CX_OK);
+    tu_plain(s->e);
     cx_engine *e = s->e;
     TU_OK(e, tu_upsert_catalogue(e, &s->shop));
     TU_OK(e, tu_ingest_signals(e, &s->shop, 0, s->shop.n_signals, 1000));

@@ -182,6 +182,7 @@ static void test_readers_and_writers(void **state)
     synth_config_default(&c, 6000);
     assert_int_equal(synth_generate(&c, &s->shop), 0);
     assert_int_equal(cx_open(&s->e, NULL, 0), CX_OK);
+    tu_plain(s->e);
     cx_engine *e = s->e;
     TU_OK(e, tu_upsert_catalogue(e, &s->shop));
     s->first = s->shop.n_signals / 2;
@@ -235,6 +236,7 @@ static void test_readers_and_writers(void **state)
     TU_OK(e, cx_train(e, NULL, NULL));
     cx_engine *g;
     TU_OK(NULL, cx_open(&g, NULL, 0));
+    tu_plain(g);
     TU_OK(g, tu_upsert_catalogue(g, &s->shop));
     TU_OK(g, tu_ingest_signals(g, &s->shop, 0, s->shop.n_signals, 1000));
     TU_OK(g, cx_set_option(g, CX_OPT_FACTORS, 16));
@@ -277,6 +279,7 @@ static void test_errmsg_per_thread(void **state)
     (void)state;
     cx_engine *e;
     TU_OK(NULL, cx_open(&e, NULL, 0));
+    tu_plain(e);
     assert_int_equal(cx_item_remove(e, "main-only"), CX_ENOTFOUND);
     errmsg_arg a = {e, 0};
     pthread_t t;

@@ -67,8 +67,18 @@ static TU_UNUSED int rec(cx_engine *e, const char *cust, size_t k,
         assert_true(strlen(cx_errmsg(e)) > 0);                              \
     } while (0)
 
+/* The ALS score alone (blend 1, 0, 0, 0): the tests of the model's
+ * arithmetic compare cx_recommend with it; test_quality tests the blend. */
+static TU_UNUSED void tu_plain(cx_engine *e)
+{
+    assert_int_equal(cx_set_option(e, CX_OPT_BLEND_POPULAR, 0), CX_OK);
+    assert_int_equal(cx_set_option(e, CX_OPT_BLEND_REPEAT, 0), CX_OK);
+    assert_int_equal(cx_set_option(e, CX_OPT_BLEND_COBOUGHT, 0), CX_OK);
+}
+
 /* Open an engine and ingest n signals from parallel arrays (values,
- * timestamps may be NULL).  Threads are pinned to 1 unless changed. */
+ * timestamps may be NULL).  Threads are pinned to 1 unless changed; the
+ * blend is the plain ALS score (tu_plain). */
 static TU_UNUSED cx_engine *tu_engine(size_t n, const char *const *cust,
                                       const char *const *items,
                                       const int *types, const float *values,
@@ -78,6 +88,7 @@ static TU_UNUSED cx_engine *tu_engine(size_t n, const char *const *cust,
     assert_int_equal(cx_open(&e, NULL, 0), CX_OK);
     assert_non_null(e);
     assert_int_equal(cx_set_option(e, CX_OPT_THREADS, 1), CX_OK);
+    tu_plain(e);
     if (n)
         TU_OK(e, cx_ingest(e, n, cust, items, types, values, ts, NULL));
     return e;
@@ -87,14 +98,15 @@ static TU_UNUSED cx_engine *tu_engine(size_t n, const char *const *cust,
 #define tu_ingest_signals shop_ingest
 
 /* Generate the shop of config c and load it into a new engine: catalogue
- * first (engine item i = shop item i), then every signal.  The caller
- * frees both. */
+ * first (engine item i = shop item i), then every signal; the plain ALS
+ * blend (tu_plain).  The caller frees both. */
 static TU_UNUSED cx_engine *tu_shop_engine_cfg(const synth_config *c,
                                                synth_shop *shop)
 {
     assert_int_equal(synth_generate(c, shop), 0);
     cx_engine *e = NULL;
     assert_int_equal(cx_open(&e, NULL, 0), CX_OK);
+    tu_plain(e);
     TU_OK(e, tu_upsert_catalogue(e, shop));
     TU_OK(e, tu_ingest_signals(e, shop, 0, shop->n_signals, 4096));
     return e;

@@ -104,14 +104,18 @@ static void save_engine(cx_engine *e, const char *path)
 enum { O_FACTORS = 1000, O_ITER, O_LAMBDA, O_ALPHA, O_SOLVER, O_THREADS,
        O_HALF, O_SEED, O_CG, O_K, O_CAT, O_ALLSTOCK, O_EXACT, O_ITEMS,
        O_SIGNALS, O_OUT, O_TASTE, O_REPEAT, O_SKEW, O_FRAC, O_DIR,
-       O_CUSTOMERS, O_QUIET, O_STRICT };
+       O_CUSTOMERS, O_QUIET, O_STRICT, O_B_ALS, O_B_POP, O_B_REP, O_B_CO,
+       O_CONSUMABLE, O_SPLIT, O_BOOT, O_SECONDS, O_TRIALS, O_REGIME };
 
 #define TRAIN_LONGOPTS                                                     \
     {"factors", 1, 0, O_FACTORS}, {"iterations", 1, 0, O_ITER},            \
         {"lambda", 1, 0, O_LAMBDA}, {"alpha", 1, 0, O_ALPHA},              \
         {"solver", 1, 0, O_SOLVER}, {"threads", 1, 0, O_THREADS},          \
         {"half-life", 1, 0, O_HALF}, {"seed", 1, 0, O_SEED},               \
-        {"cg-steps", 1, 0, O_CG}
+        {"cg-steps", 1, 0, O_CG}, {"blend-als", 1, 0, O_B_ALS},           \
+        {"blend-popular", 1, 0, O_B_POP}, {"blend-repeat", 1, 0, O_B_REP}, \
+        {"blend-cobought", 1, 0, O_B_CO},                                  \
+        {"consumable", 1, 0, O_CONSUMABLE}
 
 /* Apply a training option; 0 if `c` is not one. */
 static int train_option(cx_engine *e, int c, const char *arg)
@@ -127,6 +131,11 @@ static int train_option(cx_engine *e, int c, const char *arg)
     case O_HALF: key = CX_OPT_HALF_LIFE; break;
     case O_SEED: key = CX_OPT_SEED; break;
     case O_CG: key = CX_OPT_CG_STEPS; break;
+    case O_B_ALS: key = CX_OPT_BLEND_ALS; break;
+    case O_B_POP: key = CX_OPT_BLEND_POPULAR; break;
+    case O_B_REP: key = CX_OPT_BLEND_REPEAT; break;
+    case O_B_CO: key = CX_OPT_BLEND_COBOUGHT; break;
+    case O_CONSUMABLE: key = CX_OPT_CONSUMABLE; break;
     case O_SOLVER:
         if (strcmp(arg, "cg") && strcmp(arg, "cholesky"))
             die("--solver must be cg or cholesky");
@@ -547,6 +556,90 @@ static int cmd_train(int argc, char **argv)
 }
 
 /* ===================================================================== */
+/* tune                                                                  */
+/* ===================================================================== */
+
+static int split_arg(const char *s);
+
+static void print_trials(const cx_tune_trial *t, size_t n, size_t shown)
+{
+    printf("%5s %5s %7s %8s %7s %6s %6s %6s %6s  %5s %5s %5s %5s %4s  "
+           "%7s %7s\n", "trial", "model", "factors", "lambda", "alpha",
+           "view", "cart", "buy", "half-d", "als", "pop", "rep", "co",
+           "cons", "ndcg", "seconds");
+    for (size_t j = 0; j < n; j++) {
+        if (j >= shown && !t[j].best) {
+            if (j == shown)
+                printf("  ... (%zu trials in all)\n", n);
+            continue;
+        }
+        printf("%5zu %5d %7d %8.4g %7.4g %6.3g %6.3g %6.3g %6.1f  %5.3g "
+               "%5.3g %5.3g %5.3g %4.2g  %7.4f %7.2f%s\n", j, t[j].model,
+               t[j].factors, t[j].regularization, t[j].alpha,
+               t[j].weight[CX_VIEW], t[j].weight[CX_ADD_TO_CART],
+               t[j].weight[CX_PURCHASE], t[j].half_life / 86400,
+               t[j].blend_als, t[j].blend_popular, t[j].blend_repeat,
+               t[j].blend_cobought, t[j].consumable, t[j].ndcg,
+               t[j].seconds, t[j].best ? "  <- best" : "");
+    }
+}
+
+static int cmd_tune(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"seconds", 1, 0, O_SECONDS}, {"trials", 1, 0, O_TRIALS},
+        {"seed", 1, 0, O_SEED}, {"split", 1, 0, O_SPLIT},
+        {"test-fraction", 1, 0, O_FRAC}, {"iterations", 1, 0, O_ITER},
+        {"threads", 1, 0, O_THREADS}, {0, 0, 0, 0}};
+    cx_tune_opts to;
+    cx_tune_opts_init(&to);
+    pending p = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, "k:", lo, NULL)) != -1) {
+        if (c == 'k')
+            to.k = (size_t)num_arg("-k", optarg);
+        else if (c == O_SECONDS)
+            to.seconds = num_arg("--seconds", optarg);
+        else if (c == O_TRIALS)
+            to.trials = (size_t)num_arg("--trials", optarg);
+        else if (c == O_SEED)
+            to.seed = (uint64_t)num_arg("--seed", optarg);
+        else if (c == O_SPLIT)
+            to.split = split_arg(optarg);
+        else if (c == O_FRAC)
+            to.test_fraction = num_arg("--test-fraction", optarg);
+        else if (c == '?')
+            return EXIT_USAGE;
+        else
+            pend(&p, c, optarg);
+    }
+    if (optind != argc - 1)
+        die("usage: %s tune [--seconds S] [--trials N] [--seed S] [--split "
+            "events|items] [--test-fraction F] [-k K] [--iterations N] "
+            "[--threads T] ENGINE", prog);
+    const char *path = argv[optind];
+    cx_engine *e = open_engine(path, 1);
+    apply(e, &p);
+    enum { MAX = 4096 };
+    cx_tune_trial *t = calloc(MAX, sizeof *t);
+    size_t n;
+    if (!t)
+        die("tune: out of memory");
+    double t0 = now_s();
+    check(e, cx_tune(e, &to, t, MAX, &n), "tune");
+    printf("tuned: %zu trials in %.1fs on a validation part carved from "
+           "the training data (the newest %.0f%% of each customer's %s "
+           "left for eval)\n", n, now_s() - t0, to.test_fraction * 100,
+           to.split == CX_SPLIT_EVENTS ? "signals" : "items");
+    print_trials(t, n < MAX ? n : MAX, MAX);
+    free(t);
+    save_engine(e, path);
+    printf("saved %s, trained with the best settings\n", path);
+    cx_close(e);
+    return 0;
+}
+
+/* ===================================================================== */
 /* recommend, similar                                                    */
 /* ===================================================================== */
 
@@ -559,6 +652,11 @@ static const char *reason_name(int r)
     case CX_REASON_CATEGORY: return "category";
     case CX_REASON_TRENDING: return "trending";
     case CX_REASON_NEW: return "new";
+    case CX_REASON_CONTINUE: return "continue";
+    case CX_REASON_BOUGHT_TOGETHER: return "bought_together";
+    case CX_REASON_REPEAT: return "repeat";
+    case CX_REASON_ALSO_BOUGHT: return "also_bought";
+    case CX_REASON_BESTSELLER: return "bestseller";
     }
     return "?";
 }
@@ -804,25 +902,65 @@ static int cmd_profile(int argc, char **argv)
 /* eval                                                                  */
 /* ===================================================================== */
 
-static void print_eval(const double *m, const double *b, size_t k)
+static const char *const metric_name[] = {"precision", "recall", "ndcg",
+                                          "map", "hit_rate", "coverage"};
+
+/* value [lo, hi] of one column, or the value alone without intervals */
+static void print_cell(double v, const double *ci, int lo, int hi, int m)
 {
-    static const char *names[] = {"precision", "recall", "ndcg", "map",
-                                  "hit_rate", "coverage"};
-    printf("%-14s %10s %10s %8s\n", "metric", "engine", "popularity",
-           "lift");
+    if (ci && m < CX_METRIC_COVERAGE)
+        printf("  %6.4f [%6.4f,%6.4f]", v, ci[lo * CX_METRIC_COUNT + m],
+               ci[hi * CX_METRIC_COUNT + m]);
+    else
+        printf("  %6.4f %16s", v, "");
+}
+
+/* The engine, popularity and the engine with tuning off, side by side;
+ * u and cu (the untuned run) may be NULL.  Intervals: 95% bootstrap over
+ * customers; "engine - popularity" is the paired difference. */
+static void print_eval(const double *m, const double *b, const double *ci,
+                       const double *u, const double *cu, size_t k)
+{
+    printf("%-13s  %-23s  %-23s", "metric", "engine", "popularity");
+    if (u)
+        printf("  %-23s", "untuned");
+    if (ci)
+        printf("  %-23s", "engine - popularity");
+    printf("\n");
     for (int i = 0; i < CX_METRIC_USERS; i++) {
         char label[32];
-        snprintf(label, sizeof label, "%s@%zu", names[i], k);
-        printf("%-14s %10.4f %10.4f %7.2fx\n", label, m[i], b[i],
-               b[i] > 0 ? m[i] / b[i] : 0.0);
+        snprintf(label, sizeof label, "%s@%zu", metric_name[i], k);
+        printf("%-13s", label);
+        print_cell(m[i], ci, CX_CI_MODEL_LO, CX_CI_MODEL_HI, i);
+        print_cell(b[i], ci, CX_CI_BASELINE_LO, CX_CI_BASELINE_HI, i);
+        if (u)
+            print_cell(u[i], cu, CX_CI_MODEL_LO, CX_CI_MODEL_HI, i);
+        if (ci)
+            print_cell(m[i] - b[i], ci, CX_CI_DIFF_LO, CX_CI_DIFF_HI, i);
+        printf("\n");
     }
-    printf("%-14s %10.0f\n", "customers", m[CX_METRIC_USERS]);
+    printf("%-13s  %6.0f\n", "customers", m[CX_METRIC_USERS]);
+    if (ci)
+        printf("[lo,hi]: 95%% bootstrap interval over customers; a "
+               "difference interval above 0 is a gain, not noise\n");
+}
+
+static int split_arg(const char *s)
+{
+    if (!strcmp(s, "items"))
+        return CX_SPLIT_ITEMS;
+    if (!strcmp(s, "events"))
+        return CX_SPLIT_EVENTS;
+    die("--split must be items or events");
+    return 0;
 }
 
 static int cmd_eval(int argc, char **argv)
 {
     static const struct option lo[] = {TRAIN_LONGOPTS,
                                        {"test-fraction", 1, 0, O_FRAC},
+                                       {"split", 1, 0, O_SPLIT},
+                                       {"bootstrap", 1, 0, O_BOOT},
                                        {0, 0, 0, 0}};
     cx_eval_opts eo;
     cx_eval_opts_init(&eo);
@@ -833,21 +971,33 @@ static int cmd_eval(int argc, char **argv)
             eo.k = (size_t)num_arg("-k", optarg);
         else if (c == O_FRAC)
             eo.test_fraction = num_arg("--test-fraction", optarg);
+        else if (c == O_SPLIT)
+            eo.split = split_arg(optarg);
+        else if (c == O_BOOT)
+            eo.bootstrap = (size_t)num_arg("--bootstrap", optarg);
         else if (c == '?')
             return EXIT_USAGE;
         else
             pend(&p, c, optarg);
     }
     if (optind != argc - 1)
-        die("usage: %s eval [-k K] [--test-fraction F] [training options] "
-            "ENGINE", prog);
+        die("usage: %s eval [-k K] [--test-fraction F] [--split items|"
+            "events] [--bootstrap N] [training options] ENGINE", prog);
     cx_engine *e = open_engine(argv[optind], 1);
     apply(e, &p);
-    double m[CX_METRIC_COUNT], b[CX_METRIC_COUNT], t = now_s();
-    check(e, cx_evaluate(e, &eo, m, b), "eval");
-    printf("time split: newest %.0f%% of each customer's items held out, "
-           "k = %zu (%.2fs)\n", eo.test_fraction * 100, eo.k, now_s() - t);
-    print_eval(m, b, eo.k);
+    double m[CX_METRIC_COUNT], b[CX_METRIC_COUNT], u[CX_METRIC_COUNT];
+    double ci[CX_CI_COUNT * CX_METRIC_COUNT], cu[CX_CI_COUNT *
+                                                CX_METRIC_COUNT];
+    double *cp = eo.bootstrap ? ci : NULL, *cup = eo.bootstrap ? cu : NULL;
+    double t = now_s();
+    check(e, cx_evaluate_ci(e, &eo, m, b, cp), "eval");
+    eo.untuned = 1;
+    check(e, cx_evaluate_ci(e, &eo, u, NULL, cup), "eval");
+    printf("time split (%s): newest %.0f%% of each customer's %s held out, "
+           "k = %zu (%.2fs)\n", eo.split == CX_SPLIT_EVENTS ? "events" :
+           "items", eo.test_fraction * 100, eo.split == CX_SPLIT_EVENTS ?
+           "signals" : "items", eo.k, now_s() - t);
+    print_eval(m, b, cp, u, cup, eo.k);
     cx_close(e);
     return 0;
 }
@@ -1024,8 +1174,12 @@ static int cmd_demo(int argc, char **argv)
     static const struct option lo[] = {TRAIN_LONGOPTS,
                                        {"signals", 1, 0, O_SIGNALS},
                                        {"customers", 1, 0, O_CUSTOMERS},
+                                       {"regime", 1, 0, O_REGIME},
+                                       {"tune-seconds", 1, 0, O_SECONDS},
                                        {0, 0, 0, 0}};
     size_t n = 300000, show = 3;
+    double tune_s = 15;
+    int regime = SYNTH_REGIME_DEFAULT;
     pending p = {0};
     int c;
     while ((c = getopt_long(argc, argv, "n:", lo, NULL)) != -1) {
@@ -1033,6 +1187,16 @@ static int cmd_demo(int argc, char **argv)
             n = (size_t)num_arg("--signals", optarg);
         else if (c == O_CUSTOMERS)
             show = (size_t)num_arg("--customers", optarg);
+        else if (c == O_SECONDS)
+            tune_s = num_arg("--tune-seconds", optarg);
+        else if (c == O_REGIME) {
+            for (regime = 0; regime < SYNTH_REGIMES; regime++)
+                if (!strcmp(synth_regime_name(regime), optarg))
+                    break;
+            if (regime == SYNTH_REGIMES)
+                die("--regime: default, grocery, sparse, taste or "
+                    "bestseller");
+        }
         else if (c == '?')
             return EXIT_USAGE;
         else
@@ -1040,7 +1204,7 @@ static int cmd_demo(int argc, char **argv)
     }
     printf("libcxengine %s demo\n\n", cx_version());
     synth_config sc;
-    synth_config_default(&sc, n);
+    synth_config_regime(&sc, regime, n);
     synth_shop shop;
     double t = now_s();
     if (synth_generate(&sc, &shop))
@@ -1057,20 +1221,54 @@ static int cmd_demo(int argc, char **argv)
     printf("2. ingested catalogue and signals (%.2fs)\n", now_s() - t);
 
     printf("3. offline evaluation: train on the past, predict each "
-           "customer's newest items\n");
+           "customer's newest signals (events split)\n");
     cx_eval_opts eo;
     cx_eval_opts_init(&eo);
-    double m[CX_METRIC_COUNT], b[CX_METRIC_COUNT];
+    eo.split = CX_SPLIT_EVENTS;
+    double m[CX_METRIC_COUNT], b[CX_METRIC_COUNT], un[CX_METRIC_COUNT];
+    double ci[CX_CI_COUNT * CX_METRIC_COUNT], cu[CX_CI_COUNT *
+                                                CX_METRIC_COUNT];
     t = now_s();
-    check(e, cx_evaluate(e, &eo, m, b), "eval");
-    print_eval(m, b, eo.k);
+    check(e, cx_evaluate_ci(e, &eo, un, b, cu), "eval");
     printf("   (%.2fs)\n", now_s() - t);
 
-    printf("4. training on everything\n");
+    printf("4. tuning for %.0f seconds: settings and blend searched on a "
+           "validation part carved from the training part\n", tune_s);
+    cx_tune_opts to;
+    cx_tune_opts_init(&to);
+    to.seconds = tune_s;
+    to.apply = 0;
+    cx_tune_trial trials[256];
+    size_t nt;
+    t = now_s();
+    check(e, cx_tune(e, &to, trials, 256, &nt), "tune");
+    print_trials(trials, nt < 256 ? nt : 256, 8);
+    for (size_t j = 0; j < nt && j < 256; j++)
+        if (trials[j].best) {
+            const cx_tune_trial *w = &trials[j];
+            cx_set_option(e, CX_OPT_FACTORS, w->factors);
+            cx_set_option(e, CX_OPT_REGULARIZATION, w->regularization);
+            cx_set_option(e, CX_OPT_ALPHA, w->alpha);
+            cx_set_option(e, CX_OPT_HALF_LIFE, w->half_life);
+            for (int ty = 0; ty < CX_SIGNAL_CUSTOM; ty++)
+                if (cx_signal_type_name(e, ty))
+                    cx_set_option(e, CX_OPT_WEIGHT + ty, w->weight[ty]);
+            cx_set_option(e, CX_OPT_BLEND_ALS, w->blend_als);
+            cx_set_option(e, CX_OPT_BLEND_POPULAR, w->blend_popular);
+            cx_set_option(e, CX_OPT_BLEND_REPEAT, w->blend_repeat);
+            cx_set_option(e, CX_OPT_BLEND_COBOUGHT, w->blend_cobought);
+            cx_set_option(e, CX_OPT_CONSUMABLE, w->consumable);
+        }
+    printf("   (%zu trials, %.2fs)\n", nt, now_s() - t);
+    printf("   before and after, on the test part tuning never saw:\n");
+    check(e, cx_evaluate_ci(e, &eo, m, b, ci), "eval");
+    print_eval(m, b, ci, un, cu, eo.k);
+
+    printf("5. training on everything with the tuned settings\n");
     double t0 = now_s();
     check(e, cx_train(e, progress, &t0), "train");
 
-    printf("5. recommendations (planted favourite categories in brackets)\n");
+    printf("6. recommendations (planted favourite categories in brackets)\n");
     const char *items[5];
     float scores[5];
     int reasons[5];
@@ -1080,7 +1278,7 @@ static int cmd_demo(int argc, char **argv)
         synth_customer_id(u, id);
         size_t k;
         if (cx_recommend(e, id, 5, NULL, items, scores, reasons, &k) ||
-            reasons[0] != CX_REASON_PERSONAL)
+            reasons[0] == CX_REASON_POPULAR)
             continue;
         snprintf(who, sizeof who, "%s [cat%02u, cat%02u]", id,
                  shop.fav[2 * u], shop.fav[2 * u + 1]);
@@ -1098,7 +1296,7 @@ static int cmd_demo(int argc, char **argv)
     snprintf(who, sizeof who, "similar to %s (%s)", shop.items[0].id,
              shop.items[0].category);
     print_list(e, who, items, scores, reasons, k);
-    printf("\n6. a personalised home page (rows by fit; items once)\n");
+    printf("\n7. a personalised home page (rows by fit; items once)\n");
     char first[24];
     synth_customer_id(0, first);
     print_layout(e, first, 6);
@@ -1136,15 +1334,25 @@ static void usage(FILE *f)
             "weight.TYPE\n"
             "                                       variants evaluated "
             "offline, side by side\n"
-            "  eval [-k K] [--test-fraction F] [training options] ENGINE\n"
+            "  eval [-k K] [--test-fraction F] [--split items|events] "
+            "[--bootstrap N]\n"
+            "       [training options] ENGINE       engine, popularity and "
+            "untuned, with 95%% intervals\n"
+            "  tune [--seconds S] [--trials N] [--split events|items] "
+            "ENGINE\n"
+            "                                       search the settings and "
+            "the blend, train\n"
             "  export ENGINE DIR                    factors as .npy\n"
             "  info ENGINE\n"
-            "  demo [--signals N]                   the whole job on a "
+            "  demo [--signals N] [--regime R] [--tune-seconds S]\n"
+            "                                       the whole job on a "
             "sample shop\n"
             "training options: --factors K --iterations N --lambda L "
             "--alpha A\n"
             "  --solver cg|cholesky --threads T --half-life SECONDS --seed S "
             "--cg-steps N\n"
+            "  --blend-als W --blend-popular W --blend-repeat W "
+            "--blend-cobought W --consumable SHARE\n"
             "exit status: 0 ok, 1 error, 2 usage, 3 import rejected rows\n",
             prog);
 }
@@ -1164,6 +1372,7 @@ int main(int argc, char **argv)
         if (!strcmp(cmd, rank_cmd[m]))
             return cmd_rank(argc, argv, m);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc, argv);
+    if (!strcmp(cmd, "tune")) return cmd_tune(argc, argv);
     if (!strcmp(cmd, "explain")) return cmd_explain(argc, argv);
     if (!strcmp(cmd, "profile")) return cmd_profile(argc, argv);
     if (!strcmp(cmd, "layout")) return cmd_layout(argc, argv);

@@ -132,6 +132,7 @@ static int config_ok(const synth_config *c)
            c->repeat_rate >= 0 && c->repeat_rate <= 1 &&
            c->bestseller_skew >= 0 && c->bestseller_skew <= 20 &&
            c->days >= 1 && c->days <= 36500 &&
+           c->max_views >= 0 && c->max_views <= MAX_VIEWS &&
            c->start_time > INT64_MIN / 2 && c->start_time < INT64_MAX / 2;
 }
 
@@ -154,6 +155,55 @@ void synth_config_default(synth_config *c, size_t n_signals)
     c->bestseller_skew = 1.0;
     c->start_time = 1767225600;
     c->days = 90;
+    c->max_views = MAX_VIEWS;
+}
+
+static size_t clamp(size_t v, size_t lo, size_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+int synth_config_regime(synth_config *c, int regime, size_t n_signals)
+{
+    synth_config_default(c, n_signals);
+    switch (regime) {
+    case SYNTH_REGIME_DEFAULT:
+        return 0;
+    case SYNTH_REGIME_GROCERY:
+        c->n_items = clamp(n_signals / 500, 150, 3000);
+        c->n_categories = clamp(c->n_items / 25, 5, 60);
+        c->n_customers = clamp(n_signals / 60, 10, SIZE_MAX);
+        c->repeat_rate = 0.6;
+        c->taste_strength = 0.6;
+        c->bestseller_skew = 1.2;
+        return 0;
+    case SYNTH_REGIME_SPARSE:
+        c->n_items = clamp(n_signals / 15, 200, 200000);
+        c->n_categories = clamp((size_t)(sqrt((double)c->n_items) / 2), 5, 200);
+        c->n_customers = clamp(n_signals / 5, 10, SIZE_MAX);
+        c->max_views = 1;       /* one item per visit, as reviews come */
+        c->repeat_rate = 0.0;
+        c->taste_strength = 0.5;
+        c->bestseller_skew = 0.6;
+        return 0;
+    case SYNTH_REGIME_TASTE:
+        c->taste_strength = 0.97;
+        c->bestseller_skew = 0.6;
+        c->repeat_rate = 0.02;
+        return 0;
+    case SYNTH_REGIME_BESTSELLER:
+        c->taste_strength = 0.3;
+        c->bestseller_skew = 2.2;
+        return 0;
+    }
+    return -1;
+}
+
+const char *synth_regime_name(int regime)
+{
+    static const char *const name[] = { "default", "grocery", "sparse",
+                                        "taste", "bestseller" };
+    return regime >= 0 && regime < SYNTH_REGIMES ? name[regime] : NULL;
 }
 
 /* ---------------------------------------------------------- catalogue */
@@ -641,7 +691,7 @@ static int browse_session(gen *g, session *ss)
 {
     ss->cat = pick_category(g, ss->cust);
     ss->in_fav = is_fav(g, ss->cust, ss->cat);
-    int views = 1 + (int)rng_below(&g->r, MAX_VIEWS);
+    int views = 1 + (int)rng_below(&g->r, g->c->max_views ? (uint64_t)g->c->max_views : MAX_VIEWS);
     for (int v = 0; v < views; v++) {
         if (browse(g, ss)) return -1;
         ss->t += 10 + rng_below(&g->r, 20) + rng_below(&g->r, 150);

@@ -17,12 +17,35 @@ typedef struct synth_config {
     double bestseller_skew;   /* Zipf exponent of item popularity within a category, default 1.0 */
     int64_t start_time;       /* unix seconds of first signal, default 1767225600 (2026-01-01) */
     int days;                 /* length of the period, default 90 */
+    int max_views;            /* views per browsing session, at most; 1..8, default 8 (0 = 8) */
 } synth_config;
 
 /* Defaults sized for about n_signals signals: customers ~ n_signals/40,
  * items ~ n_signals/100 (min 200, max 100000), categories ~ sqrt(items)/2
  * clamped 5..200, taste_strength 0.8, seed 1. */
 void synth_config_default(synth_config *c, size_t n_signals);
+
+/* Named shops for judging recommenders in the regimes real shops show
+ * (every preset starts from synth_config_default, so the same seed and
+ * size give the same shop):
+ *   SYNTH_REGIME_DEFAULT     synth_config_default itself
+ *   SYNTH_REGIME_GROCERY     few items (n_signals / 500, 150..3000), many
+ *                            customers coming back, 60% of purchases
+ *                            re-buys of their own recent staples
+ *   SYNTH_REGIME_SPARSE      a long tail: items n_signals / 15, about five
+ *                            signals per customer, flat popularity,
+ *                            weak taste
+ *   SYNTH_REGIME_TASTE       strong planted tastes (0.97), flat
+ *                            popularity, few re-buys
+ *   SYNTH_REGIME_BESTSELLER  a few bestsellers take most of the traffic
+ *                            (Zipf 2.2), weak taste */
+enum { SYNTH_REGIME_DEFAULT = 0, SYNTH_REGIME_GROCERY = 1,
+       SYNTH_REGIME_SPARSE = 2, SYNTH_REGIME_TASTE = 3,
+       SYNTH_REGIME_BESTSELLER = 4, SYNTH_REGIMES = 5 };
+/* 0 ok, -1 for an unknown regime. */
+int synth_config_regime(synth_config *c, int regime, size_t n_signals);
+/* "default", "grocery", "sparse", "taste", "bestseller"; NULL if unknown. */
+const char *synth_regime_name(int regime);
 
 typedef struct synth_item {
     char id[24];        /* "i000123" style, zero padded to fixed width */

@@ -172,6 +172,22 @@ int cx_forget(cx_engine *e, size_t n, const char *const *customers,
 int cx_export_signals(cx_engine *e, const char *path);
 int cx_import_factors(cx_engine *e, const char *customers, const char *items, unsigned flags);
 int cx_load(cx_engine **out, const char *path);
+
+typedef struct cx_tune_opts {
+    size_t size; double seconds; size_t trials; uint64_t seed;
+    unsigned params; size_t k; int split; double test_fraction;
+    size_t min_items; double validation_fraction; size_t max_customers;
+    int apply;
+} cx_tune_opts;
+typedef struct cx_tune_trial {
+    int model; int factors; double regularization, alpha, half_life;
+    double weight[8];
+    double blend_als, blend_popular, blend_repeat, blend_cobought;
+    double consumable; double ndcg; double seconds; int best;
+} cx_tune_trial;
+void cx_tune_opts_init(cx_tune_opts *opts);
+int cx_tune(cx_engine *e, const cx_tune_opts *opts, cx_tune_trial *trials,
+            size_t max_trials, size_t *n_trials);
 ]]
 
 -- ------------------------------------------------------------ constants
@@ -189,7 +205,8 @@ _M.EREADONLY = -14
 _M.OPEN_READONLY = 1
 
 local REASONS = { "personal", "popular", "similar", "category", "trending",
-                  "new", "continue", "bought_together" }
+                  "new", "continue", "bought_together", "repeat",
+                  "also_bought", "bestseller" }
 local ROW_KINDS = { [0] = "for_you", "because", "continue",
                     "bought_together", "trending", "new", "category" }
 local ROW_KIND_NUM = {}
@@ -202,7 +219,8 @@ local OPTIONS = { factors = 1, iterations = 2, regularization = 3,
                   fold_in = 12, trending_half_life = 13,
                   popular_half_life = 14, lapsed_after = 15,
                   loyal_purchases = 16, sync = 17, sync_interval = 18,
-                  refresh_interval = 19 }
+                  refresh_interval = 19, blend_als = 20, blend_popular = 21,
+                  blend_repeat = 22, blend_cobought = 23, consumable = 24 }
 local OPT_WEIGHT = 1000
 local ENUMS = { solver = { cg = 0, cholesky = 1 },
                 fold_in = { off = 0, lazy = 1, eager = 2 },
@@ -779,6 +797,53 @@ function Engine:train(options)
     local rc = C.cx_train(h, nil, nil)
     if rc ~= 0 then return fail(self, rc) end
     return true
+end
+
+-- tune{seconds=, trials=, seed=, k=, split="events"|"items",
+-- test_fraction=, validation_fraction=, max_customers=, apply=}: cx_tune.
+-- Returns the list of trials (tables with model, factors, regularization,
+-- alpha, half_life, blend_als, blend_popular, blend_repeat,
+-- blend_cobought, consumable, ndcg, seconds, best), or nil, err.
+local TUNE_SPLIT = { items = 0, events = 1 }
+function Engine:tune(opts)
+    local h = handle(self)
+    opts = opts or {}
+    if type(opts) ~= "table" then misuse("tune: options table") end
+    local o = ffi_new("cx_tune_opts")
+    C.cx_tune_opts_init(o)
+    for _, f in ipairs({ "seconds", "trials", "seed", "k", "test_fraction",
+                         "validation_fraction", "max_customers" }) do
+        local v = opts[f]
+        if v ~= nil then
+            if type(v) ~= "number" or v ~= v or v < 0 then
+                misuse("tune: " .. f .. " must be a number >= 0")
+            end
+            o[f] = v
+        end
+    end
+    if opts.split ~= nil then
+        local sp = TUNE_SPLIT[opts.split]
+        if not sp then misuse("tune: split must be 'items' or 'events'") end
+        o.split = sp
+    end
+    if opts.apply ~= nil then o.apply = opts.apply and 1 or 0 end
+    local cap = (opts.trials and opts.trials > 0) and opts.trials or 4096
+    local buf = ffi_new("cx_tune_trial[?]", cap)
+    local n = ffi_new("size_t[1]")
+    local rc = C.cx_tune(h, o, buf, cap, n)
+    if rc ~= 0 then return fail(self, rc) end
+    local out = {}
+    for i = 0, math.min(tonumber(n[0]), cap) - 1 do
+        local t = buf[i]
+        out[#out + 1] = {
+            model = t.model, factors = t.factors,
+            regularization = t.regularization, alpha = t.alpha,
+            half_life = t.half_life, blend_als = t.blend_als,
+            blend_popular = t.blend_popular, blend_repeat = t.blend_repeat,
+            blend_cobought = t.blend_cobought, consumable = t.consumable,
+            ndcg = t.ndcg, seconds = t.seconds, best = t.best ~= 0 }
+    end
+    return out
 end
 
 -- ------------------------------------------------------------ serving

@@ -419,6 +419,35 @@ do
     d2:close()
 end
 
+-- ---------------------------------------------------------------- tune
+do
+    local t = assert(cx.open())
+    t:set_option("threads", 1)
+    t:set_option("iterations", 3)
+    local rows, ts = {}, 1767225600
+    for u = 1, 60 do
+        for j = 1, 12 do
+            local item = "sku-" .. ((u * 7 + j * (u % 5 + 1)) % 40)
+            rows[#rows + 1] = { "u" .. u, item,
+                                j % 3 == 0 and "purchase" or "view", 1,
+                                ts + u * 10 + j * 1000 }
+        end
+    end
+    t:ingest(rows)
+    local trials = assert(t:tune{ seconds = 0, trials = 6, seed = 3 })
+    ok(#trials == 6, "tune runs its trial budget")
+    local best = 0
+    for _, r in ipairs(trials) do if r.best then best = best + 1 end end
+    ok(best == 1, "tune marks one best trial")
+    ok(t:stats("generation") == 1, "tune trains with the best settings")
+    ok(#t:recommend("u1", 3) > 0, "the tuned engine serves")
+    fails("tune without a budget", cx.EINVAL, t:tune{ seconds = 0 })
+    raises(function() t:tune{ split = "days" } end, "split",
+           "bad split is misuse")
+    ok(t:get_option("blend_als") ~= nil, "blend options by name")
+    t:close()
+end
+
 -- ---------------------------------------------------------------- close
 e2:close()
 ok(e2:closed(), "close")

@@ -122,7 +122,28 @@ class EvalOpts(ctypes.Structure):
                 ("test_fraction", c_double), ("min_items", c_size_t),
                 ("relevant", c_uint), ("experiment", c_char_p),
                 ("variant", c_char_p), ("max_per_category", c_size_t),
-                ("diversity", c_double)]
+                ("diversity", c_double), ("split", c_int),
+                ("bootstrap", c_size_t), ("seed", ctypes.c_uint64),
+                ("untuned", c_int)]
+
+
+class TuneOpts(ctypes.Structure):
+    _fields_ = [("size", c_size_t), ("seconds", c_double),
+                ("trials", c_size_t), ("seed", ctypes.c_uint64),
+                ("params", c_uint), ("k", c_size_t), ("split", c_int),
+                ("test_fraction", c_double), ("min_items", c_size_t),
+                ("validation_fraction", c_double),
+                ("max_customers", c_size_t), ("apply", c_int)]
+
+
+class TuneTrial(ctypes.Structure):
+    _fields_ = [("model", c_int), ("factors", c_int),
+                ("regularization", c_double), ("alpha", c_double),
+                ("half_life", c_double), ("weight", c_double * 8),
+                ("blend_als", c_double), ("blend_popular", c_double),
+                ("blend_repeat", c_double), ("blend_cobought", c_double),
+                ("consumable", c_double), ("ndcg", c_double),
+                ("seconds", c_double), ("best", c_int)]
 
 
 def _decl(name, restype, *argtypes):
@@ -239,4 +260,9 @@ cx_export_npy = _decl("cx_export_npy", c_int, ENGINE, c_char_p)
 cx_eval_opts_init = _decl("cx_eval_opts_init", None, P(EvalOpts))
 cx_evaluate = _decl("cx_evaluate", c_int, ENGINE, P(EvalOpts), P(c_double),
                     P(c_double))
+cx_evaluate_ci = _decl("cx_evaluate_ci", c_int, ENGINE, P(EvalOpts),
+                       P(c_double), P(c_double), P(c_double))
+cx_tune_opts_init = _decl("cx_tune_opts_init", None, P(TuneOpts))
+cx_tune = _decl("cx_tune", c_int, ENGINE, P(TuneOpts), P(TuneTrial),
+                c_size_t, P(c_size_t))
 

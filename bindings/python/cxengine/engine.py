@@ -24,7 +24,8 @@ byref = ctypes.byref
 SIGNAL_TYPES = ("view", "click", "add_to_cart", "purchase", "rating",
                 "return", "dislike")
 REASONS = (None, "personal", "popular", "similar", "category", "trending",
-           "new", "continue", "bought_together")
+           "new", "continue", "bought_together", "repeat", "also_bought",
+           "bestseller")
 METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage",
            "users")
 
@@ -33,7 +34,9 @@ OPTIONS = {"factors": 1, "iterations": 2, "regularization": 3, "alpha": 4,
            "half_life": 9, "init_scale": 10, "candidates": 11, "fold_in": 12,
            "trending_half_life": 13, "popular_half_life": 14,
            "lapsed_after": 15, "loyal_purchases": 16, "sync": 17,
-           "sync_interval": 18, "refresh_interval": 19}
+           "sync_interval": 18, "refresh_interval": 19, "blend_als": 20,
+           "blend_popular": 21, "blend_repeat": 22, "blend_cobought": 23,
+           "consumable": 24}
 _OPT_WEIGHT = 1000
 MAX_K = 1 << 20
 _ENUMS = {"solver": {"cg": 0, "cholesky": 1},
@@ -1168,14 +1171,19 @@ class Engine:
 
     def evaluate(self, k=10, test_fraction=0.2, min_items=3, relevant=None,
                  experiment=None, variant=None, max_per_category=0,
-                 diversity=0.0):
+                 diversity=0.0, split="items", bootstrap=0, seed=1,
+                 untuned=False):
         """Offline evaluation on a per-customer time split, against a
         popularity baseline: {'model': {metric: value}, 'baseline': {...},
         'k': k}.  Metrics: precision, recall, ndcg, map, hit_rate,
         coverage, users.  The engine's own model is not changed.  With
         experiment and variant, only that variant's customers are scored
         (a replay); max_per_category and diversity apply to the model's
-        lists."""
+        lists.  split: 'items' (newest distinct items) or 'events' (newest
+        signals; re-buys count).  With bootstrap > 0 the result also has
+        'ci': {'model'|'baseline'|'diff': {metric: (lo, hi)}}, 95%
+        intervals over customers.  untuned=True: the library's defaults
+        for every option tune() sets."""
         h = self._handle()
         o = L.EvalOpts()
         L.cx_eval_opts_init(byref(o))
@@ -1199,11 +1207,89 @@ class Engine:
             raise InvalidArgument("max_per_category must be an int >= 0", -1)
         o.max_per_category = max_per_category
         o.diversity = float(diversity)
+        o.split = _split(split)
+        if not isinstance(bootstrap, int) or bootstrap < 0:
+            raise InvalidArgument("bootstrap must be an int >= 0", -1)
+        o.bootstrap = bootstrap
+        o.seed = int(seed)
+        o.untuned = 1 if untuned else 0
         m = (ctypes.c_double * 7)()
         b = (ctypes.c_double * 7)()
-        self._check(L.cx_evaluate(h, byref(o), m, b), h)
-        return {"k": k, "model": dict(zip(METRICS, m)),
-                "baseline": dict(zip(METRICS, b))}
+        ci = (ctypes.c_double * (6 * 7))() if bootstrap else None
+        self._check(L.cx_evaluate_ci(h, byref(o), m, b, ci), h)
+        out = {"k": k, "model": dict(zip(METRICS, m)),
+               "baseline": dict(zip(METRICS, b))}
+        if bootstrap:
+            out["ci"] = {w: {METRICS[i]: (ci[(2 * j) * 7 + i],
+                                          ci[(2 * j + 1) * 7 + i])
+                             for i in range(7)}
+                         for j, w in enumerate(("model", "baseline", "diff"))}
+        return out
+
+    def tune(self, seconds=60.0, trials=0, seed=1, params=None, k=10,
+             split="events", test_fraction=0.2, min_items=3,
+             validation_fraction=0.2, max_customers=5000, apply=True):
+        """Search the training options and the blend (cx_tune) within the
+        budget (seconds and/or trials) on a validation part carved by time
+        from the training data; the newest test_fraction of each
+        customer's history, which evaluate() holds out, is never read.
+        With apply, the best options are set and the engine trained.
+        Returns the trials, in order, as a list of dicts (the chosen one
+        has best=True).  params: None (all) or a subset of 'factors',
+        'regularization', 'alpha', 'weights', 'half_life', 'blend'."""
+        h = self._handle()
+        o = L.TuneOpts()
+        L.cx_tune_opts_init(byref(o))
+        bits = {"factors": 1, "regularization": 2, "alpha": 4,
+                "weights": 8, "half_life": 16, "blend": 32}
+        if params is not None:
+            mask = 0
+            for p in ([params] if isinstance(params, str) else params):
+                if p not in bits:
+                    raise InvalidArgument("unknown tuning parameter %r (%s)"
+                                          % (p, ", ".join(bits)), -1)
+                mask |= bits[p]
+            o.params = mask
+        for name, v in (("trials", trials), ("k", k),
+                        ("min_items", min_items),
+                        ("max_customers", max_customers)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise InvalidArgument("%s must be an int >= 0" % name, -1)
+        o.seconds = float(seconds)
+        o.trials, o.k, o.min_items = trials, k, min_items
+        o.max_customers = max_customers
+        o.seed = int(seed)
+        o.split = _split(split)
+        o.test_fraction = float(test_fraction)
+        o.validation_fraction = float(validation_fraction)
+        o.apply = 1 if apply else 0
+        cap = trials if trials else 4096
+        buf = (L.TuneTrial * cap)()
+        n = ctypes.c_size_t()
+        self._check(L.cx_tune(h, byref(o), buf, cap, byref(n)), h)
+        out = []
+        for t in buf[:min(n.value, cap)]:
+            out.append({
+                "model": t.model, "factors": t.factors,
+                "regularization": t.regularization, "alpha": t.alpha,
+                "half_life": t.half_life,
+                "weights": {SIGNAL_TYPES[j]: t.weight[j]
+                            for j in range(len(SIGNAL_TYPES))},
+                "blend_als": t.blend_als, "blend_popular": t.blend_popular,
+                "blend_repeat": t.blend_repeat,
+                "blend_cobought": t.blend_cobought,
+                "consumable": t.consumable, "ndcg": t.ndcg,
+                "seconds": t.seconds, "best": bool(t.best)})
+        return out
+
+
+def _split(split):
+    if split == "items":
+        return 0
+    if split == "events":
+        return 1
+    raise InvalidArgument("split must be 'items' or 'events', not %r"
+                          % (split,), -1)
 
 
 def _b(s):

@@ -15,9 +15,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, PKG)
 
 CLI = os.environ.get("CXENGINE_CLI", os.path.join(BUILD, "cxengine"))
-TRAIN = dict(factors=16, iterations=8, threads=1, seed=7)
+# The plain ALS score (blend 1, 0, 0, 0): these tests compare the lists
+# with the model's vectors; test_quality.py tests the blend.
+TRAIN = dict(factors=16, iterations=8, threads=1, seed=7, blend_popular=0,
+             blend_repeat=0, blend_cobought=0)
 CLI_TRAIN = ["--factors", "16", "--iterations", "8", "--threads", "1",
-             "--seed", "7"]
+             "--seed", "7", "--blend-popular", "0", "--blend-repeat", "0",
+             "--blend-cobought", "0"]
 
 
 def run_cli(*args):

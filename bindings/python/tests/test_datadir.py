@@ -134,7 +134,8 @@ def test_spark_round_trip(shop, tmp_path):
             (d / "_SUCCESS").write_text("")
         customers = sorted({r["customer"] for r in shop["signals"]})[:100]
         want = {c: a.recommend(c, k=10) for c in customers}
-    with cxengine.Engine(threads=1) as b:
+    with cxengine.Engine(threads=1, blend_popular=0, blend_repeat=0,
+                         blend_cobought=0) as b:
         fill(b, shop)
         with pytest.raises(cxengine.NotFound):
             b.import_factors(str(tmp_path / "userFactors"),

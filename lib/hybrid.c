@@ -1,0 +1,579 @@
+/* hybrid.c -- the blend: a customer's ALS score plus a popularity prior,
+ * a re-buy propensity and co-occurrence with their baskets. */
+#include "quality.h"
+
+#include <math.h>
+#include <string.h>
+
+#define CO_TOP 20      /* co-bought items kept per item */
+#define CO_USERS 100   /* buyers read per item to count co-buys */
+#define CO_ITEMS 200   /* basket items read per buyer */
+#define CO_SEEDS 32    /* the customer's newest basket items used */
+
+#define BASKET (CX_TYPE_BIT(CX_PURCHASE) | CX_TYPE_BIT(CX_ADD_TO_CART))
+
+void cx__blend_from(const cx__options *o, cx__blend *b)
+{
+    b->als = (float)o->blend_als;
+    b->pop = (float)o->blend_pop;
+    b->rep = (float)o->blend_rep;
+    b->co = (float)o->blend_co;
+    b->consumable = (float)o->consumable;
+}
+
+/* ===================================================================== */
+/* Item statistics                                                       */
+/* ===================================================================== */
+
+void cx__hstats_free(cx__hstats *h)
+{
+    if (!h)
+        return;
+    free(h->pop), free(h->rebuy), free(h->buys);
+    free(h->co_ptr), free(h->co_idx), free(h->co_val);
+    free(h);
+}
+
+/* Position of item i in row u of ui, or UINT64_MAX. */
+static uint64_t pair_at(const cx__csr *ui, uint32_t u, uint32_t i)
+{
+    uint64_t lo = ui->ptr[u], hi = ui->ptr[u + 1];
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (ui->idx[mid] < i)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < ui->ptr[u + 1] && ui->idx[lo] == i ? lo : UINT64_MAX;
+}
+
+static int is_basket(const cx__csr *ui, uint64_t p)
+{
+    return (ui->mask[p] & BASKET) && ui->conf[p] > 0;
+}
+
+/* Per item, its CO_TOP most co-bought items by the cosine of the buyer
+ * sets, counted over at most CO_USERS buyers and CO_ITEMS of each one's
+ * basket items: bounded work per item, whatever the heavy buyers do. */
+static int build_cooc(cx__hstats *h, const cx__csr *ui)
+{
+    uint32_t nu = h->n_users, ni = h->n_items;
+    uint32_t *cnt = calloc((size_t)ni + 1, sizeof *cnt);
+    uint64_t *iptr = calloc((size_t)ni + 2, sizeof *iptr);
+    float *acc = calloc((size_t)ni + 1, sizeof *acc);
+    uint32_t *touched = malloc(((size_t)CO_USERS * CO_ITEMS + 1) *
+                               sizeof *touched);
+    cx__hit *heap = malloc(CO_TOP * sizeof *heap);
+    h->co_ptr = calloc((size_t)ni + 1, sizeof *h->co_ptr);
+    h->co_idx = malloc(((size_t)ni * CO_TOP + 1) * sizeof *h->co_idx);
+    h->co_val = malloc(((size_t)ni * CO_TOP + 1) * sizeof *h->co_val);
+    uint32_t *iusr = NULL;
+    int rc = CX_ENOMEM;
+    if (!cnt || !iptr || !acc || !touched || !heap || !h->co_ptr ||
+        !h->co_idx || !h->co_val)
+        goto done;
+    for (uint32_t u = 0; u < nu; u++)
+        for (uint64_t p = ui->ptr[u]; p < ui->ptr[u + 1]; p++)
+            if (is_basket(ui, p))
+                cnt[ui->idx[p]]++;
+    for (uint32_t i = 0; i < ni; i++)
+        iptr[i + 1] = iptr[i] + cnt[i];
+    if (!(iusr = malloc((iptr[ni] + 1) * sizeof *iusr)))
+        goto done;
+    for (uint32_t u = 0; u < nu; u++) /* buyers in customer order */
+        for (uint64_t p = ui->ptr[u]; p < ui->ptr[u + 1]; p++)
+            if (is_basket(ui, p))
+                iusr[iptr[ui->idx[p]]++] = u;
+    for (uint32_t i = ni; i > 0; i--)
+        iptr[i] = iptr[i - 1];
+    iptr[0] = 0;
+    uint64_t out = 0;
+    for (uint32_t j = 0; j < ni; j++) {
+        size_t nt = 0;
+        uint64_t end = iptr[j] + CO_USERS < iptr[j + 1] ? iptr[j] + CO_USERS
+                                                        : iptr[j + 1];
+        for (uint64_t a = iptr[j]; a < end; a++) {
+            uint32_t v = iusr[a];
+            size_t seen = 0;
+            for (uint64_t p = ui->ptr[v]; p < ui->ptr[v + 1] &&
+                                          seen < CO_ITEMS; p++) {
+                uint32_t i = ui->idx[p];
+                if (i == j || !is_basket(ui, p))
+                    continue;
+                seen++;
+                if (acc[i] == 0)
+                    touched[nt++] = i;
+                acc[i] += 1;
+            }
+        }
+        cx__topk t = {heap, 0, CO_TOP};
+        for (size_t a = 0; a < nt; a++) {
+            uint32_t i = touched[a];
+            cx__topk_push(&t, acc[i] / sqrtf((float)cnt[j] * (float)cnt[i]),
+                          i);
+            acc[i] = 0;
+        }
+        cx__topk_sort(&t);
+        for (size_t a = 0; a < t.n; a++) {
+            h->co_idx[out] = t.h[a].item;
+            h->co_val[out++] = t.h[a].score;
+        }
+        h->co_ptr[j + 1] = out;
+    }
+    rc = CX_OK;
+done:
+    free(cnt), free(iptr), free(acc), free(touched), free(heap), free(iusr);
+    return rc;
+}
+
+int cx__hstats_build(const cx__event *ev, size_t n_ev, const uint8_t *keep,
+                     const cx__csr *ui, uint32_t n_users, uint32_t n_items,
+                     cx__hstats **out)
+{
+    *out = NULL;
+    cx__hstats *h = calloc(1, sizeof *h);
+    if (!h)
+        return CX_ENOMEM;
+    h->n_users = n_users;
+    h->n_items = n_items;
+    uint64_t nnz = ui->ptr[n_users];
+    uint32_t *buyers = calloc((size_t)n_items + 1, sizeof *buyers);
+    uint32_t *again = calloc((size_t)n_items + 1, sizeof *again);
+    h->pop = calloc((size_t)n_items + 1, sizeof *h->pop);
+    h->rebuy = calloc((size_t)n_items + 1, sizeof *h->rebuy);
+    h->buys = calloc(nnz + 1, sizeof *h->buys);
+    if (!buyers || !again || !h->pop || !h->rebuy || !h->buys ||
+        build_cooc(h, ui)) {
+        free(buyers), free(again);
+        cx__hstats_free(h);
+        return CX_ENOMEM;
+    }
+    /* Popularity: distinct customers with r > 0, as eval's baseline. */
+    float most = 0;
+    for (uint64_t p = 0; p < nnz; p++)
+        if (ui->conf[p] > 0)
+            h->pop[ui->idx[p]] += 1;
+    for (uint32_t i = 0; i < n_items; i++)
+        most = h->pop[i] > most ? h->pop[i] : most;
+    for (uint32_t i = 0; most > 0 && i < n_items; i++)
+        h->pop[i] /= most;
+    /* Purchase signals per pair: occasions, not quantities. */
+    for (size_t x = 0; x < n_ev; x++) {
+        if ((keep && !keep[x]) || ev[x].type != CX_PURCHASE ||
+            ev[x].cust >= n_users)
+            continue;
+        uint64_t p = pair_at(ui, ev[x].cust, ev[x].item);
+        if (p != UINT64_MAX && h->buys[p] < UINT16_MAX)
+            h->buys[p]++;
+    }
+    /* Re-buy share per item, shrunk towards the shop's own share so that
+     * an item with two buyers does not swing between 0 and 1. */
+    double all_b = 0, all_a = 0;
+    for (uint64_t p = 0; p < nnz; p++) {
+        buyers[ui->idx[p]] += h->buys[p] >= 1;
+        again[ui->idx[p]] += h->buys[p] >= 2;
+    }
+    for (uint32_t i = 0; i < n_items; i++)
+        all_b += buyers[i], all_a += again[i];
+    double g = all_b > 0 ? all_a / all_b : 0;
+    for (uint32_t i = 0; i < n_items; i++)
+        h->rebuy[i] = (float)((again[i] + 5 * g) / (buyers[i] + 5.0));
+    free(buyers), free(again);
+    *out = h;
+    return CX_OK;
+}
+
+/* ===================================================================== */
+/* Evaluation: every item scored                                         */
+/* ===================================================================== */
+
+size_t cx__blend_rank_model(const cx__model *m, const cx__hstats *h,
+                            const cx__blend *b, uint32_t u, const float *als,
+                            size_t k, float *scratch, cx__hit *out)
+{
+    uint32_t ni = m->n_items;
+    float *s = scratch, *co = scratch + ni;
+    const cx__csr *ui = &m->ui;
+    if (als && b->als != 0) {
+        for (uint32_t i = 0; i < ni; i++)
+            s[i] = b->als * als[i] + b->pop * h->pop[i];
+    } else {
+        for (uint32_t i = 0; i < ni; i++)
+            s[i] = b->pop * h->pop[i];
+    }
+    uint64_t p0 = u < m->n_users ? ui->ptr[u] : 0;
+    uint64_t p1 = u < m->n_users ? ui->ptr[u + 1] : 0;
+    if (b->rep != 0)
+        for (uint64_t p = p0; p < p1; p++)
+            s[ui->idx[p]] += b->rep * cx__repeat_score(h, ui->idx[p],
+                                                        h->buys[p]);
+    if (b->co != 0) {
+        memset(co, 0, ni * sizeof *co);
+        for (uint64_t p = p0; p < p1; p++) {
+            if (!is_basket(ui, p))
+                continue;
+            uint32_t j = ui->idx[p];
+            for (uint64_t q = h->co_ptr[j]; q < h->co_ptr[j + 1]; q++)
+                co[h->co_idx[q]] += h->co_val[q];
+        }
+        for (uint32_t i = 0; i < ni; i++)
+            if (co[i] > 0)
+                s[i] += b->co * (co[i] < 1 ? co[i] : 1);
+    }
+    /* What the customer has is excluded, unless it is consumable. */
+    for (uint64_t p = p0; p < p1; p++) {
+        uint32_t i = ui->idx[p];
+        if (ui->conf[p] < 0 || h->rebuy[i] < b->consumable)
+            s[i] = -INFINITY;
+    }
+    cx__topk t = {out, 0, k};
+    for (uint32_t i = 0; i < ni; i++)
+        if (s[i] > -INFINITY)
+            cx__topk_push(&t, s[i], i);
+    cx__topk_sort(&t);
+    return t.n;
+}
+
+/* ===================================================================== */
+/* Serving                                                               */
+/* ===================================================================== */
+
+/* The statistics of the engine's model, built by the first request that
+ * needs them (from the events the model was trained on, which never
+ * change) and kept with the model. */
+static pthread_mutex_t build_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static const cx__hstats *model_hstats(const cx_engine *e, cx__model *m)
+{
+    cx__hstats *h = atomic_load(&m->hstats);
+    if (h)
+        return h;
+    pthread_mutex_lock(&build_mu);
+    h = atomic_load(&m->hstats);
+    if (!h && cx__hstats_build(e->ev, m->n_events, NULL, &m->ui, m->n_users,
+                               m->n_items, &h) == CX_OK)
+        atomic_store(&m->hstats, h);
+    pthread_mutex_unlock(&build_mu);
+    return h;
+}
+
+/* One of the customer's items, from their signals. */
+typedef struct hitem {
+    uint32_t item;
+    uint32_t newest;   /* newest event on it (recency of baskets) */
+    uint16_t buys;
+    uint8_t basket, excl, neg;
+    double r;
+} hitem;
+
+static int by_item(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int by_newest(const void *a, const void *b)
+{
+    const hitem *x = a, *y = b;
+    return (x->newest < y->newest) - (x->newest > y->newest);
+}
+
+static int hit_order(const void *a, const void *b)
+{
+    const cx__hit *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return (x->item > y->item) - (x->item < y->item);
+}
+
+/* The customer's items, sorted by item, merged from their signals. */
+static int history(const cx_engine *e, uint32_t u, unsigned exclude,
+                   hitem **out, size_t *n)
+{
+    size_t cap = 64, len = 0;
+    hitem *h = malloc(cap * sizeof *h);
+    unsigned neg = cx__negative_types(&e->opt);
+    if (!h)
+        return CX_ENOMEM;
+    for (uint32_t ev = e->cust_last[u]; ev != CX_NONE; ev = e->ev_prev[ev]) {
+        const cx__event *x = &e->ev[ev];
+        if (len == cap) {
+            hitem *g = realloc(h, 2 * cap * sizeof *h);
+            if (!g) {
+                free(h);
+                return CX_ENOMEM;
+            }
+            h = g, cap *= 2;
+        }
+        unsigned bit = CX_TYPE_BIT(x->type);
+        h[len++] = (hitem){x->item, ev, x->type == CX_PURCHASE,
+                           (bit & BASKET) != 0, (bit & exclude) != 0,
+                           (bit & neg) != 0, cx__signal_strength(&e->opt, x)};
+    }
+    qsort(h, len, sizeof *h, by_item); /* item is the first member */
+    size_t w = 0;
+    for (size_t j = 0; j < len; j++) {
+        if (w && h[w - 1].item == h[j].item) {
+            hitem *a = &h[w - 1];
+            a->newest = a->newest > h[j].newest ? a->newest : h[j].newest;
+            a->buys = (uint16_t)(a->buys + h[j].buys < UINT16_MAX
+                                     ? a->buys + h[j].buys : UINT16_MAX);
+            a->basket |= h[j].basket, a->excl |= h[j].excl;
+            a->neg |= h[j].neg, a->r += h[j].r;
+        } else {
+            h[w++] = h[j];
+        }
+    }
+    for (size_t j = 0; j < w; j++)
+        h[j].neg |= h[j].r < 0;
+    *out = h;
+    *n = w;
+    return CX_OK;
+}
+
+static const hitem *find_item(const hitem *h, size_t n, uint32_t i)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (h[mid].item < i)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && h[lo].item == i ? &h[lo] : NULL;
+}
+
+/* A growable array of hits. */
+typedef struct hits {
+    cx__hit *h;
+    size_t n, cap;
+} hits;
+
+static int hits_add(hits *a, uint32_t item, float score)
+{
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 256;
+        cx__hit *g = realloc(a->h, cap * sizeof *g);
+        if (!g)
+            return CX_ENOMEM;
+        a->h = g, a->cap = cap;
+    }
+    a->h[a->n++] = (cx__hit){score, item};
+    return CX_OK;
+}
+
+static int by_hit_item(const void *a, const void *b)
+{
+    const cx__hit *x = a, *y = b;
+    return (x->item > y->item) - (x->item < y->item);
+}
+
+/* Sort by item and merge duplicates (summing their scores if `sum`). */
+static void hits_unique(hits *a, int sum)
+{
+    if (!a->n)
+        return;
+    qsort(a->h, a->n, sizeof *a->h, by_hit_item);
+    size_t w = 0;
+    for (size_t j = 0; j < a->n; j++) {
+        if (w && a->h[w - 1].item == a->h[j].item) {
+            if (sum)
+                a->h[w - 1].score += a->h[j].score;
+        } else {
+            a->h[w++] = a->h[j];
+        }
+    }
+    a->n = w;
+}
+
+static float hits_get(const hits *a, uint32_t i)
+{
+    size_t lo = 0, hi = a->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (a->h[mid].item < i)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < a->n && a->h[lo].item == i ? a->h[lo].score : 0;
+}
+
+/* Candidates from the ranking code: the best `want` under the rules
+ * (pure relevance: the diversity applies to the blended list). */
+static int ranked(cx_engine *e, const cx_rec_opts *o, uint32_t u,
+                  const float *x, size_t want, hits *cand)
+{
+    cx__hit *buf = malloc(want * sizeof *buf);
+    size_t n = 0;
+    if (!buf)
+        return cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
+    int rc = cx__rank_hits(e, o, u, x, 0, CX__LIST_POPULAR, CX_NONE, CX_NONE,
+                           want, buf, &n);
+    for (size_t j = 0; rc == CX_OK && j < n; j++)
+        if (hits_add(cand, buf[j].item, 0))
+            rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
+    free(buf);
+    return rc;
+}
+
+int cx__hybrid_recommend(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                         const float *x, size_t k, const char **items,
+                         float *scores, int *reasons, size_t *n)
+{
+    cx__model *m = e->model;
+    const cx__hstats *hs = model_hstats(e, m);
+    if (!hs)
+        return cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
+    cx__blend b;
+    cx__blend_from(&e->opt, &b);
+    cx_rec_opts o;
+    cx_rec_opts_init(&o);
+    if (opts)
+        memcpy(&o, opts, opts->size < sizeof o ? opts->size : sizeof o);
+    o.size = sizeof o;
+    cx_rec_opts plain = o; /* candidates by relevance alone */
+    plain.max_per_category = 0;
+    plain.diversity = 0;
+    size_t nitems = e->items.n;
+    size_t want = 4 * k > k + 50 ? 4 * k : k + 50;
+    want = want < nitems ? want : nitems;
+    hitem *hist = NULL;
+    size_t nh = 0;
+    hits cand = {0}, co = {0}, extra = {0};
+    uint8_t *pass = NULL;
+    int *why = NULL;
+    int rc = history(e, u, o.exclude, &hist, &nh);
+    if (rc)
+        rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
+    if (rc == CX_OK && x && b.als != 0)
+        rc = ranked(e, &plain, u, x, want, &cand);
+    if (rc == CX_OK && b.pop != 0)
+        rc = ranked(e, &plain, u, NULL, want, &cand);
+    /* Co-bought with the newest basket items; the customer's consumables
+     * (whatever the exclusion mask says: they come back). */
+    if (rc == CX_OK && b.co != 0 && nh) {
+        hitem *seeds = malloc(nh * sizeof *seeds);
+        size_t ns = 0;
+        if (!seeds)
+            rc = CX_ENOMEM;
+        for (size_t j = 0; seeds && j < nh; j++)
+            if (hist[j].basket && !hist[j].neg && hist[j].item < hs->n_items)
+                seeds[ns++] = hist[j];
+        if (seeds)
+            qsort(seeds, ns, sizeof *seeds, by_newest);
+        for (size_t j = 0; rc == CX_OK && j < ns && j < CO_SEEDS; j++) {
+            uint32_t s = seeds[j].item;
+            for (uint64_t q = hs->co_ptr[s]; rc == CX_OK &&
+                                             q < hs->co_ptr[s + 1]; q++)
+                rc = hits_add(&co, hs->co_idx[q], hs->co_val[q]);
+        }
+        free(seeds);
+        hits_unique(&co, 1);
+        for (size_t j = 0; rc == CX_OK && j < co.n; j++)
+            rc = hits_add(&extra, co.h[j].item, 0);
+        if (rc)
+            rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
+    }
+    for (size_t j = 0; rc == CX_OK && j < nh; j++)
+        if (!hist[j].neg && hist[j].item < hs->n_items &&
+            hs->rebuy[hist[j].item] >= b.consumable &&
+            hits_add(&extra, hist[j].item, 0))
+            rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
+    /* The extra candidates pass the rules (stock, category, lists,
+     * negatives); of the customer's own items only consumables stay. */
+    if (rc == CX_OK && extra.n) {
+        hits_unique(&extra, 0);
+        uint32_t *ids = malloc(extra.n * sizeof *ids);
+        pass = malloc(extra.n);
+        if (!ids || !pass)
+            rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
+        for (size_t j = 0; rc == CX_OK && j < extra.n; j++)
+            ids[j] = extra.h[j].item;
+        if (rc == CX_OK)
+            rc = cx__rank_filter(e, &plain, u, 0, CX_NONE, ids, extra.n,
+                                 pass);
+        for (size_t j = 0; rc == CX_OK && j < extra.n; j++) {
+            uint32_t i = ids[j];
+            const hitem *hi = find_item(hist, nh, i);
+            int durable = i >= hs->n_items || hs->rebuy[i] < b.consumable;
+            if (pass[j] && !(hi && hi->excl && durable) &&
+                hits_add(&cand, i, 0))
+                rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
+        }
+        free(ids);
+    }
+    if (rc == CX_OK)
+        hits_unique(&cand, 0);
+    if (rc == CX_OK && cand.n && !(why = malloc(cand.n * sizeof *why)))
+        rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
+    /* Score every candidate by the blend; the reason is its largest
+     * contribution. */
+    for (size_t j = 0; rc == CX_OK && j < cand.n; j++) {
+        uint32_t i = cand.h[j].item;
+        const float *y = x ? cx__item_vec(e, i, NULL) : NULL;
+        const hitem *hi = find_item(hist, nh, i);
+        float c[4] = {y ? b.als * cx__k.dot(x, y, m->k) : 0,
+                      i < hs->n_items ? b.pop * hs->pop[i] : 0,
+                      hi ? b.rep * cx__repeat_score(hs, i, hi->buys) : 0,
+                      0};
+        float cv = hits_get(&co, i);
+        c[3] = b.co * (cv < 1 ? cv : 1);
+        static const int reason[4] = {CX_REASON_PERSONAL,
+                                      CX_REASON_BESTSELLER, CX_REASON_REPEAT,
+                                      CX_REASON_ALSO_BOUGHT};
+        int best = 0;
+        for (int a = 1; a < 4; a++)
+            if (c[a] > c[best])
+                best = a;
+        cand.h[j].score = c[0] + c[1] + c[2] + c[3];
+        why[j] = reason[best];
+    }
+    if (rc == CX_OK) {
+        /* why[] follows cand (by item): keep it reachable by item. */
+        hits byitem = {malloc((cand.n + 1) * sizeof(cx__hit)), cand.n, 0};
+        if (!byitem.h)
+            rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
+        for (size_t j = 0; rc == CX_OK && j < cand.n; j++)
+            byitem.h[j] = (cx__hit){(float)why[j], cand.h[j].item};
+        if (rc == CX_OK) {
+            if (cand.n)
+                qsort(cand.h, cand.n, sizeof *cand.h, hit_order);
+            size_t cnt = cand.n < k ? cand.n : k;
+            if (o.max_per_category || o.diversity > 0)
+                cnt = cx__diversify(e, m, e->item_cat, e->categories.n,
+                                    cand.h, cand.n, k, o.max_per_category,
+                                    o.diversity);
+            for (size_t j = 0; j < cnt; j++) {
+                uint32_t i = cand.h[j].item;
+                if (items)
+                    items[j] = e->items.str[i];
+                if (scores)
+                    scores[j] = cand.h[j].score;
+                if (reasons)
+                    reasons[j] = (int)hits_get(&byitem, i);
+            }
+            *n = cnt;
+        }
+        free(byitem.h);
+    }
+    free(hist), free(cand.h), free(co.h), free(extra.h), free(pass),
+        free(why);
+    return rc;
+}
+
+int cx__hybrid_batch(cx_engine *e, size_t m, const char *const *customers,
+                     size_t k, const cx_rec_opts *opts, const char **items,
+                     float *scores, int *reasons, size_t *counts)
+{
+    for (size_t j = 0; j < m; j++) {
+        int rc = cx_recommend(e, customers[j], k, opts, items + j * k,
+                              scores ? scores + j * k : NULL,
+                              reasons ? reasons + j * k : NULL, &counts[j]);
+        if (rc)
+            return rc;
+    }
+    return CX_OK;
+}
