@@ -175,11 +175,24 @@ static built build_synth(size_t nsig)
     return b;
 }
 
+/* The blend weights popular/repeat/co-bought: the library's defaults
+ * (read from a fresh engine in main) or 0 (ALS alone). */
+static double BLEND_DEFAULT[3];
+static const int BLEND_KEYS[3] = {CX_OPT_BLEND_POPULAR, CX_OPT_BLEND_REPEAT,
+                                  CX_OPT_BLEND_COBOUGHT};
+
+static void set_blend(cx_engine *e, int blend)
+{
+    for (int j = 0; blend && j < 3; j++)
+        cx_set_option(e, BLEND_KEYS[j], blend == 2 ? BLEND_DEFAULT[j] : 0);
+}
+
 static void train(cx_engine *e, int iterations)
 {
     cx_set_option(e, CX_OPT_FACTORS, 64);
     cx_set_option(e, CX_OPT_ITERATIONS, iterations);
     cx_set_option(e, CX_OPT_THREADS, 2);
+    set_blend(e, 1); /* the ALS path; the blend is timed on its own */
     double t = now_s();
     die_on(e, cx_train(e, NULL, NULL), "train");
     printf("train: 64 factors, %d iterations, 2 threads: %.2f s\n",
@@ -230,6 +243,7 @@ typedef struct variant {
     rank_fn fn;
     const char **ids;
     int exact, cand;  /* cand 0: leave CX_OPT_CANDIDATES as it is */
+    int blend;        /* 0: as it is, 1: ALS alone, 2: the default blend */
     lists out;
     double *us;
     lat l;
@@ -294,6 +308,7 @@ static void run_variants(cx_engine *e, variant *v, size_t nv, size_t nq,
     for (size_t j = 0; j < nv; j++) {
         if (v[j].cand)
             cx_set_option(e, CX_OPT_CANDIDATES, v[j].cand);
+        set_blend(e, v[j].blend);
         for (size_t i = 0; i < WARM; i++)
             call(e, &v[j], i, 0, y);
         lists_alloc(&v[j].out, nq);
@@ -305,6 +320,7 @@ static void run_variants(cx_engine *e, variant *v, size_t nv, size_t nq,
             for (size_t j = 0; j < nv; j++) {
                 if (v[j].cand)
                     cx_set_option(e, CX_OPT_CANDIDATES, v[j].cand);
+                set_blend(e, v[j].blend);
                 for (size_t i = s0; i < s0 + SLICE && i < nq; i++)
                     v[j].us[(size_t)p * nq + i] =
                         call(e, &v[j], WARM + i, p == 0, y);
@@ -312,6 +328,7 @@ static void run_variants(cx_engine *e, variant *v, size_t nv, size_t nq,
             }
     for (size_t j = 0; j < nv; j++)
         v[j].l = summarise(v[j].us, nq * (size_t)passes);
+    set_blend(e, 1);
     openblas_set_num_threads(threads0);
     free(y);
 }
@@ -601,6 +618,43 @@ static void memory(const char *tag, const built *b)
     jnum(tag, "bytes_per_pair", 12);
 }
 
+/* cx_recommend under the default blend (ALS + popularity + re-buy +
+ * co-bought) on the synthetic shop, which has purchases and re-buys:
+ * latency against ALS alone, and the candidate-limited list against the
+ * blend scored over every item (opts.exact). */
+static void blend_section(cx_engine *e)
+{
+    int64_t nc64 = 0;
+    cx_stat(e, CX_STAT_CUSTOMERS, &nc64);
+    size_t nc = (size_t)nc64;
+    size_t nq = NQ + WARM < nc ? NQ : nc - WARM;
+    const char **cust = pick_ids(e, 0, nc, nq + WARM, 13);
+    variant v[3] = {
+        {.fn = cx_recommend, .ids = cust, .exact = 0, .blend = 1},
+        {.fn = cx_recommend, .ids = cust, .exact = 0, .blend = 2},
+        {.fn = cx_recommend, .ids = cust, .exact = 1, .blend = 2},
+    };
+    run_variants(e, v, 3, nq, 1);
+    agree g = compare(&v[1].out, &v[2].out, nq);
+    printf("the blend (weights 1 / %g / %g / %g), top-%d, %zu ids, one "
+           "thread (microseconds):\n", BLEND_DEFAULT[0], BLEND_DEFAULT[1],
+           BLEND_DEFAULT[2], K, nq);
+    printf("  %-38s %9s %9s %9s\n", "", "median", "p99", "mean");
+    print_lat("recommend, ALS alone (fast)", v[0].l);
+    print_lat("recommend, blend (fast)", v[1].l);
+    print_lat("recommend, blend over every item", v[2].l);
+    printf("agreement of the blend's candidates with every item:\n");
+    print_agree("recommend:", g);
+    jlat("synth", "blend_plain", v[0].l);
+    jlat("synth", "blend_fast", v[1].l);
+    jlat("synth", "blend_exact", v[2].l);
+    jnum("synth", "blend_agree_set", g.same_set);
+    jnum("synth", "blend_overlap", g.overlap);
+    for (int j = 0; j < 3; j++)
+        variant_free(&v[j]);
+    free(cust);
+}
+
 static result run(const char *tag, built b, int full)
 {
     result R;
@@ -624,6 +678,8 @@ static result run(const char *tag, built b, int full)
         batch(tag, e, cust + WARM, NBATCH < nq ? NBATCH : nq, &R);
         memory(tag, &b);
     }
+    if (strcmp(tag, "synth") == 0)
+        blend_section(e);
     free(cust);
     free(item);
     cx_close(e);
@@ -656,6 +712,13 @@ int main(int argc, char **argv)
         SYNTH_SIGNALS /= 10, NQ /= 4, NBATCH /= 10;
     }
     double t0 = now_s();
+    {
+        cx_engine *d;
+        die_on(NULL, cx_open(&d, NULL, 0), "open");
+        for (int j = 0; j < 3; j++)
+            cx_get_option(d, BLEND_KEYS[j], &BLEND_DEFAULT[j]);
+        cx_close(d);
+    }
     bjson_open(&J, "build/bench/rank.json");
     printf("== serving: top-%d latency, fast/exact agreement, batch, memory"
            "%s\n", K, quick ? " (--quick: 10x smaller)" : "");

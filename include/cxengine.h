@@ -452,7 +452,8 @@ typedef struct cx_rec_opts {
                              vectors, re-rank the CX_OPT_CANDIDATES * k
                              best (at least k + 32) exactly, with the same
                              arithmetic as the exact scan; 1: exact fp32
-                             scan fused with top-k selection */
+                             scan fused with top-k selection (and under a
+                             blend, every item a candidate: see BLEND) */
     /* Diversity (a struct from cx_rec_opts_init has these fields; a
      * shorter struct, by its size, gets the defaults).  The category cap
      * applies to every ranking call and list; the MMR trade-off to lists
@@ -492,8 +493,13 @@ CX_API void cx_rec_opts_init(cx_rec_opts *opts);
  * does not hide it, so staples come back; returned or disliked items
  * stay hidden.  Each result's reason is its largest contribution (PERSONAL,
  * BESTSELLER, REPEAT, ALSO_BOUGHT).  With weights 1, 0, 0, 0 the lists
- * are exactly plain ALS's.  Sessions, similar items and layouts do not
- * blend.  cx_tune chooses the weights on the shop's own data. */
+ * are exactly plain ALS's.  Candidates are the ALS and popular tops of
+ * max(4k, k + 50) under the rules, the co-bought items of the customer's
+ * baskets and their consumables; opts->exact = 1 makes every item a
+ * candidate (slow; for checking).  The item statistics are built when a
+ * model is trained or loaded with the blend on (else by the first blended
+ * request).  Sessions, similar items and layouts do not blend.  cx_tune
+ * chooses the weights on the shop's own data. */
 
 /* Top-k items for a customer, best first, into caller arrays of k
  * entries: items[] (ids pointing into the engine), scores[] and reasons[]

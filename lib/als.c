@@ -3,6 +3,7 @@
  * are independent, so any thread count gives the same factors. */
 #include "internal.h"
 #include "db.h"
+#include "quality.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -517,6 +518,9 @@ int cx__model_publish(cx_engine *e, cx__model *m, size_t n, int64_t gen)
 {
     int rc;
     pthread_mutex_lock(&e->wmu);
+    /* Models that did not come from cx_train (a snapshot, an import, a
+     * forget): events [0, n) cannot move while wmu is held. */
+    cx__hstats_attach(&e->opt, m, e->ev, n);
     cx__plan p;
     memset(&p, 0, sizeof p);
     void **dir = NULL;
@@ -589,8 +593,12 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user,
         rc = cx__fail(e, CX_EINVAL, "cx_train: no signals to train on");
     if (rc == CX_OK)
         rc = compute(e, &in, &o, progress, user, background, &m);
-    if (rc == CX_OK)
+    if (rc == CX_OK) {
         m->seq_end = seq_end;
+        /* The blend's statistics while the events are still pinned,
+         * with no lock held. */
+        cx__hstats_attach(&o, m, in.ev, n);
+    }
     pthread_mutex_lock(&e->wmu);
     if (e->ev_orphan)
         free(e->ev_pinned);

@@ -10,6 +10,7 @@
  * a failed commit leaves memory as it was. */
 #include "internal.h"
 #include "db.h"
+#include "quality.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1109,8 +1110,10 @@ int cx__db_open(cx_engine *e, const char *dir, int readonly)
         if (rc == CX_OK)
             rc = load_experiments(&rd, 1);
         if (rc == CX_OK && snap.found &&
-            (rc = cx__snapshot_model(e, &snap, n_before, &e->model)) == CX_OK)
+            (rc = cx__snapshot_model(e, &snap, n_before, &e->model)) == CX_OK) {
             e->generation = snap.generation;
+            cx__hstats_attach(&e->opt, e->model, e->ev, n_before);
+        }
         if (rc && snap.found)
             cx__fail(NULL, rc, "cx_open: %s", cx_errmsg(NULL));
     }

@@ -239,9 +239,23 @@ size_t cx__blend_rank_model(const cx__model *m, const cx__hstats *h,
 /* Serving                                                               */
 /* ===================================================================== */
 
-/* The statistics of the engine's model, built by the first request that
- * needs them (from the events the model was trained on, which never
- * change) and kept with the model. */
+void cx__hstats_attach(const cx__options *o, cx__model *m,
+                       const cx__event *ev, size_t n_ev)
+{
+    cx__blend b;
+    cx__blend_from(o, &b);
+    cx__hstats *h = NULL;
+    if (cx__blend_plain(&b) || atomic_load(&m->hstats) ||
+        cx__hstats_build(ev, n_ev, NULL, &m->ui, m->n_users, m->n_items, &h))
+        return;
+    atomic_store(&m->hstats, h);
+}
+
+/* The statistics of the engine's model: attached before it is published
+ * when the blend is on; otherwise (the blend turned on later, or no
+ * memory then) built by the first request that needs them, from the
+ * events the model was trained on, which never change, and kept with
+ * the model. */
 static pthread_mutex_t build_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static const cx__hstats *model_hstats(const cx_engine *e, cx__model *m)
@@ -439,6 +453,8 @@ int cx__hybrid_recommend(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     plain.diversity = 0;
     size_t nitems = e->items.n;
     size_t want = 4 * k > k + 50 ? 4 * k : k + 50;
+    if (o.exact) /* no shortcut: every item is a candidate */
+        want = nitems;
     want = want < nitems ? want : nitems;
     hitem *hist = NULL;
     size_t nh = 0;

@@ -44,6 +44,11 @@ int cx__hstats_build(const cx__event *ev, size_t n_ev, const uint8_t *keep,
                      const cx__csr *ui, uint32_t n_users, uint32_t n_items,
                      cx__hstats **out);
 void cx__hstats_free(cx__hstats *h);
+/* Build and attach m's statistics from its training events ev[0, n_ev)
+ * when options o blend (and m has none yet), so that no request pays
+ * for them; on failure the first blended request tries again. */
+void cx__hstats_attach(const cx__options *o, cx__model *m,
+                       const cx__event *ev, size_t n_ev);
 
 /* Re-buy propensity of a customer who bought an item `buys` times. */
 static inline float cx__repeat_score(const cx__hstats *h, uint32_t i,

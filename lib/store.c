@@ -2,6 +2,7 @@
  * Sections with lengths and 64-bit checksums; the loader trusts nothing:
  * every count, index and float is checked before use. */
 #include "internal.h"
+#include "quality.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -681,6 +682,9 @@ CX_API int cx_load(cx_engine **out, const char *path)
             e->top[CX__LIST_NEW].valid = 0;
             cx__top_refresh(e);
             cx__catidx_refresh(e);
+            if (e->model)
+                cx__hstats_attach(&e->opt, e->model, e->ev,
+                                  e->model->n_events);
             pthread_mutex_unlock(&e->wmu);
         }
     }

@@ -3,6 +3,7 @@
  * synthetic regime the tuned blend beats popularity, untuned ALS and each
  * of its components on a held-out time split. */
 #include "testutil.h"
+#include "internal.h" /* the model's item statistics (test_blend_candidates) */
 
 #include <math.h>
 
@@ -83,6 +84,52 @@ static void test_plain_blend_is_als(void **state)
     }
     cx_close(e);
     synth_free(&shop);
+}
+
+/* The served blend ranks candidates (the ALS and popular tops, co-bought
+ * items, consumables); opts.exact ranks every item.  On a taste shop and
+ * a grocery shop the two lists agree on at least 99% of their items, and
+ * where they share an item its score is the same.  The statistics are
+ * built by cx_train when the blend is on, not by a request. */
+static void test_blend_candidates(void **state)
+{
+    (void)state;
+    const int regimes[2] = {SYNTH_REGIME_TASTE, SYNTH_REGIME_GROCERY};
+    for (int g = 0; g < 2; g++) {
+        synth_shop shop;
+        cx_engine *e = regime_engine(regimes[g], 60000, 3, &shop);
+        TU_OK(e, cx_set_option(e, CX_OPT_FACTORS, 16));
+        set_blend(e, 1, 0, 0, 0);
+        TU_OK(e, cx_train(e, NULL, NULL));
+        assert_null(atomic_load(&e->model->hstats)); /* plain: not needed */
+        set_blend(e, 1, 0.2, 1, 0.1);
+        TU_OK(e, cx_train(e, NULL, NULL));
+        assert_non_null(atomic_load(&e->model->hstats));
+        cx_rec_opts x;
+        cx_rec_opts_init(&x);
+        x.exact = 1;
+        size_t same = 0, total = 0;
+        for (uint32_t c = 0; c < 300 && c < shop.n_customers; c++) {
+            char id[24];
+            synth_customer_id(c, id);
+            const char *a[20], *b[20];
+            float sa[20], sb[20];
+            size_t na, nb;
+            TU_OK(e, cx_recommend(e, id, 20, NULL, a, sa, NULL, &na));
+            TU_OK(e, cx_recommend(e, id, 20, &x, b, sb, NULL, &nb));
+            total += nb;
+            for (size_t i = 0; i < na; i++)
+                for (size_t j = 0; j < nb; j++)
+                    if (a[i] == b[j]) {
+                        same++;
+                        assert_true(fabsf(sa[i] - sb[j]) < 1e-5f);
+                    }
+        }
+        assert_true(total > 0);
+        assert_true((double)same >= 0.99 * (double)total);
+        cx_close(e);
+        synth_free(&shop);
+    }
 }
 
 /* The default blend on a grocery shop: a customer's staples come back
@@ -419,6 +466,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain_blend_is_als),
         cmocka_unit_test(test_blend_brings_back_staples),
+        cmocka_unit_test(test_blend_candidates),
         cmocka_unit_test(test_intervals),
         cmocka_unit_test(test_tune_never_reads_test),
         cmocka_unit_test(test_tune_applies),
