@@ -1354,6 +1354,8 @@ static int follow_names(reader *r, follow *f, int t)
     while ((s = sqlite3_step(r->s)) == SQLITE_ROW) {
         int64_t idx = sqlite3_column_int64(r->s, 0);
         const char *name = (const char *)sqlite3_column_text(r->s, 1);
+        /* An id forgotten in this same read may come back as new. */
+        uint32_t u;
         int added = 0;
         if (!name && t == N_CUST && idx == (int64_t)m->n + fr->n &&
             fr->n < n) {
@@ -1362,7 +1364,8 @@ static int follow_names(reader *r, follow *f, int t)
         }
         if (!name || idx != (int64_t)m->n + fr->n || fr->n >= n ||
             strlen(name) > CX_MAX_ID_LEN * 4 ||
-            cx__idmap_find(m, name) != CX_NONE ||
+            ((u = cx__idmap_find(m, name)) != CX_NONE &&
+             !(t == N_CUST && f->gone && f->gone[u])) ||
             (cx__idmap_add(fr, name, &added), !added))
             return corrupt(r->d->dir, "an id table is not dense");
     }
