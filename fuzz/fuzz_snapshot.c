@@ -1,7 +1,8 @@
-/* fuzz_snapshot.c -- libFuzzer target for the snapshot MANIFEST reader.
- * Any bytes in: the parser must accept only a manifest whose checksum
- * line matches and whose shapes agree with its counts, and never read
- * outside the buffer.  A parsed manifest must parse again identically. */
+/* fuzz_snapshot.c -- libFuzzer target for the snapshot MANIFEST reader and
+ * the engine image's IMAGE reader (the input goes to both).  Any bytes
+ * in: a parser must accept only a text whose checksum line matches and
+ * whose lengths agree with its counts, and never read outside the
+ * buffer.  A parsed text must parse again identically. */
 #include "internal.h"
 #include "db.h"
 
@@ -10,23 +11,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef int (*parse_fn)(const char *, size_t, void *, char *, size_t);
+
+static void one(parse_fn parse, size_t msz, const uint8_t *data,
+                size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    one(cx__manifest_parse, cx__manifest_size(), data, size);
+    one(cx__image_manifest_parse, cx__image_manifest_size(), data, size);
+    return 0;
+}
+
+static void one(parse_fn parse, size_t msz, const uint8_t *data, size_t size)
 {
     /* An exact-size copy: ASan sees any read past the end. */
     char *text = malloc(size ? size : 1);
     if (!text)
-        return 0;
+        return;
     memcpy(text, data, size);
-    size_t msz = cx__manifest_size();
     void *a = malloc(msz), *b = malloc(msz);
     char why[256];
-    int rc = cx__manifest_parse(text, size, a, why, sizeof why);
+    int rc = parse(text, size, a, why, sizeof why);
     if (rc != CX_OK && rc != CX_ECORRUPT && rc != CX_EVERSION)
         abort();
     if (rc != CX_OK && why[0] == 0)
         abort(); /* a refusal always says why */
     if (rc == CX_OK &&
-        (cx__manifest_parse(text, size, b, why, sizeof why) != CX_OK ||
+        (parse(text, size, b, why, sizeof why) != CX_OK ||
          memcmp(a, b, msz) != 0))
         abort();
     /* Random bytes rarely match a checksum: also parse the input as the
@@ -47,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(m, text, body);
         int n = snprintf(m + body, 32, "checksum %016llx\n",
                          (unsigned long long)cx__checksum(m, body));
-        rc = cx__manifest_parse(m, body + (size_t)n, a, why, sizeof why);
+        rc = parse(m, body + (size_t)n, a, why, sizeof why);
         if (rc != CX_OK && rc != CX_ECORRUPT && rc != CX_EVERSION)
             abort();
         if (rc != CX_OK && why[0] == 0)
@@ -57,5 +69,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(a);
     free(b);
     free(text);
-    return 0;
 }

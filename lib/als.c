@@ -601,7 +601,7 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user,
     }
     pthread_mutex_lock(&e->wmu);
     if (e->ev_orphan)
-        free(e->ev_pinned);
+        cx__free_array(e->ev_pinned);
     e->ev_pinned = NULL;
     e->ev_orphan = 0;
     pthread_mutex_unlock(&e->wmu);

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -590,6 +591,51 @@ int64_t cx__db_last_seq(const cx_engine *e)
     return e->db ? e->db->last_seq : 0;
 }
 
+void cx__db_image_revs(const cx_engine *e, int64_t *last_seq,
+                       int64_t *catalog_rev, int64_t *forget_rev)
+{
+    *last_seq = e->db->last_seq;
+    *catalog_rev = e->db->catalog_rev;
+    *forget_rev = e->db->forget_rev;
+}
+
+int cx__db_event_seqs(cx_engine *e, int64_t last_seq, size_t n,
+                      int64_t *seq)
+{
+    cx__db *d = e->db;
+    char *p = path_join(d->dir, "cx.db");
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    if (!p)
+        return cx__fail(e, CX_ENOMEM, "out of memory");
+    int rc = CX_OK, r = sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY |
+                                                    SQLITE_OPEN_NOMUTEX,
+                                        NULL);
+    free(p);
+    if (r == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 10000);
+        r = sqlite3_prepare_v2(db, "SELECT seq FROM signals WHERE seq <= ?1 "
+                               "ORDER BY seq", -1, &s, NULL);
+    }
+    if (r != SQLITE_OK)
+        rc = db_err(e, db, "reading the signals' seq");
+    size_t i = 0;
+    if (rc == CX_OK) {
+        sqlite3_bind_int64(s, 1, last_seq);
+        while ((r = sqlite3_step(s)) == SQLITE_ROW && i < n)
+            seq[i++] = sqlite3_column_int64(s, 0);
+        if (r != SQLITE_DONE && r != SQLITE_ROW)
+            rc = db_err(e, db, "reading the signals' seq");
+        else if (i < n || r == SQLITE_ROW)
+            rc = cx__fail(e, CX_ECORRUPT, "the database's signals up to "
+                          "seq %lld are not the %zu in memory",
+                          (long long)last_seq, n);
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return rc;
+}
+
 /* ===================================================================== */
 /* Replay                                                                */
 /* ===================================================================== */
@@ -1025,6 +1071,39 @@ static int check_existing(cx__db *d)
     return CX_OK;
 }
 
+/* Map generation snap's engine image into e; 0 when there is none or it
+ * is unusable (said on stderr and in cx_errmsg(NULL)): replay then. */
+static int open_image(cx_engine *e, const cx__snapshot_info *snap,
+                      int *pop_current)
+{
+    cx__db *d = e->db;
+    cx__image_state st;
+    char why[256] = "";
+    int rc = cx__image_load(e, snap->dir, snap->generation, e->categories.n,
+                            e->channels.n, e->tagsets.n, &st, why,
+                            sizeof why);
+    if (rc == CX_ENOTFOUND)
+        return 0;
+    if (rc) {
+        fprintf(stderr, "cxengine: %s: the engine image of snapshot "
+                "generation %" PRId64 " is unusable (%s); replaying the "
+                "database\n", d->dir, snap->generation, why);
+        cx__fail(NULL, rc, "the engine image of snapshot generation %"
+                 PRId64 " of %s is unusable (%s); the database was "
+                 "replayed", snap->generation, d->dir, why);
+        return 0;
+    }
+    d->ev_seq = st.ev_seq;
+    d->ev_seq_cap = st.ev_seq_cap;
+    d->last_seq = st.last_seq;
+    d->catalog_rev = st.catalog_rev;
+    d->forget_rev = st.forget_rev;
+    *pop_current = st.pop_current;
+    return 1;
+}
+
+static int catch_up(cx_engine *e, int64_t seq_end, size_t *n_before);
+
 int cx__db_open(cx_engine *e, const char *dir, int readonly)
 {
     cx__db *d = calloc(1, sizeof *d);
@@ -1096,35 +1175,50 @@ int cx__db_open(cx_engine *e, const char *dir, int readonly)
     if (rc == CX_OK)
         d->forget_rev = scalar(&rd, "SELECT value FROM meta WHERE key = "
                                     "'forget_rev'", &rc);
+    /* With the generation's engine image, customers, items and signals
+     * come from it, and only what the database gained since is read
+     * (catch_up, after this transaction); without one, or if it does not
+     * verify, everything is replayed. */
+    int image = 0, pop_current = 0;
+    size_t n_before = 0;
     if (rc == CX_OK &&
         !(rc = load_config(&rd)) &&
         !(rc = load_names(&rd, "categories", "name", &e->categories)) &&
         !(rc = load_names(&rd, "channels", "name", &e->channels)) &&
         !(rc = load_names(&rd, "tagsets", "tags", &e->tagsets)) &&
+        !(snap.found && (image = open_image(e, &snap, &pop_current))) &&
         !(rc = load_names(&rd, "customers", "id", &e->customers)) &&
-        !(rc = load_items(&rd))) {
-        size_t n_before = 0;
+        !(rc = load_items(&rd)))
         rc = load_signals(&rd, snap.found ? snap.seq_end : 0, &n_before);
-        if (rc == CX_OK && (e->categories.n == 0 || e->channels.n == 0))
-            rc = corrupt(dir, "no default category or channel");
-        if (rc == CX_OK)
-            rc = load_experiments(&rd, 1);
-        if (rc == CX_OK && snap.found &&
-            (rc = cx__snapshot_model(e, &snap, n_before, &e->model)) == CX_OK) {
-            e->generation = snap.generation;
-            cx__hstats_attach(&e->opt, e->model, e->ev, n_before);
-        }
-        if (rc && snap.found)
-            cx__fail(NULL, rc, "cx_open: %s", cx_errmsg(NULL));
-    }
+    if (rc == CX_OK && (e->categories.n == 0 || e->channels.n == 0))
+        rc = corrupt(dir, "no default category or channel");
+    if (rc == CX_OK)
+        rc = load_experiments(&rd, 1);
     sqlite3_finalize(rd.s);
     if (in_read)
         sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
+    if (rc == CX_OK && image)
+        rc = catch_up(e, snap.found ? snap.seq_end : 0, &n_before);
+    if (rc == CX_OK && snap.found &&
+        (rc = cx__snapshot_model(e, &snap, n_before, &e->model)) == CX_OK) {
+        e->generation = snap.generation;
+        /* The blend's statistics: a writer builds them now; a reader's
+         * follower thread does first thing, so the open stays short. */
+        if (!d->readonly)
+            cx__hstats_attach(&e->opt, e->model, e->ev, n_before);
+    }
+    if (rc && snap.found)
+        cx__fail(NULL, rc, "cx_open: %s", cx_errmsg(NULL));
     cx__snapshot_info_free(&snap);
     d->loading = 0;
     if (rc)
         return rc;
-    if ((rc = cx__pop_rebuild(e)))
+    if (!d->readonly) { /* writers keep no seq per event */
+        cx__free_array(d->ev_seq);
+        d->ev_seq = NULL;
+        d->ev_seq_cap = 0;
+    }
+    if (!(image && pop_current) && (rc = cx__pop_rebuild(e)))
         return cx__fail(NULL, rc, "cx_open: out of memory");
     pthread_mutex_lock(&e->wmu);
     e->top[CX__LIST_NEW].valid = 0;
@@ -1177,7 +1271,7 @@ void cx__db_close(cx_engine *e)
         close(d->lock_fd);
     pthread_mutex_destroy(&d->fmu);
     pthread_cond_destroy(&d->fcv);
-    free(d->ev_seq);
+    cx__free_array(d->ev_seq);
     free(d->dir);
     free(d);
     e->db = NULL;
@@ -1266,6 +1360,8 @@ static int follow_names(reader *r, follow *f, int t)
     while ((s = sqlite3_step(r->s)) == SQLITE_ROW) {
         int64_t idx = sqlite3_column_int64(r->s, 0);
         const char *name = (const char *)sqlite3_column_text(r->s, 1);
+        /* An id forgotten in this same read may come back as new. */
+        uint32_t u;
         int added = 0;
         if (!name && t == N_CUST && idx == (int64_t)m->n + fr->n &&
             fr->n < n) {
@@ -1274,7 +1370,8 @@ static int follow_names(reader *r, follow *f, int t)
         }
         if (!name || idx != (int64_t)m->n + fr->n || fr->n >= n ||
             strlen(name) > CX_MAX_ID_LEN * 4 ||
-            cx__idmap_find(m, name) != CX_NONE ||
+            ((u = cx__idmap_find(m, name)) != CX_NONE &&
+             !(t == N_CUST && f->gone && f->gone[u])) ||
             (cx__idmap_add(fr, name, &added), !added))
             return corrupt(r->d->dir, "an id table is not dense");
     }
@@ -1607,6 +1704,31 @@ static int follow_model(cx_engine *e, int64_t newest)
     return rc ? cx__fail(e, rc, "cx_refresh: %s", cx_errmsg(NULL)) : CX_OK;
 }
 
+/* An engine opened from an image reads what the database gained since
+ * the image, as a reader follows the writer; *n_before = the events in
+ * memory with seq < seq_end (the snapshot's training). */
+static int catch_up(cx_engine *e, int64_t seq_end, size_t *n_before)
+{
+    cx__db *d = e->db;
+    follow f;
+    memset(&f, 0, sizeof f);
+    int rc = follow_read(e, &f);
+    pthread_mutex_lock(&e->wmu);
+    size_t n_trained;
+    if (rc == CX_OK && f.gone) {
+        if (cx__forget_memory(e, f.gone, d->ev_seq, &n_trained))
+            rc = cx__fail(NULL, CX_ENOMEM, "cx_open: out of memory");
+        else
+            d->forget_rev = f.forget_rev;
+    }
+    if (rc == CX_OK)
+        rc = follow_apply(e, &f);
+    pthread_mutex_unlock(&e->wmu);
+    follow_free(&f);
+    *n_before = events_before(e, seq_end);
+    return rc;
+}
+
 int cx__db_follow(cx_engine *e)
 {
     cx__db *d = e->db;
@@ -1676,6 +1798,12 @@ static void *follower_main(void *arg)
     cx_engine *e = arg;
     cx__db *d = e->db;
     int failing = 0, ms = refresh_interval(e);
+    /* First, the blend's statistics of the model opened with (cx_open
+     * leaves them to this thread); events cannot move under wmu. */
+    pthread_mutex_lock(&e->wmu);
+    if (e->model)
+        cx__hstats_attach(&e->opt, e->model, e->ev, e->model->n_events);
+    pthread_mutex_unlock(&e->wmu);
     pthread_mutex_lock(&d->fmu);
     while (!d->stop) {
         struct timespec t;

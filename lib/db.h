@@ -85,6 +85,15 @@ void cx__db_rollback(cx_engine *e);
 int cx__db_set_sync(cx_engine *e, int policy);
 /* seq of the newest signal in memory (0: none). */
 int64_t cx__db_last_seq(const cx_engine *e);
+/* What memory covers, for an engine image (writer mutex held): the
+ * newest signal, the catalogue and forget revisions. */
+void cx__db_image_revs(const cx_engine *e, int64_t *last_seq,
+                       int64_t *catalog_rev, int64_t *forget_rev);
+/* The seq of the database's signals up to last_seq, in order, which
+ * must be exactly n (the events in memory); read on a connection of its
+ * own (no engine lock needed). */
+int cx__db_event_seqs(cx_engine *e, int64_t last_seq, size_t n,
+                      int64_t *seq);
 
 /* ===================================================================== */
 /* snapshot.c                                                            */
@@ -123,5 +132,47 @@ size_t cx__manifest_size(void);
 int cx__snapshot_write(cx_engine *e, const cx__model *m);
 /* Delete all but the newest `keep` generations. */
 int cx__snapshot_prune(cx_engine *e, size_t keep);
+/* Write dir/name: hdr then data, fsync'ed.  0, or -1 with errno. */
+int cx__write_file(const char *dir, const char *name, const char *hdr,
+                   size_t hl, const void *data, size_t bytes);
+/* printf a line onto a growing buffer; -1 when out of memory. */
+int cx__put_line(char **buf, size_t *n, size_t *cap, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* ===================================================================== */
+/* image.c                                                               */
+/* ===================================================================== */
+
+/* Write the engine image of e into generation directory dir (not yet
+ * committed) for generation `generation`: a consistent copy of memory
+ * taken under the writer mutex.  The caller holds train_mu.  On failure
+ * no image file is left behind. */
+int cx__image_write(cx_engine *e, const char *dir, int64_t generation);
+
+/* What an image covers, for following the database from there. */
+typedef struct cx__image_state {
+    int64_t *ev_seq;         /* seq of each event (inside the image) */
+    size_t ev_seq_cap;
+    int64_t last_seq, catalog_rev, forget_rev;
+    int pop_current;         /* popularity counted with e's options */
+} cx__image_state;
+
+/* Map generation dir's image into the new engine e (its options, signal
+ * types and small name tables already loaded: n_cats categories, n_chans
+ * channels, n_tags tag sets), verifying sizes, headers, checksums and
+ * ranges.  CX_ENOTFOUND when the generation has no image; another code
+ * with a reason in why when it is unusable (e is then unchanged). */
+int cx__image_load(cx_engine *e, const char *dir, int64_t generation,
+                   uint32_t n_cats, uint32_t n_chans, uint32_t n_tags,
+                   cx__image_state *out, char *why, size_t whylen);
+/* Unmap an image (after the engine's arrays are freed). */
+void cx__image_free(struct cx__image *m);
+/* Parse and verify an IMAGE's text (fuzzing, tests). */
+int cx__image_manifest_parse(const char *text, size_t len, void *out,
+                             char *why, size_t whylen);
+size_t cx__image_manifest_size(void);
 
 #endif /* CX_DB_H */

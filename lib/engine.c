@@ -425,25 +425,26 @@ CX_API void cx_close(cx_engine *e)
     for (int t = 0; t < CX_MAX_SIGNAL_TYPES; t++)
         free(e->type_name[t]);
     cx__catidx_free(e->catidx);
-    free(e->item_cat);
-    free(e->item_price);
-    free(e->item_flags);
-    free(e->item_created);
-    free(e->item_tags);
-    free(e->item_pop);
-    free(e->item_trend);
-    free(e->item_last);
-    free(e->item_xslot);
-    free(e->ev);
-    free(e->ev_prev);
-    free(e->ev_iprev);
-    free(e->cust_last);
+    cx__free_array(e->item_cat);
+    cx__free_array(e->item_price);
+    cx__free_array(e->item_flags);
+    cx__free_array(e->item_created);
+    cx__free_array(e->item_tags);
+    cx__free_array(e->item_pop);
+    cx__free_array(e->item_trend);
+    cx__free_array(e->item_last);
+    cx__free_array(e->item_xslot);
+    cx__free_array(e->ev);
+    cx__free_array(e->ev_prev);
+    cx__free_array(e->ev_iprev);
+    cx__free_array(e->cust_last);
     cx__fold_free_table(e->fold_pages, e->fold_npages);
     free_retired(e->retired);
     free(e->xv);
     free(e->xv_inv_norm);
     free(e->xv_item);
     cx__experiments_free(e->exps);
+    cx__image_free(e->image); /* last: the arrays above may be in it */
     pthread_mutex_destroy(&e->retire_mu);
     pthread_mutex_destroy(&e->bg_mu);
     pthread_mutex_destroy(&e->train_mu);
@@ -483,7 +484,13 @@ int cx__grow(void **p, size_t *cap, size_t need, size_t elem)
     size_t c = *cap ? *cap : 256;
     while (c < need)
         c *= 2;
-    void *q = realloc(*p, c * elem);
+    void *q;
+    if (cx__image_holds(*p)) { /* it moves to the heap */
+        if ((q = malloc(c * elem)) != NULL)
+            memcpy(q, *p, *cap * elem);
+    } else {
+        q = realloc(*p, c * elem);
+    }
     if (!q)
         return CX_ENOMEM;
     *p = q;
@@ -566,7 +573,7 @@ void cx__plan_release(cx__plan *p, int committed)
         if (!committed)
             free(p->g[i].fresh);
         else if (!p->g[i].keep_old)
-            free(p->g[i].old);
+            cx__free_array(p->g[i].old);
     }
     memset(p, 0, sizeof *p);
 }

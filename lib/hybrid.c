@@ -239,16 +239,23 @@ size_t cx__blend_rank_model(const cx__model *m, const cx__hstats *h,
 /* Serving                                                               */
 /* ===================================================================== */
 
+/* One build at a time, so that a model never gets two. */
+static pthread_mutex_t build_mu = PTHREAD_MUTEX_INITIALIZER;
+
 void cx__hstats_attach(const cx__options *o, cx__model *m,
                        const cx__event *ev, size_t n_ev)
 {
     cx__blend b;
     cx__blend_from(o, &b);
-    cx__hstats *h = NULL;
-    if (cx__blend_plain(&b) || atomic_load(&m->hstats) ||
-        cx__hstats_build(ev, n_ev, NULL, &m->ui, m->n_users, m->n_items, &h))
+    if (cx__blend_plain(&b) || atomic_load(&m->hstats))
         return;
-    atomic_store(&m->hstats, h);
+    pthread_mutex_lock(&build_mu);
+    cx__hstats *h = NULL;
+    if (!atomic_load(&m->hstats) &&
+        cx__hstats_build(ev, n_ev, NULL, &m->ui, m->n_users, m->n_items,
+                         &h) == CX_OK)
+        atomic_store(&m->hstats, h);
+    pthread_mutex_unlock(&build_mu);
 }
 
 /* The statistics of the engine's model: attached before it is published
@@ -256,8 +263,6 @@ void cx__hstats_attach(const cx__options *o, cx__model *m,
  * memory then) built by the first request that needs them, from the
  * events the model was trained on, which never change, and kept with
  * the model. */
-static pthread_mutex_t build_mu = PTHREAD_MUTEX_INITIALIZER;
-
 static const cx__hstats *model_hstats(const cx_engine *e, cx__model *m)
 {
     cx__hstats *h = atomic_load(&m->hstats);

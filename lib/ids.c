@@ -33,8 +33,8 @@ void cx__idmap_free(cx__idmap *m)
         c = next;
     }
     free(m->str);
-    free(m->hash);
-    free(m->slot);
+    cx__free_array(m->hash); /* these two may be in an engine image */
+    cx__free_array(m->slot);
     memset(m, 0, sizeof *m);
 }
 

@@ -280,6 +280,9 @@ struct cx_engine {
 
     /* The data directory (db.c), or NULL for an in-memory engine. */
     struct cx__db *db;
+    /* The engine image mapped at open (image.c), or NULL: some of the
+     * arrays above may point into it until they grow. */
+    struct cx__image *image;
 
     /* Background training. */
     pthread_t bg;
@@ -347,7 +350,12 @@ void cx__model_free(cx__model *m);
  * int8 item factors), on 2 MiB pages where the kernel grants them (THP
  * "always" or "madvise"); small pages otherwise.  Freed with free(). */
 void *cx__alloc_big(size_t bytes);
+/* Grow *p (malloc'ed or inside a mapped image) to hold `need` elements. */
 int cx__grow(void **p, size_t *cap, size_t need, size_t elem);
+/* free() for an engine array, which may instead point into a mapped
+ * engine image (image.c): those are left alone (unmapped at close). */
+void cx__free_array(void *p);
+int cx__image_holds(const void *p);
 /* Plan room for n more items / customers / events in the per-index
  * columns (see cx__plan).  CX_ENOMEM when an allocation fails. */
 int cx__plan_items(cx_engine *e, size_t n, cx__plan *p);

@@ -110,12 +110,7 @@ static void shapes(manifest *m, uint64_t nnz)
     m->f[F_GRAM].shape[1] = m->f[F_GRAM].shape[2] = m->k;
 }
 
-static int put_line(char **buf, size_t *n, size_t *cap, const char *fmt, ...)
-#ifdef __GNUC__
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-static int put_line(char **buf, size_t *n, size_t *cap, const char *fmt, ...)
+int cx__put_line(char **buf, size_t *n, size_t *cap, const char *fmt, ...)
 {
     for (;;) {
         va_list ap;
@@ -144,29 +139,29 @@ static char *manifest_text(const manifest *m, size_t *len)
 {
     char *b = NULL;
     size_t n = 0, cap = 0;
-    int bad = put_line(&b, &n, &cap, "cxengine-snapshot %d\n", SNAP_FORMAT);
-    bad |= put_line(&b, &n, &cap, "generation %" PRId64 "\n", m->generation);
-    bad |= put_line(&b, &n, &cap, "factors %" PRIu32 "\n", m->k);
-    bad |= put_line(&b, &n, &cap, "customers %" PRIu32 "\n", m->n_users);
-    bad |= put_line(&b, &n, &cap, "items %" PRIu32 "\n", m->n_items);
-    bad |= put_line(&b, &n, &cap, "events %" PRIu64 "\n", m->n_events);
-    bad |= put_line(&b, &n, &cap, "seq_end %" PRId64 "\n", m->seq_end);
-    bad |= put_line(&b, &n, &cap, "ts_ref %" PRId64 "\n", m->ts_ref);
-    bad |= put_line(&b, &n, &cap, "loss %a\n", m->loss);
+    int bad = cx__put_line(&b, &n, &cap, "cxengine-snapshot %d\n", SNAP_FORMAT);
+    bad |= cx__put_line(&b, &n, &cap, "generation %" PRId64 "\n", m->generation);
+    bad |= cx__put_line(&b, &n, &cap, "factors %" PRIu32 "\n", m->k);
+    bad |= cx__put_line(&b, &n, &cap, "customers %" PRIu32 "\n", m->n_users);
+    bad |= cx__put_line(&b, &n, &cap, "items %" PRIu32 "\n", m->n_items);
+    bad |= cx__put_line(&b, &n, &cap, "events %" PRIu64 "\n", m->n_events);
+    bad |= cx__put_line(&b, &n, &cap, "seq_end %" PRId64 "\n", m->seq_end);
+    bad |= cx__put_line(&b, &n, &cap, "ts_ref %" PRId64 "\n", m->ts_ref);
+    bad |= cx__put_line(&b, &n, &cap, "loss %a\n", m->loss);
     int keys[CX__MAX_OPTION_KEYS];
     int nk = cx__option_keys(keys);
     for (int i = 0; i < nk; i++)
-        bad |= put_line(&b, &n, &cap, "option %d %a\n", keys[i],
+        bad |= cx__put_line(&b, &n, &cap, "option %d %a\n", keys[i],
                         cx__option_get(&m->opt, keys[i]));
     for (int f = 0; f < F_COUNT; f++) {
-        bad |= put_line(&b, &n, &cap, "file %s %s", files[f].name,
+        bad |= cx__put_line(&b, &n, &cap, "file %s %s", files[f].name,
                         files[f].descr);
         for (int d = 0; d < m->f[f].ndim; d++)
-            bad |= put_line(&b, &n, &cap, " %" PRIu64, m->f[f].shape[d]);
-        bad |= put_line(&b, &n, &cap, " %016" PRIx64 "\n", m->f[f].sum);
+            bad |= cx__put_line(&b, &n, &cap, " %" PRIu64, m->f[f].shape[d]);
+        bad |= cx__put_line(&b, &n, &cap, " %016" PRIx64 "\n", m->f[f].sum);
     }
     if (!bad)
-        bad |= put_line(&b, &n, &cap, "checksum %016" PRIx64 "\n",
+        bad |= cx__put_line(&b, &n, &cap, "checksum %016" PRIx64 "\n",
                         cx__checksum(b, n));
     if (bad) {
         free(b);
@@ -352,8 +347,8 @@ static int sync_dir(const char *path)
 }
 
 /* Write name in dir: header and data, synced.  0 or -1 (errno). */
-static int write_file(const char *dir, const char *name, const char *hdr,
-                      size_t hl, const void *data, size_t bytes)
+int cx__write_file(const char *dir, const char *name, const char *hdr,
+                   size_t hl, const void *data, size_t bytes)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -484,17 +479,24 @@ int cx__snapshot_write(cx_engine *e, const cx__model *mo)
                                m.f[f].ndim, m.f[f].shape);
         size_t bytes = (size_t)elems(&m, f) * files[f].size;
         m.f[f].sum = cx__checksum(data[f], bytes);
-        if (!hl || write_file(tmp, files[f].name, hdr, hl, data[f], bytes))
+        if (!hl || cx__write_file(tmp, files[f].name, hdr, hl, data[f], bytes))
             rc = cx__fail(e, CX_EIO, "snapshot: writing %s/%s: %s", tmp,
                           files[f].name, strerror(errno));
     }
     free(gram);
+    /* The engine image beside the model; a generation without one is
+     * still whole (opening it replays the database), so a failure here
+     * is reported and the model committed. */
+    if (rc == CX_OK && cx__image_write(e, tmp, m.generation))
+        fprintf(stderr, "cxengine: %s: generation %" PRId64 " is saved "
+                "without an engine image (%s); opening it replays the "
+                "database\n", root, m.generation, cx_errmsg(e));
     size_t tl = 0;
     char *text = rc ? NULL : manifest_text(&m, &tl);
     if (rc == CX_OK && !text)
         rc = cx__fail(e, CX_ENOMEM, "snapshot: out of memory");
     if (rc == CX_OK &&
-        (write_file(tmp, "MANIFEST", text, tl, "", 0) || sync_dir(tmp) ||
+        (cx__write_file(tmp, "MANIFEST", text, tl, "", 0) || sync_dir(tmp) ||
          rename(tmp, fin) || sync_dir(snaps)))
         rc = cx__fail(e, CX_EIO, "snapshot: committing %s: %s", fin,
                       strerror(errno));

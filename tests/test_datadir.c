@@ -800,6 +800,365 @@ static void test_forget(void **state)
     tu_rmdir(dir);
 }
 
+
+/* ===================================================================== */
+/* The engine image                                                      */
+/* ===================================================================== */
+
+/* Every answer the equivalence test compares, as text: recommendations
+ * (exclusions included), similar items, the layout and the profile of
+ * n customers (the shop's and the extra ids), and the customer-free
+ * lists. */
+static char *answers(cx_engine *e, const synth_shop *s, size_t n,
+                     const char *const *extra, size_t n_extra)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    fprintf(f, "customers %lld items %lld signals %lld gen %lld\n",
+            (long long)tu_stat(e, CX_STAT_CUSTOMERS),
+            (long long)tu_stat(e, CX_STAT_ITEMS),
+            (long long)tu_stat(e, CX_STAT_SIGNALS),
+            (long long)tu_stat(e, CX_STAT_GENERATION));
+    const char *items[40];
+    float sc[40];
+    int rs[40];
+    size_t k;
+    int (*list[3])(cx_engine *, size_t, const cx_rec_opts *, const char **,
+                   float *, int *, size_t *) = {cx_popular, cx_trending,
+                                                cx_new_arrivals};
+    for (int l = 0; l < 3; l++) {
+        TU_OK(e, list[l](e, 30, NULL, items, sc, rs, &k));
+        fprintf(f, "list %d:", l);
+        for (size_t j = 0; j < k; j++)
+            fprintf(f, " %s %a %d", items[j], sc[j], rs[j]);
+        fputc('\n', f);
+    }
+    cx_layout_spec spec;
+    cx_layout_spec_init(&spec);
+    cx_layout_row rows[16];
+    cx_layout_item li[16 * 12];
+    for (size_t u = 0; u < n + n_extra; u++) {
+        char id[24];
+        if (u < n)
+            synth_customer_id((uint32_t)u, id);
+        else
+            snprintf(id, sizeof id, "%s", extra[u - n]);
+        TU_OK(e, cx_recommend(e, id, 10, NULL, items, sc, rs, &k));
+        fprintf(f, "%s rec:", id);
+        for (size_t j = 0; j < k; j++)
+            fprintf(f, " %s %a %d", items[j], sc[j], rs[j]);
+        cx_profile p = {.size = sizeof p};
+        TU_OK(e, cx_profile_get(e, id, 0, &p));
+        fprintf(f, "\n  profile %d %lld %lld %llu %zu %zu %a", p.stage,
+                (long long)p.first_seen, (long long)p.last_seen,
+                (unsigned long long)p.signals, p.n_channels, p.n_categories,
+                p.avg_price);
+        for (int t = 0; t < CX_MAX_SIGNAL_TYPES; t++)
+            fprintf(f, " %llu", (unsigned long long)p.by_type[t]);
+        for (size_t c = 0; c < p.n_categories; c++)
+            fprintf(f, " %s %a", p.category[c], p.category_share[c]);
+        for (size_t c = 0; c < p.n_channels; c++)
+            fprintf(f, " %s %llu", p.channel[c],
+                    (unsigned long long)p.by_channel[c]);
+        size_t nr;
+        TU_OK(e, cx_layout(e, id, &spec, rows, 16, li, 16 * 12, &nr));
+        fprintf(f, "\n  layout");
+        for (size_t r = 0; r < nr; r++) {
+            fprintf(f, " [%d %s %a:", rows[r].kind,
+                    rows[r].seed ? rows[r].seed : "-", rows[r].fit);
+            for (size_t j = 0; j < rows[r].count; j++)
+                fprintf(f, " %s %a %d", li[rows[r].first + j].item,
+                        li[rows[r].first + j].score,
+                        li[rows[r].first + j].reason);
+            fputc(']', f);
+        }
+        if (u < s->n_items && u % 3 == 0) {
+            int rc = cx_similar_items(e, s->items[u].id, 10, NULL, items, sc,
+                                      rs, &k);
+            fprintf(f, "\n  similar %s %d:", s->items[u].id, rc);
+            for (size_t j = 0; rc == CX_OK && j < k; j++)
+                fprintf(f, " %s %a %d", items[j], sc[j], rs[j]);
+        }
+        fputc('\n', f);
+    }
+    fclose(f);
+    return buf;
+}
+
+static void same_answers(const char *what, const char *a, const char *b)
+{
+    if (strcmp(a, b) == 0)
+        return;
+    size_t i = 0, line = 0;
+    while (a[i] && a[i] == b[i])
+        line += a[i++] == '\n';
+    print_error("%s: answers differ at line %zu:\n  %.200s\nvs\n  %.200s\n",
+                what, line, a + i - (i > 60 ? 60 : i),
+                b + i - (i > 60 ? 60 : i));
+    fail();
+}
+
+/* How many mappings of this process are of an image's event file. */
+static int image_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[1024];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, "image_events.npy") != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* A reader opened by replaying everything: the generation's IMAGE
+ * hidden while it opens. */
+static cx_engine *open_replayed(const char *dir, int64_t gen)
+{
+    char a[400], b[600];
+    snprintf(a, sizeof a, "%s/snapshots/g%010lld/IMAGE", dir, (long long)gen);
+    snprintf(b, sizeof b, "%s.hidden", a);
+    assert_int_equal(rename(a, b), 0);
+    int before = image_maps();
+    cx_engine *r = open_ro(dir);
+    assert_int_equal(image_maps(), before);
+    assert_int_equal(rename(b, a), 0);
+    return r;
+}
+
+static cx_engine *open_replayed_writer(const char *dir, int64_t gen)
+{
+    char a[400], b[600];
+    snprintf(a, sizeof a, "%s/snapshots/g%010lld/IMAGE", dir, (long long)gen);
+    snprintf(b, sizeof b, "%s.hidden", a);
+    assert_int_equal(rename(a, b), 0);
+    int before = image_maps();
+    cx_engine *w = open_dir(dir);
+    assert_int_equal(image_maps(), before);
+    assert_int_equal(rename(b, a), 0);
+    return w;
+}
+
+static cx_engine *open_imaged(const char *dir)
+{
+    int before = image_maps();
+    cx_engine *r = open_ro(dir);
+    assert_int_equal(image_maps(), before + 1); /* it did map the image */
+    return r;
+}
+
+/* Writer changes that readers catch up with: signals, new customers and
+ * new items, catalogue changes and a removal. */
+static void more_changes(cx_engine *w, const synth_shop *s, size_t from,
+                         size_t to, int round)
+{
+    TU_OK(w, shop_ingest(w, s, from, to, 1000));
+    char cu[6][24], it[6][24];
+    const char *c[6], *i[6];
+    int ty[6];
+    for (int j = 0; j < 6; j++) {
+        snprintf(cu[j], 24, "new-customer-%d-%d", round, j % 3);
+        if (j % 2)
+            snprintf(it[j], 24, "new-item-%d-%d", round, j);
+        else
+            snprintf(it[j], 24, "%s", s->items[j * 7 + round].id);
+        c[j] = cu[j], i[j] = it[j];
+        ty[j] = j % 3 ? CX_PURCHASE : CX_VIEW;
+    }
+    TU_OK(w, cx_ingest(w, 6, c, i, ty, NULL, NULL, NULL));
+    const char *ids[3] = {s->items[round].id, s->items[round + 10].id,
+                          it[1]};
+    const char *cats[3] = {"moved-here", s->items[0].category, "cat-new"};
+    double price[3] = {1.5, 99, 3};
+    int stock[3] = {0, 1, 1};
+    int64_t created[3] = {0, 1767225600 + 86400 * 200, 1767225600};
+    TU_OK(w, cx_items_upsert(w, 3, ids, cats, price, stock, created, NULL));
+    TU_OK(w, cx_item_remove(w, s->items[round + 20].id));
+}
+
+/* A reader that maps the engine image answers exactly as one that
+ * replayed the database, right after open (catching up with signals,
+ * ids, catalogue changes and forgets made after the image) and after
+ * following more of them. */
+static void test_image_equivalence(void **state)
+{
+    (void)state;
+    char dir[256], cmd[1024];
+    tu_mkdtemp(dir, sizeof dir, "ddimage");
+    synth_shop s;
+    cx_engine *w = shop_writer(dir, 20000, 300, 8, 3, 0, &s);
+    size_t n = s.n_signals;
+    static const char *const extra[] = {
+        "new-customer-1-0", "new-customer-1-1", "new-customer-2-2",
+        "c0000007", "nobody"};
+    TU_OK(w, shop_ingest(w, &s, 0, n * 6 / 10, 4096));
+    TU_OK(w, cx_train(w, NULL, NULL)); /* generation 1, its image */
+    more_changes(w, &s, n * 6 / 10, n * 7 / 10, 1);
+    const char *gone1[] = {"c0000003"};
+    TU_OK(w, cx_forget(w, 1, gone1, NULL)); /* generation 2 */
+    more_changes(w, &s, n * 7 / 10, n * 8 / 10, 2);
+    /* Catching up at open. */
+    cx_engine *ri = open_imaged(dir), *rr = open_replayed(dir, 2);
+    char *ai = answers(ri, &s, 300, extra, 5);
+    char *ar = answers(rr, &s, 300, extra, 5);
+    same_answers("image vs replay, at open", ar, ai);
+    free(ai), free(ar);
+    /* Following: more of everything and a forget. */
+    more_changes(w, &s, n * 8 / 10, n * 9 / 10, 3);
+    const char *gone2[] = {"c0000005", "new-customer-1-1"};
+    TU_OK(w, cx_forget(w, 2, gone2, NULL)); /* generation 3 */
+    more_changes(w, &s, n * 9 / 10, n, 4);
+    TU_OK(ri, cx_refresh(ri));
+    TU_OK(rr, cx_refresh(rr));
+    ai = answers(ri, &s, 300, extra, 5);
+    ar = answers(rr, &s, 300, extra, 5);
+    same_answers("image vs replay, followed", ar, ai);
+    free(ai), free(ar);
+    cx_close(ri);
+    cx_close(rr);
+    /* Freshly opened on generation 3's image: the same again.  (A
+     * writer's own answers can differ from any reader's in the last
+     * bits: it counts popularity as signals arrive, a reader recounts.) */
+    ri = open_imaged(dir);
+    rr = open_replayed(dir, 3);
+    ai = answers(ri, &s, 300, extra, 5);
+    ar = answers(rr, &s, 300, extra, 5);
+    same_answers("image vs replay, generation 3", ar, ai);
+    free(ai), free(ar);
+    cx_close(ri);
+    cx_close(rr);
+    /* A writer reopened on its image answers as one that replayed. */
+    cx_close(w);
+    w = open_replayed_writer(dir, 3);
+    ar = answers(w, &s, 300, extra, 5);
+    cx_close(w);
+    int before = image_maps();
+    w = open_dir(dir);
+    assert_int_equal(image_maps(), before + 1);
+    ai = answers(w, &s, 300, extra, 5);
+    same_answers("writer reopened on its image", ar, ai);
+    free(ai), free(ar);
+    /* An image older than a forget (generation 3, kept aside while the
+     * writer forgets and publishes generation 4, then the only valid
+     * one): the forget is caught up with at open. */
+    snprintf(cmd, sizeof cmd, "cp -a %s/snapshots/g0000000003 %s/keep", dir,
+             dir);
+    assert_int_equal(system(cmd), 0);
+    const char *gone3[] = {"c0000011"};
+    TU_OK(w, cx_forget(w, 1, gone3, NULL));
+    cx_close(w);
+    snprintf(cmd, sizeof cmd, "mv %s/keep %s/snapshots/g0000000003 && "
+             "echo x > %s/snapshots/g0000000004/MANIFEST", dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    ri = open_imaged(dir);
+    rr = open_replayed(dir, 3);
+    assert_int_equal(tu_stat(ri, CX_STAT_GENERATION), 3);
+    ai = answers(ri, &s, 300, extra, 5);
+    ar = answers(rr, &s, 300, extra, 5);
+    same_answers("image vs replay, a forget after the image", ar, ai);
+    cx_profile p = {.size = sizeof p};
+    TU_OK(ri, cx_profile_get(ri, "c0000011", 0, &p));
+    assert_int_equal(p.signals, 0);
+    free(ai), free(ar);
+    cx_close(ri);
+    cx_close(rr);
+    synth_free(&s);
+    tu_rmdir(dir);
+}
+
+/* Truncate or flip a bit in each file of the newest generation's engine
+ * image in turn: the open says so, replays the database instead and
+ * answers as with the intact image, with the same generation's model. */
+static void test_torn_image(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "IMAGE", "image_customer_ids.npy", "image_customer_hash.npy",
+        "image_customer_slots.npy", "image_item_ids.npy",
+        "image_item_hash.npy", "image_item_slots.npy",
+        "image_item_category.npy", "image_item_price.npy",
+        "image_item_flags.npy", "image_item_created.npy",
+        "image_item_tags.npy", "image_item_popular.npy",
+        "image_item_trending.npy", "image_item_last.npy",
+        "image_customer_last.npy", "image_events.npy",
+        "image_event_prev.npy", "image_event_item_prev.npy",
+        "image_event_seq.npy"};
+    char dir[256], path[600];
+    tu_mkdtemp(dir, sizeof dir, "ddtornimg");
+    synth_shop s;
+    cx_engine *w = shop_writer(dir, 6000, 200, 8, 3, 0, &s);
+    TU_OK(w, shop_ingest(w, &s, 0, s.n_signals * 3 / 4, 4096));
+    TU_OK(w, cx_train(w, NULL, NULL));
+    TU_OK(w, shop_ingest(w, &s, s.n_signals * 3 / 4, s.n_signals, 4096));
+    cx_close(w);
+    cx_engine *r = open_imaged(dir);
+    char *intact = answers(r, &s, 100, NULL, 0);
+    cx_close(r);
+    for (size_t f = 0; f < sizeof names / sizeof names[0]; f++)
+        for (int mode = 0; mode < 3; mode++) {
+            snprintf(path, sizeof path, "%s/snapshots/g0000000001/%s", dir,
+                     names[f]);
+            size_t n;
+            unsigned char *orig = tu_read_file(path, &n);
+            assert_non_null(orig);
+            unsigned char *bad = malloc(n);
+            memcpy(bad, orig, n);
+            /* Truncated, a bit of the data flipped, one of the header. */
+            if (mode == 0) {
+                tu_write_file(path, bad, n / 2);
+            } else {
+                size_t at = f == 0 || mode == 2 ? n / 3 % 4096
+                                                : 4096 + (n - 4096) / 2;
+                bad[at] ^= 0x10;
+                tu_write_file(path, bad, n);
+            }
+            for (int ro = 0; ro < 2; ro++) {
+                int before = image_maps();
+                cx_engine *g = NULL;
+                assert_int_equal(cx_open(&g, dir, ro ? CX_OPEN_READONLY : 0),
+                                 CX_OK);
+                assert_int_equal(image_maps(), before);
+                if (!strstr(cx_errmsg(NULL), "engine image of snapshot "
+                                             "generation 1"))
+                    print_error("%s: %s\n", names[f], cx_errmsg(NULL));
+                assert_non_null(strstr(cx_errmsg(NULL), "engine image of "
+                                       "snapshot generation 1"));
+                assert_int_equal(tu_stat(g, CX_STAT_GENERATION), 1);
+                char *a = answers(g, &s, 100, NULL, 0);
+                same_answers(names[f], intact, a);
+                free(a);
+                cx_close(g);
+            }
+            tu_write_file(path, orig, n);
+            free(orig);
+            free(bad);
+        }
+    /* The IMAGE parser rejects every single-byte change. */
+    snprintf(path, sizeof path, "%s/snapshots/g0000000001/IMAGE", dir);
+    size_t n;
+    char *text = (char *)tu_read_file(path, &n);
+    void *m = malloc(cx__image_manifest_size());
+    char why[256];
+    assert_int_equal(cx__image_manifest_parse(text, n, m, why, sizeof why),
+                     CX_OK);
+    for (size_t i = 0; i < n; i++) {
+        char saved = text[i];
+        text[i] ^= 0x01;
+        assert_int_not_equal(
+            cx__image_manifest_parse(text, n, m, why, sizeof why), CX_OK);
+        text[i] = saved;
+        assert_int_not_equal(
+            cx__image_manifest_parse(text, i, m, why, sizeof why), CX_OK);
+    }
+    free(m);
+    free(text);
+    free(intact);
+    synth_free(&s);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -812,6 +1171,8 @@ int main(void)
         cmocka_unit_test(test_readonly),
         cmocka_unit_test(test_reader_processes),
         cmocka_unit_test(test_forget),
+        cmocka_unit_test(test_image_equivalence),
+        cmocka_unit_test(test_torn_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
