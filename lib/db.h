@@ -135,6 +135,9 @@ int cx__snapshot_prune(cx_engine *e, size_t keep);
 /* Write dir/name: hdr then data, fsync'ed.  0, or -1 with errno. */
 int cx__write_file(const char *dir, const char *name, const char *hdr,
                    size_t hl, const void *data, size_t bytes);
+/* End a manifest's text b (n bytes of cap) with its checksum line; NULL
+ * (b freed) if bad or out of memory, else b with *len its length. */
+char *cx__manifest_seal(char *b, size_t n, size_t cap, int bad, size_t *len);
 /* printf a line onto a growing buffer; -1 when out of memory. */
 int cx__put_line(char **buf, size_t *n, size_t *cap, const char *fmt, ...)
 #ifdef __GNUC__

@@ -178,15 +178,7 @@ static char *image_text(const image_manifest *m, size_t *len)
     for (int f = 0; f < I_COUNT; f++)
         bad |= cx__put_line(&b, &n, &cap, "file %s %" PRIu64 " %016" PRIx64
                             "\n", ifiles[f].name, m->count[f], m->sum[f]);
-    if (!bad)
-        bad |= cx__put_line(&b, &n, &cap, "checksum %016" PRIx64 "\n",
-                            cx__checksum(b, n));
-    if (bad) {
-        free(b);
-        return NULL;
-    }
-    *len = n;
-    return b;
+    return cx__manifest_seal(b, n, cap, bad, len);
 }
 
 static uint64_t slots_for(uint64_t n)

@@ -135,6 +135,21 @@ int cx__put_line(char **buf, size_t *n, size_t *cap, const char *fmt, ...)
     }
 }
 
+/* End a manifest's text b (n bytes of cap) with its checksum line; NULL
+ * (b freed) if bad or out of memory, else b with *len its length. */
+char *cx__manifest_seal(char *b, size_t n, size_t cap, int bad, size_t *len)
+{
+    if (!bad)
+        bad |= cx__put_line(&b, &n, &cap, "checksum %016" PRIx64 "\n",
+                            cx__checksum(b, n));
+    if (bad) {
+        free(b);
+        return NULL;
+    }
+    *len = n;
+    return b;
+}
+
 static char *manifest_text(const manifest *m, size_t *len)
 {
     char *b = NULL;
@@ -160,15 +175,7 @@ static char *manifest_text(const manifest *m, size_t *len)
             bad |= cx__put_line(&b, &n, &cap, " %" PRIu64, m->f[f].shape[d]);
         bad |= cx__put_line(&b, &n, &cap, " %016" PRIx64 "\n", m->f[f].sum);
     }
-    if (!bad)
-        bad |= cx__put_line(&b, &n, &cap, "checksum %016" PRIx64 "\n",
-                        cx__checksum(b, n));
-    if (bad) {
-        free(b);
-        return NULL;
-    }
-    *len = n;
-    return b;
+    return cx__manifest_seal(b, n, cap, bad, len);
 }
 
 /* Parse and verify a manifest's text (len bytes, not NUL-terminated).
