@@ -135,6 +135,11 @@ int cx__snapshot_prune(cx_engine *e, size_t keep);
 /* Write dir/name: hdr then data, fsync'ed.  0, or -1 with errno. */
 int cx__write_file(const char *dir, const char *name, const char *hdr,
                    size_t hl, const void *data, size_t bytes);
+/* The framing and checksum line of a manifest-style text (what: its
+ * name in messages); *body = the bytes before the checksum line.  CX_OK,
+ * or CX_ECORRUPT with a reason in why. */
+int cx__manifest_verify(const char *text, size_t len, const char *what,
+                        size_t *body, char *why, size_t whylen);
 /* End a manifest's text b (n bytes of cap) with its checksum line; NULL
  * (b freed) if bad or out of memory, else b with *len its length. */
 char *cx__manifest_seal(char *b, size_t n, size_t cap, int bad, size_t *len);

@@ -196,23 +196,11 @@ int cx__image_manifest_parse(const char *text, size_t len, void *out,
     image_manifest *m = out;
     memset(m, 0, sizeof *m);
 #define BAD(...) (snprintf(why, whylen, __VA_ARGS__), CX_ECORRUPT)
-    if (len < 30 || len > (1 << 20) || text[len - 1] != '\n')
-        return BAD("IMAGE is empty, too long or not ended by a newline");
-    size_t last = len - 1;
-    while (last > 0 && text[last - 1] != '\n')
-        last--;
+    size_t last;
+    int rc = cx__manifest_verify(text, len, "IMAGE", &last, why, whylen);
+    if (rc)
+        return rc;
     char line[512];
-    if (len - last >= sizeof line)
-        return BAD("IMAGE's last line is too long");
-    memcpy(line, text + last, len - last);
-    line[len - last] = 0;
-    uint64_t sum;
-    char tail;
-    if (sscanf(line, "checksum %16" SCNx64 "%c", &sum, &tail) != 2 ||
-        tail != '\n')
-        return BAD("IMAGE has no checksum line");
-    if (sum != cx__checksum(text, last))
-        return BAD("IMAGE checksum mismatch");
     uint32_t seen = 0, weights = 0;
     int nfile = 0, first = 1;
     for (size_t at = 0; at < last;) {

@@ -178,6 +178,36 @@ static char *manifest_text(const manifest *m, size_t *len)
     return cx__manifest_seal(b, n, cap, bad, len);
 }
 
+#define BAD(...) (snprintf(why, whylen, __VA_ARGS__), CX_ECORRUPT)
+/* The framing and checksum line of a manifest-style text (what: its
+ * name in messages): the checksum line is last and covers every byte
+ * before it, at *body.  CX_OK, or CX_ECORRUPT with a reason in why. */
+int cx__manifest_verify(const char *text, size_t len, const char *what,
+                        size_t *body, char *why, size_t whylen)
+{
+    if (len < 30 || len > (1 << 20) || text[len - 1] != '\n')
+        return BAD("%s is empty, too long or not ended by a newline", what);
+    size_t last = len - 1;
+    while (last > 0 && text[last - 1] != '\n')
+        last--;
+    char line[512];
+    if (len - last >= sizeof line)
+        return BAD("%s's last line is too long", what);
+    memcpy(line, text + last, len - last);
+    line[len - last] = 0;
+    uint64_t sum;
+    char tail;
+    if (sscanf(line, "checksum %16" SCNx64 "%c", &sum, &tail) != 2 ||
+        tail != '\n')
+        return BAD("%s has no checksum line", what);
+    if (sum != cx__checksum(text, last))
+        return BAD("%s checksum mismatch", what);
+    *body = last;
+    return CX_OK;
+}
+
+#undef BAD
+
 /* Parse and verify a manifest's text (len bytes, not NUL-terminated).
  * Returns CX_OK, or CX_ECORRUPT / CX_EVERSION with a reason in why. */
 int cx__manifest_parse(const char *text, size_t len, void *out, char *why,
@@ -187,25 +217,11 @@ int cx__manifest_parse(const char *text, size_t len, void *out, char *why,
     memset(m, 0, sizeof *m);
     cx__options_default(&m->opt);
 #define BAD(...) (snprintf(why, whylen, __VA_ARGS__), CX_ECORRUPT)
-    /* The checksum line is last; it covers every byte before it. */
-    if (len < 30 || len > (1 << 20) || text[len - 1] != '\n')
-        return BAD("manifest is empty, too long or not ended by a newline");
-    size_t last = len - 1;
-    while (last > 0 && text[last - 1] != '\n')
-        last--;
+    size_t last;
+    int rc = cx__manifest_verify(text, len, "manifest", &last, why, whylen);
+    if (rc)
+        return rc;
     char line[512];
-    size_t ll = len - last;
-    if (ll >= sizeof line)
-        return BAD("manifest's last line is too long");
-    memcpy(line, text + last, ll);
-    line[ll] = 0;
-    uint64_t sum;
-    char tail;
-    if (sscanf(line, "checksum %16" SCNx64 "%c", &sum, &tail) != 2 ||
-        tail != '\n')
-        return BAD("manifest has no checksum line");
-    if (sum != cx__checksum(text, last))
-        return BAD("manifest checksum mismatch");
     int seen = 0, nfile = 0, fmt = 0;
     for (size_t at = 0; at < last;) {
         const char *nl = memchr(text + at, '\n', last - at);
