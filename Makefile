@@ -121,7 +121,7 @@ $(eval $(call san_build,asan))
 $(eval $(call san_build,tsan))
 
 # Tests that exercise threads run again under ThreadSanitizer.
-TSAN_TESTS = test_threads test_stress test_customer
+TSAN_TESTS = test_threads test_stress test_customer test_datadir
 
 check: check-c check-asan check-tsan check-cli check-pkgconfig check-python \
        check-notebook check-lua check-nginx check-fuzz
