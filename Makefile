@@ -130,24 +130,25 @@ check: check-c check-asan check-tsan check-cli check-pkgconfig check-python \
 # Lua: the FFI binding under LuaJIT, then nginx with the Lua module serving
 # a synthetic shop on 127.0.0.1 (started and stopped by the script).
 check-lua: lib
-	CXENGINE_LIB=$(CURDIR)/$(B)/libcxengine.so luajit bindings/lua/test.lua
+	CXENGINE_LIB=$(abspath $(B))/libcxengine.so luajit bindings/lua/test.lua
 
 check-nginx: lib tools
-	sh tests/nginx.sh
+	CXENGINE_LIB=$(abspath $(B))/libcxengine.so CXENGINE_CLI=$(abspath $(CLI)) \
+	    sh tests/nginx.sh
 
 # Python: Debian's interpreter (it has numpy, pandas, pytest).
 PYTHON ?= /usr/bin/python3
 
 check-python: lib tools
-	cd bindings/python && CXENGINE_LIB=$(CURDIR)/$(B)/libcxengine.so \
-	    CXENGINE_CLI=$(CURDIR)/$(CLI) $(PYTHON) -m pytest -q tests
+	cd bindings/python && CXENGINE_LIB=$(abspath $(B))/libcxengine.so \
+	    CXENGINE_CLI=$(abspath $(CLI)) $(PYTHON) -m pytest -q tests
 
 # The example notebook, executed headless; a failing cell fails the build.
 check-notebook: lib tools
 	@mkdir -p $(B)/examples
-	cd examples && CXENGINE_LIB=$(CURDIR)/$(B)/libcxengine.so \
+	cd examples && CXENGINE_LIB=$(abspath $(B))/libcxengine.so \
 	    PYDEVD_DISABLE_FILE_VALIDATION=1 jupyter nbconvert --to notebook \
-	    --execute notebook.ipynb --output $(CURDIR)/$(B)/examples/notebook.ipynb
+	    --execute notebook.ipynb --output $(abspath $(B))/examples/notebook.ipynb
 
 # The numerical tests run again on the portable kernels (CX_KERNELS=c),
 # which AVX2 machines would otherwise never execute.
@@ -222,8 +223,9 @@ $(B)/bench/%: bench/%.c bench/benchutil.h $(STATIC) $(TOOL_OBJ)
 
 bench: $(BENCHES:%=$(B)/bench/%) lib tools
 	@mkdir -p $(B)/bench; set -e; for b in $(BENCHES); do $(B)/bench/$$b; done
-	CXENGINE_LIB=$(CURDIR)/$(B)/libcxengine.so $(PYTHON) bench/bench_python.py
-	sh bench/bench_lua.sh
+	CXENGINE_LIB=$(abspath $(B))/libcxengine.so $(PYTHON) bench/bench_python.py
+	CXENGINE_LIB=$(abspath $(B))/libcxengine.so CXENGINE_CLI=$(abspath $(CLI)) \
+	    sh bench/bench_lua.sh
 
 # ---------------------------------------------------------------- demo
 
