@@ -1102,6 +1102,22 @@ static int check_existing(cx__db *d)
     return CX_OK;
 }
 
+/* SQLite's lock is held by another connection: try again soon.  Several
+ * processes may write (the writer, readers with CX_OPEN_SIGNALS), and
+ * SQLite's own busy timeout backs off to 100 ms sleeps: a writer
+ * committing back to back then starves a one-signal call for seconds.
+ * Polling every 0.1 ms, then every 1 ms, catches the gaps between its
+ * transactions; the call gives up (CX_EBUSY) after about 10 s. */
+static int busy_wait(void *arg, int count)
+{
+    (void)arg;
+    if (count >= 10000)
+        return 0;
+    struct timespec t = {0, count < 100 ? 100000L : 1000000L};
+    nanosleep(&t, NULL);
+    return 1;
+}
+
 int cx__db_open(cx_engine *e, const char *dir, unsigned flags)
 {
     int readonly = (flags & CX_OPEN_READONLY) != 0;
@@ -1147,7 +1163,7 @@ int cx__db_open(cx_engine *e, const char *dir, unsigned flags)
                                    "database: %s", dir,
                                    sqlite3_errmsg(d->db))
                         : db_err(NULL, d->db, "cx_open: opening cx.db");
-    sqlite3_busy_timeout(d->db, 10000);
+    sqlite3_busy_handler(d->db, busy_wait, NULL);
     if (readonly)
         rc = check_existing(d);
     else if ((rc = exec(NULL, d->db, "PRAGMA journal_mode = WAL")) == CX_OK &&
