@@ -121,7 +121,7 @@ $(eval $(call san_build,asan))
 $(eval $(call san_build,tsan))
 
 # Tests that exercise threads run again under ThreadSanitizer.
-TSAN_TESTS = test_threads test_stress test_customer
+TSAN_TESTS = test_threads test_stress test_customer test_datadir
 
 check: check-c check-asan check-tsan check-cli check-pkgconfig check-python \
        check-notebook check-lua check-nginx check-fuzz
@@ -133,7 +133,8 @@ check-lua: lib
 	CXENGINE_LIB=$(abspath $(B))/libcxengine.so luajit bindings/lua/test.lua
 
 check-nginx: lib tools
-	sh tests/nginx.sh
+	CXENGINE_LIB=$(abspath $(B))/libcxengine.so CXENGINE_CLI=$(abspath $(CLI)) \
+	    sh tests/nginx.sh
 
 # Python: Debian's interpreter (it has numpy, pandas, pytest).
 PYTHON ?= /usr/bin/python3
@@ -223,7 +224,8 @@ $(B)/bench/%: bench/%.c bench/benchutil.h $(STATIC) $(TOOL_OBJ)
 bench: $(BENCHES:%=$(B)/bench/%) lib tools
 	@mkdir -p $(B)/bench; set -e; for b in $(BENCHES); do $(B)/bench/$$b; done
 	CXENGINE_LIB=$(abspath $(B))/libcxengine.so $(PYTHON) bench/bench_python.py
-	sh bench/bench_lua.sh
+	CXENGINE_LIB=$(abspath $(B))/libcxengine.so CXENGINE_CLI=$(abspath $(CLI)) \
+	    sh bench/bench_lua.sh
 
 # ---------------------------------------------------------------- demo
 

@@ -6,6 +6,11 @@
  *             off), against an in-memory engine in the same run.
  *   single    2,000 one-signal cx_ingest calls under full and normal:
  *             rate and latency percentiles (full is fsync-bound).
+ *   shared    a reader opened with CX_OPEN_SIGNALS makes one-signal calls
+ *             (sync normal) while a writer process commits batches of
+ *             1,000 back to back: the reader's latency percentiles and
+ *             worst call, and the writer's rate meanwhile (does SQLite's
+ *             lock starve the reader?).
  *   scale     C customers x I items x 64 factors (default 1,000,000 x
  *             100,000; --quick: 100,000 x 20,000): bulk load with sync off
  *             then cx_sync, one ALS iteration, then the snapshot write
@@ -174,6 +179,77 @@ static void single_calls(const char *tag, int policy, const stream *s,
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static void shared(const stream *s, size_t n, double seconds)
+{
+    char dir[512];
+    fresh_dir(dir, sizeof dir, "shared");
+    cx_engine *e;
+    die_on(NULL, cx_open(&e, dir, 0), "cx_open");
+    die_on(e, cx_set_option(e, CX_OPT_SYNC, CX_SYNC_NORMAL), "sync");
+    die_on(e, cx_ingest(e, 1000, s->c, s->it, s->ty, NULL, NULL, NULL),
+           "cx_ingest");
+    cx_close(e); /* no engine across fork */
+    int up[2];
+    if (pipe(up))
+        exit(1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The writer: batches of 1,000, back to back, for `seconds`. */
+        close(up[0]);
+        if (cx_open(&e, dir, 0))
+            _exit(3);
+        double t0 = now_s();
+        size_t done = 0;
+        while (now_s() - t0 < seconds) {
+            size_t i = done % (s->n - 1000);
+            if (cx_ingest(e, 1000, s->c + i, s->it + i, s->ty + i, NULL,
+                          NULL, NULL))
+                _exit(4);
+            done += 1000;
+        }
+        double rate = (double)done / (now_s() - t0);
+        cx_close(e);
+        if (write(up[1], &rate, sizeof rate) != sizeof rate)
+            _exit(5);
+        _exit(0);
+    }
+    close(up[1]);
+    usleep(100000); /* the writer is under way */
+    die_on(NULL, cx_open(&e, dir, CX_OPEN_READONLY | CX_OPEN_SIGNALS),
+           "cx_open");
+    double *lat = malloc(n * sizeof *lat), worst = 0;
+    size_t k = 0, busy = 0;
+    double t0 = now_s();
+    for (; k < n && now_s() - t0 < seconds - 0.2; k++) {
+        double a = now_s();
+        size_t i = k % s->n;
+        int rc = cx_ingest(e, 1, s->c + i, s->it + i, s->ty + i, NULL, NULL,
+                           NULL);
+        busy += rc == CX_EBUSY;
+        if (rc && rc != CX_EBUSY)
+            die_on(e, rc, "cx_ingest (reader)");
+        lat[k] = (now_s() - a) * 1e6;
+        worst = lat[k] > worst ? lat[k] : worst;
+    }
+    double rate = 0;
+    if (read(up[0], &rate, sizeof rate) != sizeof rate)
+        rate = -1;
+    waitpid(pid, NULL, 0);
+    double p50 = percentile(lat, k, 50), p99 = percentile(lat, k, 99);
+    printf("  shared: a reader's one-signal calls beside a writer's batches "
+           "of 1,000 (sync normal)\n    reader %zu calls: p50 %.0f us, p99 "
+           "%.0f us, worst %.1f ms, %zu CX_EBUSY; writer meanwhile %.0f "
+           "signals/s\n", k, p50, p99, worst / 1000, busy, rate);
+    bjson_num(&J, "shared_reader_p50_us", p50);
+    bjson_num(&J, "shared_reader_p99_us", p99);
+    bjson_num(&J, "shared_reader_worst_ms", worst / 1000);
+    bjson_num(&J, "shared_reader_busy", (double)busy);
+    bjson_num(&J, "shared_writer_per_s", rate);
+    free(lat);
+    cx_close(e);
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void scale(size_t nc, size_t ni)
 {
     char dir[512];
@@ -331,6 +407,7 @@ int main(int argc, char **argv)
     }
     single_calls("full", CX_SYNC_FULL, &s, quick ? 300 : 2000);
     single_calls("normal", CX_SYNC_NORMAL, &s, quick ? 2000 : 20000);
+    shared(&s, 2000000, quick ? 3 : 10);
     stream_free(&s);
     if (getenv("CX_BENCH_SCALE") && !atoi(getenv("CX_BENCH_SCALE")))
         printf("  scale: skipped (CX_BENCH_SCALE=0)\n");

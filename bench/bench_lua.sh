@@ -1,15 +1,18 @@
 #!/bin/sh
 # bench_lua.sh -- nginx + Lua binding under wrk, and the FFI overhead.
 #   sh bench/bench_lua.sh            (after make lib tools)
-# Builds a 20k-item shop (2M signals, 64 factors), starts nginx with 2
-# workers on 127.0.0.1, runs wrk for $DURATION s against /recommend and
-# /layout, and times recommend from LuaJIT (binding vs raw ffi call).
+# Builds a 20k-item shop (2M signals, 64 factors) as a data directory,
+# starts nginx with 2 workers on 127.0.0.1 (both on the directory,
+# read-only with signals), runs wrk for $DURATION s against /recommend and
+# /layout, and times from LuaJIT recommend (binding vs raw ffi call) and
+# the cx_refresh a worker makes when another one has posted signals.
 # Prints figures next to the targets; never fails on them.
-# Env: DURATION (10), CONNS (32), SIGNALS (2000000), BENCH_DIR (a temp dir).
+# Env: DURATION (10), CONNS (32), SIGNALS (2000000), BENCH_DIR (a temp dir),
+# CXENGINE_CLI, CXENGINE_LIB (another build).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CLI=$ROOT/build/cxengine
-LIB=$ROOT/build/libcxengine.so
+CLI=${CXENGINE_CLI:-$ROOT/build/cxengine}
+LIB=${CXENGINE_LIB:-$ROOT/build/libcxengine.so}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-32}
 SIGNALS=${SIGNALS:-2000000}
@@ -21,12 +24,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-ENGINE=$DIR/shop.cx
-if [ ! -f "$ENGINE" ]; then
+ENGINE=$DIR/data
+if [ ! -f "$ENGINE/cx.db" ]; then
     echo "building the shop ($SIGNALS signals, 64 factors)..."
-    "$CLI" gen --signals "$SIGNALS" "$DIR/shop" >/dev/null &&
+    [ -f "$DIR/shop/signals.csv" ] ||
+        "$CLI" gen --signals "$SIGNALS" "$DIR/shop" >/dev/null
     "$CLI" import --items "$DIR/shop/items.csv" \
-        --signals "$DIR/shop/signals.csv" "$ENGINE" >/dev/null &&
+        --signals "$DIR/shop/signals.csv" "$ENGINE/" >/dev/null &&
     "$CLI" train --factors 64 --iterations 3 "$ENGINE" >/dev/null 2>&1 ||
         { echo "cannot build the shop"; exit 0; }
 fi
@@ -40,7 +44,7 @@ CXENGINE_LIB=$LIB ENGINE=$ENGINE NCUST=$NCUST luajit -e '
 package.path = "'"$ROOT"'/bindings/lua/?.lua;" .. package.path
 local cx = require "cxengine"
 local ffi = require "ffi"
-local e = assert(cx.load(os.getenv("ENGINE")))
+local e = assert(cx.open(os.getenv("ENGINE"), cx.OPEN_READONLY))
 local ncust = tonumber(os.getenv("NCUST"))
 local users = {}
 for i = 1, 1000 do users[i] = string.format("c%07d", (i * 7919) % ncust) end
@@ -80,6 +84,33 @@ local fullp = runu(function(u) return e:recommend(u, 10) end)
 print(string.format("  popular path: raw %.2f us, e:recommend %.2f us (overhead %.2f us)", rawp, fullp, fullp - rawp))
 local rl = run(function(u) return e:layout(u) end, 500)
 print(string.format("  e:layout       %8.2f us", rl))
+-- What a worker pays before answering when another worker has posted:
+-- cx_refresh with nothing new, and with one new signal to bring in.
+local a = assert(cx.open(os.getenv("ENGINE"), cx.OPEN_READONLY + cx.OPEN_SIGNALS))
+ffi.cdef("struct cx_ts { long s, ns; }; int clock_gettime(int, struct cx_ts *);")
+local ts = ffi.new("struct cx_ts")
+local function wall()
+    ffi.C.clock_gettime(1, ts)   -- CLOCK_MONOTONIC
+    return tonumber(ts.s) + tonumber(ts.ns) * 1e-9
+end
+local function timed(f, n)
+    local t = wall()
+    for i = 1, n do f(i) end
+    return (wall() - t) / n * 1e6
+end
+local idle = timed(function() assert(e:refresh()) end, 2000)
+local fresh, n1 = 0, 200
+for i = 1, n1 do
+    assert(a:ingest({ { user = users[i % 1000 + 1], item = "i000002",
+                        type = "view" } }))
+    local t = wall()
+    assert(e:refresh())
+    fresh = fresh + (wall() - t)
+end
+print(string.format("  refresh, nothing new        %8.2f us", idle))
+print(string.format("  refresh, one new signal     %8.2f us (another engine ingested it)",
+                    fresh / n1 * 1e6))
+a:close()
 ' || echo "  (luajit failed)"
 
 # ------------------------------------------------------------- nginx

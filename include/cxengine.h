@@ -156,12 +156,30 @@ typedef struct cx_engine cx_engine;
  * change the directory (ingest, catalogue, options, experiments, training,
  * import, forget) fail with CX_EREADONLY; exposure counts are added to the
  * database at cx_sync and cx_close.  A directory without a database gives
- * CX_ENOTFOUND. */
+ * CX_ENOTFOUND.
+ *
+ * CX_OPEN_READONLY | CX_OPEN_SIGNALS: a reader that also appends signals
+ * (an nginx worker taking POSTs).  cx_ingest commits them to the database
+ * as the writer's cx_ingest does (one transaction per call, durable by the
+ * directory's CX_OPT_SYNC policy, this process syncing its own commits)
+ * and folds them in here at once; everything else stays CX_EREADONLY.
+ * Every other engine of the directory, the writer included, brings them
+ * in when it follows (cx_refresh, its thread, and before cx_train,
+ * cx_import_factors and cx_forget), and the writer trains on them.  Ids
+ * new to the directory get the same dense index in every process: a call
+ * that may add ids catches up with the database inside its write
+ * transaction first.  Writers of the database queue on SQLite's lock
+ * (one at a time, for the length of one transaction; a call gives up with
+ * CX_EBUSY after 10 s).  CX_OPEN_SIGNALS without CX_OPEN_READONLY is
+ * CX_EINVAL. */
 #define CX_OPEN_READONLY 1u
+#define CX_OPEN_SIGNALS 2u
 CX_API int cx_open(cx_engine **out, const char *path, unsigned flags);
 
-/* Read-only engines: catch up with the directory now (see cx_open).  A
- * no-op CX_OK for other engines. */
+/* Catch up with the directory now (see cx_open): a read-only engine
+ * with everything committed since it last looked and a newer snapshot
+ * generation; the writer with the signals readers appended
+ * (CX_OPEN_SIGNALS).  A no-op CX_OK for an engine without a directory. */
 CX_API int cx_refresh(cx_engine *e);
 
 /* Erase customers (the right to erasure): their signals, their id, their
@@ -222,7 +240,7 @@ enum cx_option {
                                   _NORMAL or _OFF; saved with the data */
     CX_OPT_SYNC_INTERVAL = 18, /* CX_SYNC_NORMAL's bound in ms, int
                                   1..60000, default 1000 */
-    CX_OPT_REFRESH_INTERVAL = 19, /* how often read-only engines of a
+    CX_OPT_REFRESH_INTERVAL = 19, /* how often the engines of a
                                   directory follow it (cx_refresh), ms,
                                   int 0..3600000, 0 = only when called;
                                   default 1000; saved with the data */

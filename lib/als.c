@@ -579,6 +579,9 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user,
     /* No copy: events [0, n) never change, and the array they are in is
      * pinned against being freed by a growing ingest. */
     pthread_mutex_lock(&e->wmu);
+    /* Signals other processes appended (readers with CX_OPEN_SIGNALS)
+     * are trained on too. */
+    int rc = cx__db_catch_up(e);
     size_t n = e->n_ev;
     cx__options o = e->opt;
     cx__train_input in = {e->ev, n, NULL, e->customers.n, e->items.n,
@@ -587,9 +590,8 @@ static int train(cx_engine *e, cx_progress_fn progress, void *user,
     e->ev_orphan = 0;
     int64_t seq_end = cx__db_last_seq(e) + 1;
     pthread_mutex_unlock(&e->wmu);
-    int rc = CX_OK;
     cx__model *m = NULL;
-    if (n == 0)
+    if (rc == CX_OK && n == 0)
         rc = cx__fail(e, CX_EINVAL, "cx_train: no signals to train on");
     if (rc == CX_OK)
         rc = compute(e, &in, &o, progress, user, background, &m);

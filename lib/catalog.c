@@ -147,7 +147,10 @@ CX_API int cx_items_upsert(cx_engine *e, size_t n, const char *const *ids,
     cx__plan p;
     memset(&p, 0, sizeof p);
     pthread_mutex_lock(&e->wmu);
-    int rc = validate(e, n, ids, cats, prices, created, tags, &bytes, &cb,
+    /* In a directory, ids are resolved inside the write transaction. */
+    int rc = e->db ? cx__db_claim(e, "cx_items_upsert") : CX_OK;
+    if (rc == CX_OK)
+        rc = validate(e, n, ids, cats, prices, created, tags, &bytes, &cb,
                       &tb);
     if (rc == CX_OK &&
         ((rc = cx__idmap_plan(&e->items, n, bytes, &p)) ||
@@ -158,6 +161,8 @@ CX_API int cx_items_upsert(cx_engine *e, size_t n, const char *const *ids,
     if (rc == CX_OK && e->db)
         rc = durable(e, n, ids, cats, prices, in_stock, created, tags, bytes,
                      cb, tb);
+    if (rc && e->db)
+        cx__db_rollback(e);
     /* Publish a slice of rows per hold of the lock; nothing can fail. */
     for (size_t i = 0; rc == CX_OK && i < n;) {
         cx__wrlock(e);

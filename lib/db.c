@@ -28,7 +28,8 @@
 
 enum {
     Q_CUSTOMER, Q_ITEM, Q_CATEGORY, Q_CHANNEL, Q_TAGSET, Q_SIGNAL,
-    Q_OPTION, Q_TYPE, Q_REMOVE, Q_EXP_DEL, Q_EXP, Q_EXPOSE, Q_REV, Q_COUNT
+    Q_OPTION, Q_TYPE, Q_REMOVE, Q_EXP_DEL, Q_EXP, Q_EXPOSE, Q_REV, Q_FLOOR,
+    Q_COUNT
 };
 
 static const char *const sql_text[Q_COUNT] = {
@@ -39,8 +40,8 @@ static const char *const sql_text[Q_COUNT] = {
     "INSERT INTO categories(idx, name) VALUES (?1, ?2)",
     "INSERT INTO channels(idx, name) VALUES (?1, ?2)",
     "INSERT INTO tagsets(idx, tags) VALUES (?1, ?2)",
-    "INSERT INTO signals(customer, item, type, value, ts, channel) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    "INSERT INTO signals(customer, item, type, value, ts, channel, seq) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     "INSERT OR REPLACE INTO options(key, value) VALUES (?1, ?2)",
     "INSERT OR REPLACE INTO signal_types(type, name) VALUES (?1, ?2)",
     "UPDATE items SET removed = 1, rev = ?2 WHERE idx = ?1",
@@ -50,6 +51,7 @@ static const char *const sql_text[Q_COUNT] = {
     "INSERT INTO exposures(experiment, variant, n) VALUES (?1, ?2, ?3) "
     "ON CONFLICT(experiment, variant) DO UPDATE SET n = n + excluded.n",
     "UPDATE meta SET value = ?2 WHERE key = ?1",
+    "SELECT coalesce(max(value), 0) FROM meta WHERE key = 'seq_floor'",
 };
 
 static const char schema[] =
@@ -123,12 +125,20 @@ struct cx__db {
      * follows the database by them (see cx__db_follow). */
     int64_t catalog_rev, config_rev, forget_rev;
     int readonly;            /* CX_OPEN_READONLY */
+    int signals;             /* CX_OPEN_SIGNALS: a reader that ingests */
+    /* PRAGMA data_version when this engine last caught up with what other
+     * connections committed (-1: never); it moves only when another
+     * process commits, so an unchanged value means nothing to follow. */
+    int64_t data_version;
+    int64_t seen_version;    /* the data_version the last catch-up read */
     int64_t skip_gen;        /* a generation that failed its checks */
-    int64_t *ev_seq;         /* read-only: seq of each event in memory */
+    int64_t *ev_seq;         /* readers: seq of each event in memory */
     size_t ev_seq_cap;
-    /* A read-only engine's follower thread (cx_refresh every interval). */
+    /* The follower thread: cx_refresh every interval (every engine of a
+     * directory: the writer follows the signals readers append). */
     pthread_t follower;
     int follower_on;
+    pthread_cond_t rcv;      /* the follower sleeps on it (fmu) */
 };
 
 /* ===================================================================== */
@@ -351,6 +361,11 @@ static int replaying(const cx__db *d)
     return d->loading && pthread_equal(d->loader, pthread_self());
 }
 
+int cx__db_replaying(const cx_engine *e)
+{
+    return e->db && replaying(e->db);
+}
+
 static int writable(cx_engine *e, const char *what)
 {
     if (e->db->readonly && !replaying(e->db))
@@ -359,12 +374,64 @@ static int writable(cx_engine *e, const char *what)
     return CX_OK;
 }
 
+static int catch_up(cx_engine *e, int in_tx, int64_t *config_rev);
+
+/* Several processes may add rows to the id tables (the writer, and
+ * readers opened with CX_OPEN_SIGNALS): a new id's index is the next free
+ * idx of its table, so it is decided inside the write transaction that
+ * inserts it, after catching up with what the others committed.  Taking
+ * the write lock first (BEGIN IMMEDIATE) means nobody commits between
+ * the catch-up and our insert: memory then holds every row of the
+ * database, the batch's indexes are the ones every process will give it,
+ * and its signals get the seqs right after the last one we hold. */
+int cx__db_claim(cx_engine *e, const char *what)
+{
+    cx__db *d = e->db;
+    int rc = (d->signals && !strcmp(what, "cx_ingest"))
+                 ? CX_OK
+                 : writable(e, what);
+    if (rc || (rc = cx__db_begin(e)))
+        return rc;
+    int64_t config_rev = d->config_rev;
+    if ((rc = catch_up(e, 1, &config_rev))) {
+        cx__db_rollback(e);
+        return rc;
+    }
+    return CX_OK;
+}
+
+/* The seq of the batch's first signal: after every seq this engine holds
+ * and every seq a forget deleted (seqs are never reused: followers read
+ * "seq > the last one I have"). */
+static int first_seq(cx_engine *e, int64_t *seq)
+{
+    cx__db *d = e->db;
+    sqlite3_stmt *s = d->q[Q_FLOOR];
+    int r = sqlite3_step(s);
+    int64_t floor = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (r != SQLITE_ROW)
+        return db_err(e, d->db, "cx_ingest: reading the database");
+    *seq = (floor > d->last_seq ? floor : d->last_seq) + 1;
+    return CX_OK;
+}
+
 int cx__db_signals(cx_engine *e, const cx__db_batch *b)
 {
     cx__db *d = e->db;
     int rc;
-    if ((rc = writable(e, "cx_ingest")) || (rc = cx__db_begin(e)))
-        return rc;
+    int64_t seq = 0;
+    if (!d->in_tx) /* the caller claims before it resolves the ids */
+        return cx__fail(e, CX_EINVAL, "cx_ingest: no transaction claimed");
+    if ((rc = first_seq(e, &seq)))
+        goto fail;
+    /* A reader maps its events to seqs (for forgets and generations). */
+    if (d->readonly && e->n_ev + b->n > d->ev_seq_cap &&
+        cx__grow((void **)&d->ev_seq, &d->ev_seq_cap, e->n_ev + b->n,
+                 sizeof *d->ev_seq)) {
+        rc = cx__fail(e, CX_ENOMEM, "cx_ingest: out of memory");
+        goto fail;
+    }
     if ((rc = put_names(e, d->q[Q_CUSTOMER], b->new_customers,
                         e->customers.n)) ||
         (rc = put_names(e, d->q[Q_CHANNEL], b->new_channels,
@@ -382,13 +449,18 @@ int cx__db_signals(cx_engine *e, const cx__db_batch *b)
         sqlite3_bind_double(s, 4, b->value[i]);
         sqlite3_bind_int64(s, 5, b->ts[i]);
         sqlite3_bind_int(s, 6, b->channel[i]);
+        sqlite3_bind_int64(s, 7, seq + (int64_t)i);
         if ((rc = step(e, d, s)))
             goto fail;
     }
-    int64_t last = sqlite3_last_insert_rowid(d->db);
     if ((rc = cx__db_commit(e)))
         return rc;
-    d->last_seq = last;
+    /* Our rows are seq .. seq + n - 1, the events about to be published
+     * at e->n_ev .. (the writer mutex is held from the claim on). */
+    if (d->readonly)
+        for (size_t i = 0; i < b->n; i++)
+            d->ev_seq[e->n_ev + i] = seq + (int64_t)i;
+    d->last_seq = seq + (int64_t)b->n - 1;
     return CX_OK;
 fail:
     cx__db_rollback(e);
@@ -400,8 +472,9 @@ int cx__db_items(cx_engine *e, const cx__db_items_batch *b)
     cx__db *d = e->db;
     int64_t rev = d->catalog_rev + 1;
     int rc;
-    if ((rc = writable(e, "cx_items_upsert")) || (rc = cx__db_begin(e)))
-        return rc;
+    if (!d->in_tx)
+        return cx__fail(e, CX_EINVAL, "cx_items_upsert: no transaction "
+                        "claimed");
     if ((rc = put_names(e, d->q[Q_CATEGORY], b->new_categories,
                         e->categories.n)) ||
         (rc = put_names(e, d->q[Q_TAGSET], b->new_tagsets, e->tagsets.n)))
@@ -553,25 +626,30 @@ int cx__db_forget(cx_engine *e, const uint32_t *idx, size_t n)
     char *list = json_list(idx, n);
     if (!list)
         return cx__fail(e, CX_ENOMEM, "cx_forget: out of memory");
-    static const char *const sql[2] = {
+    /* The highest seq is kept first: a deleted newest signal must not
+     * have its seq reused (see first_seq). */
+    static const char *const sql[3] = {
+        "INSERT INTO meta(key, value) SELECT 'seq_floor', "
+        "coalesce(max(seq), 0) FROM signals WHERE 1 ON CONFLICT(key) "
+        "DO UPDATE SET value = max(value, excluded.value)",
         "DELETE FROM signals WHERE customer IN "
         "(SELECT value FROM json_each(?1))",
         "UPDATE customers SET id = NULL, forgotten = ?2 WHERE idx IN "
         "(SELECT value FROM json_each(?1))"};
-    sqlite3_stmt *st[2] = {NULL, NULL};
+    sqlite3_stmt *st[3] = {NULL, NULL, NULL};
     int rc = writable(e, "cx_forget");
-    for (int j = 0; rc == CX_OK && j < 2; j++) {
+    for (int j = 0; rc == CX_OK && j < 3; j++) {
         if (sqlite3_prepare_v2(d->db, sql[j], -1, &st[j], NULL) != SQLITE_OK)
             rc = db_err(e, d->db, "cx_forget");
-        else
+        else if (j)
             sqlite3_bind_text(st[j], 1, list, -1, SQLITE_STATIC);
     }
     int64_t rev = d->forget_rev + 1;
     if (rc == CX_OK) {
-        sqlite3_bind_int64(st[1], 2, rev);
-        rc = run_tx(e, "cx_forget", st, 2, "forget_rev", rev);
+        sqlite3_bind_int64(st[2], 2, rev);
+        rc = run_tx(e, "cx_forget", st, 3, "forget_rev", rev);
     }
-    for (int j = 0; j < 2; j++)
+    for (int j = 0; j < 3; j++)
         sqlite3_finalize(st[j]);
     free(list);
     if (rc)
@@ -1071,6 +1149,22 @@ static int check_existing(cx__db *d)
     return CX_OK;
 }
 
+/* SQLite's lock is held by another connection: try again soon.  Several
+ * processes may write (the writer, readers with CX_OPEN_SIGNALS), and
+ * SQLite's own busy timeout backs off to 100 ms sleeps: a writer
+ * committing back to back then starves a one-signal call for seconds.
+ * Polling every 0.1 ms, then every 1 ms, catches the gaps between its
+ * transactions; the call gives up (CX_EBUSY) after about 10 s. */
+static int busy_wait(void *arg, int count)
+{
+    (void)arg;
+    if (count >= 10000)
+        return 0;
+    struct timespec t = {0, count < 100 ? 100000L : 1000000L};
+    nanosleep(&t, NULL);
+    return 1;
+}
+
 /* Map generation snap's engine image into e; 0 when there is none or it
  * is unusable (said on stderr and in cx_errmsg(NULL)): replay then. */
 static int open_image(cx_engine *e, const cx__snapshot_info *snap,
@@ -1102,10 +1196,12 @@ static int open_image(cx_engine *e, const cx__snapshot_info *snap,
     return 1;
 }
 
-static int catch_up(cx_engine *e, int64_t seq_end, size_t *n_before);
+static int image_catch_up(cx_engine *e, int64_t seq_end,
+                          size_t *n_before);
 
-int cx__db_open(cx_engine *e, const char *dir, int readonly)
+int cx__db_open(cx_engine *e, const char *dir, unsigned flags)
 {
+    int readonly = (flags & CX_OPEN_READONLY) != 0;
     cx__db *d = calloc(1, sizeof *d);
     if (!d || !(d->dir = strdup(dir))) {
         free(d);
@@ -1113,8 +1209,11 @@ int cx__db_open(cx_engine *e, const char *dir, int readonly)
     }
     d->lock_fd = d->wal_fd = -1;
     d->readonly = readonly;
+    d->signals = readonly && (flags & CX_OPEN_SIGNALS);
+    d->data_version = -1;
     pthread_mutex_init(&d->fmu, NULL);
     pthread_cond_init(&d->fcv, NULL);
+    pthread_cond_init(&d->rcv, NULL);
     e->db = d;
     int rc;
     if (strlen(dir) > 3000)
@@ -1145,7 +1244,7 @@ int cx__db_open(cx_engine *e, const char *dir, int readonly)
                                    "database: %s", dir,
                                    sqlite3_errmsg(d->db))
                         : db_err(NULL, d->db, "cx_open: opening cx.db");
-    sqlite3_busy_timeout(d->db, 10000);
+    sqlite3_busy_handler(d->db, busy_wait, NULL);
     if (readonly)
         rc = check_existing(d);
     else if ((rc = exec(NULL, d->db, "PRAGMA journal_mode = WAL")) == CX_OK &&
@@ -1198,7 +1297,7 @@ int cx__db_open(cx_engine *e, const char *dir, int readonly)
     if (in_read)
         sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
     if (rc == CX_OK && image)
-        rc = catch_up(e, snap.found ? snap.seq_end : 0, &n_before);
+        rc = image_catch_up(e, snap.found ? snap.seq_end : 0, &n_before);
     if (rc == CX_OK && snap.found &&
         (rc = cx__snapshot_model(e, &snap, n_before, &e->model)) == CX_OK) {
         e->generation = snap.generation;
@@ -1237,12 +1336,13 @@ int cx__db_open(cx_engine *e, const char *dir, int readonly)
             return db_err(NULL, d->db, "cx_open: preparing statements");
     if ((rc = exec(NULL, d->db, sync_pragma(e->opt.sync))))
         return rc;
-    if (readonly) {
-        if (pthread_create(&d->follower, NULL, follower_main, e) == 0)
-            d->follower_on = 1;
-    } else if (pthread_create(&d->flusher, NULL, flusher_main, e) == 0) {
+    /* Every engine follows (the writer: the signals readers append);
+     * every engine that commits signals syncs them by the policy. */
+    if (pthread_create(&d->follower, NULL, follower_main, e) == 0)
+        d->follower_on = 1;
+    if ((!readonly || d->signals) &&
+        pthread_create(&d->flusher, NULL, flusher_main, e) == 0)
         d->flusher_on = 1;
-    }
     return CX_OK;
 }
 
@@ -1256,9 +1356,13 @@ void cx__db_close(cx_engine *e)
     if (d->flusher_on || d->follower_on) {
         pthread_mutex_lock(&d->fmu);
         d->stop = 1;
-        pthread_cond_signal(&d->fcv);
+        pthread_cond_broadcast(&d->fcv);
+        pthread_cond_broadcast(&d->rcv);
         pthread_mutex_unlock(&d->fmu);
-        pthread_join(d->flusher_on ? d->flusher : d->follower, NULL);
+        if (d->flusher_on)
+            pthread_join(d->flusher, NULL);
+        if (d->follower_on)
+            pthread_join(d->follower, NULL);
     }
     if (d->dirty || e->opt.sync != CX_SYNC_FULL)
         sync_wal(d);
@@ -1271,6 +1375,7 @@ void cx__db_close(cx_engine *e)
         close(d->lock_fd);
     pthread_mutex_destroy(&d->fmu);
     pthread_cond_destroy(&d->fcv);
+    pthread_cond_destroy(&d->rcv);
     cx__free_array(d->ev_seq);
     free(d->dir);
     free(d);
@@ -1302,6 +1407,7 @@ typedef struct follow {
     int64_t *seq;
     size_t n_ev;
     int64_t ts_max;
+    int64_t data_version;    /* of the state read */
 } follow;
 
 enum { N_CAT, N_CHAN, N_TAG, N_CUST, N_ITEM };
@@ -1361,17 +1467,17 @@ static int follow_names(reader *r, follow *f, int t)
         int64_t idx = sqlite3_column_int64(r->s, 0);
         const char *name = (const char *)sqlite3_column_text(r->s, 1);
         /* An id forgotten in this same read may come back as new. */
-        uint32_t u;
         int added = 0;
         if (!name && t == N_CUST && idx == (int64_t)m->n + fr->n &&
             fr->n < n) {
             cx__idmap_add_dead(fr); /* forgotten before we saw it */
             continue;
         }
+        /* A forgotten customer's id may be back as a new customer. */
+        uint32_t had = name ? cx__idmap_find(m, name) : CX_NONE;
         if (!name || idx != (int64_t)m->n + fr->n || fr->n >= n ||
             strlen(name) > CX_MAX_ID_LEN * 4 ||
-            ((u = cx__idmap_find(m, name)) != CX_NONE &&
-             !(t == N_CUST && f->gone && f->gone[u])) ||
+            (had != CX_NONE && !(t == N_CUST && f->gone && f->gone[had])) ||
             (cx__idmap_add(fr, name, &added), !added))
             return corrupt(r->d->dir, "an id table is not dense");
     }
@@ -1388,8 +1494,12 @@ static int follow_items(reader *r, follow *f)
     uint32_t n_tags = e->tagsets.n + f->fresh[N_TAG].n;
     char sql[300];
     int rc, s;
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM items WHERE idx >= %u "
-             "OR rev > %lld", e->items.n, (long long)d->catalog_rev);
+    /* Rows new by idx or changed by rev: an IN of the two index searches
+     * (an OR with ORDER BY idx scans the whole table). */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM items WHERE idx IN "
+             "(SELECT idx FROM items WHERE idx >= %u UNION ALL SELECT idx "
+             "FROM items WHERE rev > %lld)", e->items.n,
+             (long long)d->catalog_rev);
     int64_t n = scalar(r, sql, &rc);
     if (rc)
         return rc;
@@ -1398,8 +1508,9 @@ static int follow_items(reader *r, follow *f)
     if (n && !(f->items = malloc((size_t)n * sizeof *f->items)))
         return cx__fail(NULL, CX_ENOMEM, "cx_refresh: out of memory");
     snprintf(sql, sizeof sql, "SELECT idx, category, price, in_stock, "
-             "created_at, tags, catalogued, removed FROM items WHERE idx >= "
-             "%u OR rev > %lld ORDER BY idx", e->items.n,
+             "created_at, tags, catalogued, removed FROM items WHERE idx IN "
+             "(SELECT idx FROM items WHERE idx >= %u UNION ALL SELECT idx "
+             "FROM items WHERE rev > %lld) ORDER BY idx", e->items.n,
              (long long)d->catalog_rev);
     if ((rc = prep(r, sql)))
         return rc;
@@ -1488,16 +1599,19 @@ static int follow_forgets(reader *r, follow *f)
                             : db_err(NULL, r->d->db, "cx_refresh: reading");
 }
 
-/* Read everything new in one read transaction. */
-static int follow_read(cx_engine *e, follow *f)
+/* Read everything new in one read transaction (in_tx: in the caller's
+ * write transaction). */
+static int follow_read(cx_engine *e, follow *f, int in_tx)
 {
     cx__db *d = e->db;
     reader r = {e, d, NULL};
-    int rc = exec(NULL, d->db, "BEGIN");
+    int rc = in_tx ? CX_OK : exec(NULL, d->db, "BEGIN");
     if (rc)
         return rc;
-    f->catalog_rev = scalar(&r, "SELECT value FROM meta WHERE key = "
-                                "'catalog_rev'", &rc);
+    f->data_version = scalar(&r, "PRAGMA data_version", &rc);
+    if (rc == CX_OK)
+        f->catalog_rev = scalar(&r, "SELECT value FROM meta WHERE key = "
+                                    "'catalog_rev'", &rc);
     if (rc == CX_OK)
         f->config_rev = scalar(&r, "SELECT value FROM meta WHERE key = "
                                    "'config_rev'", &rc);
@@ -1513,7 +1627,8 @@ static int follow_read(cx_engine *e, follow *f)
     if (rc == CX_OK)
         rc = follow_signals(&r, f);
     sqlite3_finalize(r.s);
-    sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
+    if (!in_tx)
+        sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
     return rc;
 }
 
@@ -1558,7 +1673,11 @@ static int follow_apply(cx_engine *e, follow *f)
         rc = cx__plan_events(e, f->n_ev, &p);
     if (rc == CX_OK && f->n_ev)
         rc = cx__pop_plan(e, f->ts_max, &p, &t0[0], &t0[1]);
-    if (rc == CX_OK && f->n_ev && e->n_ev + f->n_ev > d->ev_seq_cap &&
+    /* Readers keep each event's seq; so does a writer while it opens
+     * from an engine image (the snapshot's events are counted by seq). */
+    int keep_seq = d->readonly || d->ev_seq;
+    if (rc == CX_OK && keep_seq && f->n_ev &&
+        e->n_ev + f->n_ev > d->ev_seq_cap &&
         cx__grow((void **)&d->ev_seq, &d->ev_seq_cap, e->n_ev + f->n_ev,
                  sizeof *d->ev_seq))
         rc = CX_ENOMEM;
@@ -1591,7 +1710,8 @@ static int follow_apply(cx_engine *e, follow *f)
         if (ev->ts > e->ts_max)
             e->ts_max = ev->ts;
         cx__pop_add(e, ev->item, cx__signal_strength(&e->opt, ev), ev->ts);
-        d->ev_seq[at] = f->seq[j];
+        if (keep_seq)
+            d->ev_seq[at] = f->seq[j];
     }
     cx__wrunlock(e);
     cx__plan_release_e(e, &p, 1);
@@ -1656,6 +1776,9 @@ static int follow_config(cx_engine *e)
     int reweight = memcmp(o.weight, e->opt.weight, sizeof o.weight) ||
                    o.pop_half_life != e->opt.pop_half_life ||
                    o.trend_half_life != e->opt.trend_half_life;
+    /* A reader that commits signals syncs them as the directory says. */
+    if (d->signals && o.sync != e->opt.sync)
+        cx__db_set_sync(e, o.sync);
     cx__wrlock(e);
     e->opt = o;
     for (int t = 0; t < CX_MAX_SIGNAL_TYPES; t++)
@@ -1707,12 +1830,13 @@ static int follow_model(cx_engine *e, int64_t newest)
 /* An engine opened from an image reads what the database gained since
  * the image, as a reader follows the writer; *n_before = the events in
  * memory with seq < seq_end (the snapshot's training). */
-static int catch_up(cx_engine *e, int64_t seq_end, size_t *n_before)
+static int image_catch_up(cx_engine *e, int64_t seq_end,
+                          size_t *n_before)
 {
     cx__db *d = e->db;
     follow f;
     memset(&f, 0, sizeof f);
-    int rc = follow_read(e, &f);
+    int rc = follow_read(e, &f, 0);
     pthread_mutex_lock(&e->wmu);
     size_t n_trained;
     if (rc == CX_OK && f.gone) {
@@ -1729,43 +1853,94 @@ static int catch_up(cx_engine *e, int64_t seq_end, size_t *n_before)
     return rc;
 }
 
+/* Bring in what other processes committed since this engine last
+ * looked: forgets (readers), ids, catalogue rows and signals, published
+ * as the writer's own calls publish them (the writer mutex held; in_tx:
+ * inside the caller's write transaction).  *config_rev receives the
+ * database's config_rev: while it differs from ours (a reader has options
+ * or experiments to follow, see cx__db_follow) data_version stays unset,
+ * so that the next look reads again. */
+static int catch_up(cx_engine *e, int in_tx, int64_t *config_rev)
+{
+    cx__db *d = e->db;
+    int rc;
+    *config_rev = d->config_rev;
+    if (d->data_version >= 0) {
+        reader r = {e, d, NULL};
+        int64_t v = scalar(&r, "PRAGMA data_version", &rc);
+        sqlite3_finalize(r.s);
+        if (rc || v == d->data_version)
+            return rc;
+    }
+    follow f;
+    memset(&f, 0, sizeof f);
+    if ((rc = follow_read(e, &f, in_tx)))
+        cx__fail(e, rc, "cx_refresh: %s", cx_errmsg(NULL));
+    size_t n_trained;
+    if (rc == CX_OK && f.gone) {
+        if (cx__forget_memory(e, f.gone, d->ev_seq, &n_trained))
+            rc = cx__fail(e, CX_ENOMEM, "cx_refresh: out of memory");
+        else
+            d->forget_rev = f.forget_rev;
+    }
+    if (rc == CX_OK)
+        rc = follow_apply(e, &f);
+    if (rc == CX_OK) {
+        *config_rev = f.config_rev;
+        /* Options not followed yet: look again next time. */
+        d->data_version = f.config_rev == d->config_rev ? f.data_version
+                                                        : -1;
+        d->seen_version = f.data_version;
+    }
+    follow_free(&f);
+    return rc;
+}
+
+int cx__db_catch_up(cx_engine *e)
+{
+    int64_t config_rev;
+    return e->db ? catch_up(e, 0, &config_rev) : CX_OK;
+}
+
 int cx__db_follow(cx_engine *e)
 {
     cx__db *d = e->db;
-    if (!d || !d->readonly)
+    int64_t config_rev;
+    if (!d)
         return CX_OK;
+    if (!d->readonly) {
+        /* The writer owns everything but the signals readers append (and
+         * the ids they bring). */
+        pthread_mutex_lock(&e->wmu);
+        int rc = catch_up(e, 0, &config_rev);
+        pthread_mutex_unlock(&e->wmu);
+        return rc;
+    }
     pthread_mutex_lock(&e->train_mu);
     /* Listed before reading: a generation seen here was trained on
      * signals the read below sees. */
     int64_t newest = cx__snapshot_newest(d->dir);
-    follow f;
-    memset(&f, 0, sizeof f);
-    int rc = follow_read(e, &f);
-    int config = rc == CX_OK && f.config_rev != d->config_rev;
-    if (rc == CX_OK) {
-        pthread_mutex_lock(&e->wmu);
-        size_t n_trained;
-        if (f.gone && cx__forget_memory(e, f.gone, d->ev_seq, &n_trained))
-            rc = cx__fail(e, CX_ENOMEM, "cx_refresh: out of memory");
-        else if (f.gone)
-            d->forget_rev = f.forget_rev;
-        if (rc == CX_OK)
-            rc = follow_apply(e, &f);
-        if (rc == CX_OK && config)
-            rc = follow_config(e);
-        pthread_mutex_unlock(&e->wmu);
+    pthread_mutex_lock(&e->wmu);
+    int rc = catch_up(e, 0, &config_rev);
+    if (rc == CX_OK && config_rev != d->config_rev) {
+        int64_t version = d->seen_version;
+        rc = follow_config(e);
+        if (rc == CX_OK) {
+            /* Experiment calls do not take the writer mutex while this
+             * thread replays (we hold it). */
+            reader r = {e, d, NULL};
+            d->loader = pthread_self();
+            d->loading = 1;
+            rc = load_experiments(&r, 0);
+            d->loading = 0;
+            sqlite3_finalize(r.s);
+        }
+        if (rc == CX_OK) {
+            d->config_rev = config_rev;
+            d->data_version = version;
+        }
     }
-    if (rc == CX_OK && config) {
-        reader r = {e, d, NULL};
-        d->loader = pthread_self();
-        d->loading = 1;
-        rc = load_experiments(&r, 0);
-        d->loading = 0;
-        sqlite3_finalize(r.s);
-        if (rc == CX_OK)
-            d->config_rev = f.config_rev;
-    }
-    follow_free(&f);
+    pthread_mutex_unlock(&e->wmu);
     if (rc == CX_OK)
         rc = follow_model(e, newest);
     pthread_mutex_unlock(&e->train_mu);
@@ -1816,7 +1991,7 @@ static void *follower_main(void *arg)
             t.tv_nsec -= 1000000000L;
         }
         while (!d->stop &&
-               pthread_cond_timedwait(&d->fcv, &d->fmu, &t) != ETIMEDOUT)
+               pthread_cond_timedwait(&d->rcv, &d->fmu, &t) != ETIMEDOUT)
             ;
         if (d->stop)
             continue;

@@ -12,12 +12,20 @@
 /* Open (creating) the directory's database, take its lock, and replay it
  * into the new engine e, then load the newest valid snapshot.  e->db is
  * set even on failure, for cx_close to release. */
-int cx__db_open(cx_engine *e, const char *dir, int readonly);
-/* A read-only engine catches up with the directory: what the writer
- * committed since (ids, catalogue, signals, options, signal types,
- * experiments) and a newer snapshot generation.  No-op otherwise. */
+int cx__db_open(cx_engine *e, const char *dir, unsigned flags);
+/* Catch up with the directory: a read-only engine brings in what the
+ * others committed since (ids, catalogue, signals, options, signal types,
+ * experiments, forgets) and a newer snapshot generation; the writer the
+ * signals readers appended (CX_OPEN_SIGNALS) and the ids they added. */
 int cx__db_follow(cx_engine *e);
+/* The data part of cx__db_follow (ids, catalogue rows, signals), with the
+ * writer mutex held: the writer calls it before it trains or forgets.
+ * CX_OK without a directory. */
+int cx__db_catch_up(cx_engine *e);
 int cx__db_readonly(const cx_engine *e);
+/* Is this thread replaying or following the directory (and so holding the
+ * engine, or its writer mutex, to itself)? */
+int cx__db_replaying(const cx_engine *e);
 /* Erase customers idx[0..n): their signals, and their ids (rows kept,
  * id NULL), then checkpoint and truncate the log (writer mutex held). */
 int cx__db_forget(cx_engine *e, const uint32_t *idx, size_t n);
@@ -59,6 +67,15 @@ typedef struct cx__db_variant {
     const int *key;
     const double *value;
 } cx__db_variant;
+
+/* Open the write transaction of a batch that may add ids (the writer
+ * mutex held), and catch up inside it with what other processes
+ * committed, before the caller resolves the batch's ids: a new id gets
+ * the next idx of its table in every process.  cx__db_signals and
+ * cx__db_items then write and commit it; a caller that gives up calls
+ * cx__db_rollback.  CX_EREADONLY for a reader, except cx_ingest on one
+ * opened with CX_OPEN_SIGNALS. */
+int cx__db_claim(cx_engine *e, const char *what);
 
 /* Writers (the writer mutex held): each commits one transaction before
  * it returns CX_OK; on failure nothing was written. */

@@ -236,9 +236,13 @@ CX_API int cx_open(cx_engine **out, const char *path, unsigned flags)
     if (path && !*path)
         return cx__fail(NULL, CX_EINVAL, "cx_open: path is empty (NULL "
                         "opens an in-memory engine)");
-    if (flags & ~(unsigned)CX_OPEN_READONLY)
+    if (flags & ~(unsigned)(CX_OPEN_READONLY | CX_OPEN_SIGNALS))
         return cx__fail(NULL, CX_EINVAL, "cx_open: unknown flags 0x%x",
                         flags);
+    if ((flags & CX_OPEN_SIGNALS) && !(flags & CX_OPEN_READONLY))
+        return cx__fail(NULL, CX_EINVAL, "cx_open: CX_OPEN_SIGNALS is for "
+                        "read-only engines (CX_OPEN_READONLY | "
+                        "CX_OPEN_SIGNALS); a writer ingests anyway");
     if ((flags & CX_OPEN_READONLY) && !path)
         return cx__fail(NULL, CX_EINVAL, "cx_open: CX_OPEN_READONLY needs a "
                         "data directory path");
@@ -267,7 +271,7 @@ CX_API int cx_open(cx_engine **out, const char *path, unsigned flags)
         memset(e->top[l].slot, 0xff, sizeof e->top[l].slot);
     }
     if (path) {
-        int rc = cx__db_open(e, path, (flags & CX_OPEN_READONLY) != 0);
+        int rc = cx__db_open(e, path, flags);
         if (rc) {
             cx_close(e);
             return rc;

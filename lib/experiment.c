@@ -318,7 +318,11 @@ CX_API int cx_experiment_define(cx_engine *e, const char *experiment,
     int rc = check_define(e, experiment, n, variants, shares);
     if (rc)
         return rc;
-    pthread_mutex_lock(&e->wmu);
+    /* The thread that replays or follows the directory holds the engine
+     * (or its writer mutex) already. */
+    int lock = !cx__db_replaying(e);
+    if (lock)
+        pthread_mutex_lock(&e->wmu);
     int found;
     size_t at = find_def(e->exps, experiment, &found);
     const definition *old = found ? e->exps->def[at] : NULL;
@@ -329,7 +333,8 @@ CX_API int cx_experiment_define(cx_engine *e, const char *experiment,
         rc = publish(e, d, at, found);
     if (rc && d)
         def_free(d, old);
-    pthread_mutex_unlock(&e->wmu);
+    if (lock)
+        pthread_mutex_unlock(&e->wmu);
     return rc;
 }
 
@@ -390,7 +395,9 @@ CX_API int cx_variant_set(cx_engine *e, const char *experiment,
     if (!isfinite(value))
         return cx__fail(e, CX_EINVAL, "cx_variant_set: override %d: value "
                         "is not a finite number", key);
-    pthread_mutex_lock(&e->wmu);
+    int lock = !cx__db_replaying(e); /* see cx_experiment_define */
+    if (lock)
+        pthread_mutex_lock(&e->wmu);
     int found;
     size_t at = find_def(e->exps, experiment, &found);
     const definition *old = found ? e->exps->def[at] : NULL;
@@ -415,7 +422,8 @@ CX_API int cx_variant_set(cx_engine *e, const char *experiment,
         if (rc)
             def_free(d, old);
     }
-    pthread_mutex_unlock(&e->wmu);
+    if (lock)
+        pthread_mutex_unlock(&e->wmu);
     return rc;
 }
 

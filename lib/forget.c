@@ -154,11 +154,13 @@ CX_API int cx_forget(cx_engine *e, size_t n, const char *const *customers,
     /* No training may publish meanwhile, and no writer may add. */
     pthread_mutex_lock(&e->train_mu);
     pthread_mutex_lock(&e->wmu);
+    /* Customers readers added (CX_OPEN_SIGNALS) are known here first. */
+    int rc = cx__db_catch_up(e);
     uint8_t *gone = calloc(e->customers.n + 1, 1);
     uint32_t *idx = malloc((n + 1) * sizeof *idx);
     size_t m = 0;
-    int rc = gone && idx ? CX_OK
-                         : cx__fail(e, CX_ENOMEM, "cx_forget: out of memory");
+    if (rc == CX_OK && (!gone || !idx))
+        rc = cx__fail(e, CX_ENOMEM, "cx_forget: out of memory");
     for (size_t j = 0; rc == CX_OK && j < n; j++) {
         uint32_t u = cx__idmap_find(&e->customers, customers[j]);
         if (u != CX_NONE && !gone[u]) {

@@ -244,6 +244,8 @@ CX_API int cx_import_factors(cx_engine *e, const char *customers,
     /* One model at a time: no training may publish meanwhile. */
     pthread_mutex_lock(&e->train_mu);
     pthread_mutex_lock(&e->wmu);
+    /* Signals and ids other processes added count too. */
+    rc = cx__db_catch_up(e);
     size_t n = e->n_ev, nu = e->customers.n, ni = e->items.n, k = cu.k;
     cx__options o = e->opt;
     o.factors = (int)k;

@@ -266,8 +266,12 @@ CX_API int cx_ingest(cx_engine *e, size_t n, const char *const *customers,
     memset(&p, 0, sizeof p);
     int64_t t0[2];
     int rc = CX_OK;
-    /* Validate and allocate with only the writer mutex: readers go on. */
+    /* Validate and allocate with only the writer mutex: readers go on.
+     * In a directory, ids are resolved inside the write transaction (see
+     * cx__db_claim: other processes may add ids too). */
     pthread_mutex_lock(&e->wmu);
+    if (e->db)
+        rc = cx__db_claim(e, "cx_ingest");
     for (size_t i = 0; i < n && rc == CX_OK; i++) {
         int64_t ts = timestamps ? timestamps[i] : now;
         rc = check_row(e, i, customers[i], items[i], types[i],
@@ -281,6 +285,8 @@ CX_API int cx_ingest(cx_engine *e, size_t n, const char *const *customers,
         rc = durable(e, n, customers, items, types, values, timestamps,
                      channels, now, &need);
     if (rc) {
+        if (e->db)
+            cx__db_rollback(e);
         cx__plan_release(&p, 0);
         pthread_mutex_unlock(&e->wmu);
         return rc;

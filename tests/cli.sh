@@ -145,6 +145,24 @@ printf 'who,what\nx,y\n' > "$T/nohdr.csv"
 "$CLI" import --signals "$T/nohdr.csv" "$T/n.cxe" >/dev/null 2>"$T/err" && no "bad header accepted" || ok
 has "$T/err" "must name customer, item and type" "header message"
 
+# --- a data directory: import creates it (a path ending in '/'), train
+# writes a generation in place, and the reading commands open it
+# read-only (beside a writer)
+"$CLI" gen --signals 3000 "$T/dshop" >/dev/null
+"$CLI" import --items "$T/dshop/items.csv" --signals "$T/dshop/signals.csv" \
+    "$T/dd/" >/dev/null && ok || no "import into a new data directory"
+[ -f "$T/dd/cx.db" ] && ok || no "the directory has its database"
+"$CLI" train --factors 8 --iterations 2 --threads 1 -q "$T/dd" >/dev/null &&
+    ok || no "train a directory"
+[ "$(stat_of "$T/dd" generation)" = 1 ] && ok || no "generation 1"
+"$CLI" train --factors 8 --iterations 2 --threads 1 -q "$T/dd" >/dev/null
+[ "$(stat_of "$T/dd" generation)" = 2 ] && ok || no "train again: generation 2"
+[ -d "$T/dd/snapshots/g0000000002" ] && ok || no "generation 2 on disk"
+[ "$(stat_of "$T/dd" signals)" = "$(stat_of "$T/dd/" signals)" ] && ok ||
+    no "a trailing slash names the same directory"
+"$CLI" recommend -k 3 "$T/dd" c0000001 | grep -q personal && ok ||
+    no "recommend from a directory"
+
 # --- a corrupt engine file is refused with a message
 head -c 100 "$T/e.cxe" > "$T/trunc.cxe"
 "$CLI" info "$T/trunc.cxe" >/dev/null 2>"$T/err" && no "truncated file accepted" || ok

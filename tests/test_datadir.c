@@ -5,6 +5,8 @@
 #include "db.h"
 
 #include <ftw.h>
+#include <signal.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1159,6 +1161,337 @@ static void test_torn_image(void **state)
     tu_rmdir(dir);
 }
 
+/* ===================================================================== */
+/* Readers that append signals (CX_OPEN_SIGNALS)                         */
+/* ===================================================================== */
+
+/* The same recommendations (items and scores) from two engines. */
+static void same_rec(cx_engine *a, cx_engine *b, const char *cust)
+{
+    result x, y;
+    TU_OK(a, rec(a, cust, 10, NULL, &x));
+    TU_OK(b, rec(b, cust, 10, NULL, &y));
+    assert_int_equal(x.n, y.n);
+    assert_true(x.n > 0);
+    for (size_t j = 0; j < x.n; j++) {
+        assert_string_equal(x.items[j], y.items[j]);
+        assert_true(x.scores[j] == y.scores[j]);
+        assert_int_equal(x.reasons[j], y.reasons[j]);
+    }
+}
+
+/* Every customer and item index names the same id in both engines. */
+static void same_ids(cx_engine *a, cx_engine *b)
+{
+    int64_t nc = tu_stat(a, CX_STAT_CUSTOMERS), ni = tu_stat(a, CX_STAT_ITEMS);
+    assert_int_equal(nc, tu_stat(b, CX_STAT_CUSTOMERS));
+    assert_int_equal(ni, tu_stat(b, CX_STAT_ITEMS));
+    for (int64_t u = 0; u < nc; u++)
+        assert_string_equal(cx_customer_id(a, (size_t)u),
+                            cx_customer_id(b, (size_t)u));
+    for (int64_t i = 0; i < ni; i++)
+        assert_string_equal(cx_item_id(a, (size_t)i),
+                            cx_item_id(b, (size_t)i));
+}
+
+static int vector_source(cx_engine *e, const char *cust)
+{
+    float x[64];
+    int source = -1;
+    int rc = cx_customer_vector(e, cust, x, 64, &source);
+    return rc == CX_OK ? source : rc;
+}
+
+/* The child of test_reader_signals: a reader with CX_OPEN_SIGNALS.  Each
+ * step starts on a byte from the parent and ends with one back; a failed
+ * check exits with its own status. */
+#define CHECK(cond, code)                                                   \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            fprintf(stderr, "signals child: check %d failed: %s\n", code,   \
+                    cx_errmsg(e));                                          \
+            _exit(code);                                                    \
+        }                                                                   \
+    } while (0)
+
+static void signals_child(const char *dir, const synth_shop *s,
+                          const char *old, int in, int out)
+{
+    cx_engine *e = NULL;
+    char c;
+    CHECK(read(in, &c, 1) == 1, 2);
+    CHECK(cx_open(&e, dir, CX_OPEN_READONLY | CX_OPEN_SIGNALS) == CX_OK, 3);
+    int64_t n0 = -1, n;
+    CHECK(cx_stat(e, CX_STAT_SIGNALS, &n0) == CX_OK, 4);
+    result r;
+    CHECK(rec(e, old, 10, NULL, &r) == CX_OK && r.n > 0, 5);
+    char top[64];
+    snprintf(top, sizeof top, "%s", r.items[0]);
+    /* An existing customer, a new customer, a new item. */
+    const char *cu[] = {old, "sig-new", "sig-new", "sig-new", old};
+    const char *it[] = {top, s->items[1].id, s->items[2].id, "sig-item",
+                        "sig-item"};
+    int ty[] = {CX_PURCHASE, CX_PURCHASE, CX_ADD_TO_CART, CX_VIEW,
+                CX_PURCHASE};
+    CHECK(cx_ingest(e, 5, cu, it, ty, NULL, NULL, NULL) == CX_OK, 6);
+    /* Folded in here at once, as a writer does. */
+    CHECK(rec(e, "sig-new", 10, NULL, &r) == CX_OK && r.n > 0 &&
+              r.reasons[0] == CX_REASON_PERSONAL, 7);
+    CHECK(rec(e, old, 10, NULL, &r) == CX_OK, 8);
+    /* Bought now: gone from the list (ALS alone: the blend would bring
+     * a consumable back). */
+    for (size_t j = 0; j < r.n; j++)
+        CHECK(strcmp(r.items[j], top) != 0, 9);
+    /* Following does not bring our own signals in twice. */
+    CHECK(cx_refresh(e) == CX_OK, 10);
+    CHECK(cx_stat(e, CX_STAT_SIGNALS, &n) == CX_OK && n == n0 + 5, 11);
+    CHECK(write(out, "A", 1) == 1, 12);
+
+    /* The writer added a customer, an item and a catalogue row. */
+    CHECK(read(in, &c, 1) == 1, 13);
+    CHECK(cx_refresh(e) == CX_OK, 14);
+    CHECK(cx_stat(e, CX_STAT_SIGNALS, &n) == CX_OK && n == n0 + 7, 15);
+    int64_t idx[4] = {(int64_t)tu_customer_index(e, "sig-new"),
+                      (int64_t)tu_customer_index(e, "w-new"),
+                      (int64_t)tu_item_index(e, "sig-item"),
+                      (int64_t)tu_item_index(e, "cat-new")};
+    CHECK(write(out, idx, sizeof idx) == sizeof idx, 16);
+    /* A customer only this reader knows, before the writer trains. */
+    const char *lc[] = {"sig-late", "sig-late"};
+    const char *li[] = {s->items[4].id, s->items[5].id};
+    int lt[] = {CX_PURCHASE, CX_PURCHASE};
+    CHECK(cx_ingest(e, 2, lc, li, lt, NULL, NULL, NULL) == CX_OK, 17);
+    CHECK(write(out, "B", 1) == 1, 18);
+    cx_close(e);
+    _exit(0);
+}
+
+/* A reader opened with CX_OPEN_SIGNALS appends signals: the writer and
+ * the other readers follow them (the same ids at the same indexes, the
+ * same answers as a fresh open), the writer's ids never collide with
+ * them, and its next training includes them. */
+static void test_reader_signals(void **state)
+{
+    (void)state;
+    char dir[256];
+    tu_mkdtemp(dir, sizeof dir, "ddsig");
+    synth_shop s;
+    cx_engine *w = shop_writer(dir, 20000, 600, 16, 3, 0, &s);
+    tu_plain(w); /* stored: the child reads it at open */
+    TU_OK(w, shop_ingest(w, &s, 0, s.n_signals, 4096));
+    TU_OK(w, cx_train(w, NULL, NULL));
+    cx_close(w); /* no engine across fork */
+    char old[24];
+    synth_customer_id(7, old);
+    int down[2], up[2];
+    assert_int_equal(pipe(down), 0);
+    assert_int_equal(pipe(up), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(down[1]);
+        close(up[0]);
+        signals_child(dir, &s, old, down[0], up[1]);
+    }
+    close(down[0]);
+    close(up[1]);
+    w = open_dir(dir);
+    cx_engine *r = open_ro(dir);
+    int64_t n0 = tu_stat(w, CX_STAT_SIGNALS);
+    /* Without the flag a reader still refuses. */
+    const char *cu[] = {"w-new", "w-new"};
+    const char *it[] = {s.items[3].id, "w-item"};
+    int ty[] = {CX_PURCHASE, CX_VIEW};
+    FAILS(r, cx_ingest(r, 2, cu, it, ty, NULL, NULL, NULL), CX_EREADONLY);
+
+    char c;
+    assert_int_equal(write(down[1], "a", 1), 1);
+    assert_int_equal(read(up[0], &c, 1), 1);
+    assert_int_equal(c, 'A');
+    /* The writer adds ids of its own before it has followed the
+     * reader's: they must take the next free indexes. */
+    TU_OK(w, cx_ingest(w, 2, cu, it, ty, NULL, NULL, NULL));
+    const char *cat_id[] = {"cat-new"};
+    double price[] = {9.5};
+    TU_OK(w, cx_items_upsert(w, 1, cat_id, NULL, price, NULL, NULL, NULL));
+    assert_int_equal(tu_stat(w, CX_STAT_SIGNALS), n0 + 7);
+    TU_OK(w, cx_refresh(w));
+    assert_int_equal(tu_stat(w, CX_STAT_SIGNALS), n0 + 7);
+    TU_OK(r, cx_refresh(r));
+    assert_int_equal(tu_stat(r, CX_STAT_SIGNALS), n0 + 7);
+    cx_engine *fresh = open_ro(dir);
+    same_ids(w, r);
+    same_ids(w, fresh);
+    const char *who[] = {old, "sig-new", "w-new"};
+    for (int j = 0; j < 3; j++) {
+        same_rec(w, fresh, who[j]);
+        same_rec(r, fresh, who[j]);
+    }
+    result x;
+    TU_OK(w, rec(w, "sig-new", 10, NULL, &x));
+    assert_int_equal(x.reasons[0], CX_REASON_PERSONAL);
+    TU_OK(w, cx_item_get(w, "cat-new", NULL, NULL, NULL, NULL));
+    /* The reader gives the same indexes. */
+    assert_int_equal(write(down[1], "b", 1), 1);
+    int64_t idx[4];
+    assert_int_equal(read(up[0], idx, sizeof idx), sizeof idx);
+    assert_int_equal(idx[0], tu_customer_index(w, "sig-new"));
+    assert_int_equal(idx[1], tu_customer_index(w, "w-new"));
+    assert_int_equal(idx[2], tu_item_index(w, "sig-item"));
+    assert_int_equal(idx[3], tu_item_index(w, "cat-new"));
+    assert_int_equal(read(up[0], &c, 1), 1);
+    assert_int_equal(c, 'B');
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+
+    /* Training includes the readers' signals, followed or not yet: the
+     * new customers get trained vectors. */
+    assert_int_equal(vector_source(w, "sig-new"), 1); /* a fold-in */
+    TU_OK(w, cx_train(w, NULL, NULL));
+    assert_int_equal(tu_stat(w, CX_STAT_SIGNALS), n0 + 9);
+    assert_int_equal(vector_source(w, "sig-new"), 0);
+    assert_int_equal(vector_source(w, "sig-late"), 0);
+    assert_int_equal(vector_source(w, "w-new"), 0);
+    TU_OK(r, cx_refresh(r));
+    assert_int_equal(tu_stat(r, CX_STAT_GENERATION), 2);
+    assert_int_equal(vector_source(r, "sig-late"), 0);
+    const char *more[] = {old, "sig-new", "sig-late", "w-new"};
+    for (int j = 0; j < 4; j++)
+        same_rec(w, r, more[j]);
+    close(down[1]);
+    close(up[0]);
+    cx_close(fresh);
+    cx_close(r);
+    cx_close(w);
+    synth_free(&s);
+    tu_rmdir(dir);
+}
+
+/* How many signals the database holds for a customer. */
+static int64_t db_count(const char *dir, const char *cust)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/cx.db", dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM signals_v "
+                                        "WHERE customer = ?1", -1, &q, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(q, 1, cust, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
+}
+
+/* A reader's acknowledged signals survive the writer being killed while
+ * it commits batches of its own (sync normal), and the reader goes on
+ * ingesting without a writer. */
+static void test_reader_signals_writer_killed(void **state)
+{
+    (void)state;
+    char dir[256];
+    tu_mkdtemp(dir, sizeof dir, "ddsigkill");
+    synth_shop s;
+    cx_engine *w = shop_writer(dir, 20000, 500, 8, 2, 0, &s);
+    TU_OK(w, shop_ingest(w, &s, 0, s.n_signals / 2, 4096));
+    TU_OK(w, cx_train(w, NULL, NULL));
+    cx_close(w);
+    int up[2];
+    assert_int_equal(pipe(up), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(up[0]);
+        cx_engine *e = NULL;
+        if (cx_open(&e, dir, 0))
+            _exit(3);
+        /* Until killed; on its own after 60 s (a failed parent). */
+        time_t until = time(NULL) + 60;
+        for (size_t at = s.n_signals / 2, j = 0; time(NULL) < until; j++) {
+            size_t to = at + 200 < s.n_signals ? at + 200 : s.n_signals / 2;
+            if (to > at && shop_ingest(e, &s, at, to, 200))
+                _exit(4);
+            at = to;
+            if (j == 0 && write(up[1], "W", 1) != 1)
+                _exit(5);
+        }
+        _exit(6);
+    }
+    close(up[1]);
+    char c;
+    assert_int_equal(read(up[0], &c, 1), 1);
+    cx_engine *r = NULL;
+    TU_OK(NULL, cx_open(&r, dir, CX_OPEN_READONLY | CX_OPEN_SIGNALS));
+    const char *cu[] = {"crash-c"};
+    int ty[] = {CX_VIEW};
+    for (int j = 0; j < 40; j++) {
+        const char *it[] = {s.items[j].id};
+        TU_OK(r, cx_ingest(r, 1, cu, it, ty, NULL, NULL, NULL));
+        if (j == 19) {
+            assert_int_equal(kill(pid, SIGKILL), 0);
+            int st;
+            assert_int_equal(waitpid(pid, &st, 0), pid);
+            assert_true(WIFSIGNALED(st));
+        }
+    }
+    TU_OK(r, cx_refresh(r));
+    int64_t seen = tu_stat(r, CX_STAT_SIGNALS);
+    cx_close(r);
+    close(up[0]);
+    assert_int_equal(db_count(dir, "crash-c"), 40);
+    w = open_dir(dir);
+    assert_int_equal(tu_stat(w, CX_STAT_SIGNALS), seen);
+    cx_close(w);
+    synth_free(&s);
+    tu_rmdir(dir);
+}
+
+/* A forget that deletes the newest signals does not let their seqs be
+ * reused: a reader that had seen them still follows what comes next. */
+static void test_forget_keeps_seqs(void **state)
+{
+    (void)state;
+    char dir[256];
+    tu_mkdtemp(dir, sizeof dir, "ddseq");
+    synth_shop s;
+    cx_engine *w = shop_writer(dir, 5000, 200, 8, 2, 0, &s);
+    TU_OK(w, shop_ingest(w, &s, 0, s.n_signals, 4096));
+    const char *cu[] = {"leaving", "leaving", "leaving"};
+    const char *it[] = {s.items[0].id, s.items[1].id, s.items[2].id};
+    int ty[] = {CX_VIEW, CX_VIEW, CX_PURCHASE};
+    TU_OK(w, cx_ingest(w, 3, cu, it, ty, NULL, NULL, NULL));
+    cx_engine *r = open_ro(dir);
+    assert_int_equal(tu_stat(r, CX_STAT_SIGNALS), tu_stat(w, CX_STAT_SIGNALS));
+    size_t n;
+    TU_OK(w, cx_forget(w, 1, cu, &n));
+    assert_int_equal(n, 1);
+    const char *cu2[] = {"staying", "staying"};
+    TU_OK(w, cx_ingest(w, 2, cu2, it, ty, NULL, NULL, NULL));
+    TU_OK(r, cx_refresh(r));
+    assert_int_equal(tu_stat(r, CX_STAT_SIGNALS), tu_stat(w, CX_STAT_SIGNALS));
+    /* Forgotten again, and the writer reopened: what it replays ends
+     * below the seqs the reader has seen. */
+    TU_OK(w, cx_forget(w, 1, cu2, &n));
+    cx_close(w);
+    w = open_dir(dir);
+    const char *cu3[] = {"staying", "staying", "staying"};
+    TU_OK(w, cx_ingest(w, 3, cu3, it, ty, NULL, NULL, NULL));
+    TU_OK(r, cx_refresh(r));
+    assert_int_equal(tu_stat(r, CX_STAT_SIGNALS), tu_stat(w, CX_STAT_SIGNALS));
+    same_ids(w, r);
+    same_rec(w, r, "staying");
+    cx_close(r);
+    cx_close(w);
+    synth_free(&s);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1173,6 +1506,9 @@ int main(void)
         cmocka_unit_test(test_forget),
         cmocka_unit_test(test_image_equivalence),
         cmocka_unit_test(test_torn_image),
+        cmocka_unit_test(test_reader_signals),
+        cmocka_unit_test(test_reader_signals_writer_killed),
+        cmocka_unit_test(test_forget_keeps_seqs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

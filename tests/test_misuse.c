@@ -100,6 +100,21 @@ static void test_open_close(void **state)
     e = (cx_engine *)&e;
     FAILS(NULL, cx_open(&e, NULL, 1), CX_EINVAL);
     assert_null(e);
+    /* CX_OPEN_SIGNALS only with CX_OPEN_READONLY, said in words. */
+    char dir[256];
+    tu_mkdtemp(dir, sizeof dir, "misuse_sig");
+    e = (cx_engine *)&e;
+    FAILS(NULL, cx_open(&e, dir, CX_OPEN_SIGNALS), CX_EINVAL);
+    assert_null(e);
+    assert_non_null(strstr(cx_errmsg(NULL), "CX_OPEN_SIGNALS"));
+    e = (cx_engine *)&e;
+    FAILS(NULL, cx_open(&e, NULL, CX_OPEN_SIGNALS), CX_EINVAL);
+    assert_null(e);
+    FAILS(NULL, cx_open(&e, NULL, CX_OPEN_READONLY | CX_OPEN_SIGNALS),
+          CX_EINVAL);
+    FAILS(NULL, cx_open(&e, dir, 4), CX_EINVAL);
+    assert_null(e);
+    tu_rmdir(dir);
     cx_close(NULL);
     TU_OK(NULL, cx_open(&e, NULL, 0));
     assert_non_null(e);

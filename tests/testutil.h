@@ -25,6 +25,15 @@
 #include "synth.h"
 #include "shopload.h"
 
+/* TU_FILTER=pattern runs only the tests whose names match (cmocka's
+ * wildcards), e.g. TU_FILTER='test_reopen*' build/tests/test_datadir. */
+__attribute__((constructor)) static void tu_filter(void)
+{
+    const char *f = getenv("TU_FILTER");
+    if (f && *f)
+        cmocka_set_test_filter(f);
+}
+
 #define TU_UNUSED __attribute__((unused))
 
 /* Assert a status, printing the engine's message when it is not the one

@@ -75,11 +75,28 @@ static double num_arg(const char *opt, const char *s)
 /* Engine files                                                          */
 /* ===================================================================== */
 
-static cx_engine *open_engine(const char *path, int must_exist)
+/* ENGINE is an engine file (cx_save) or a data directory: a directory
+ * that exists, or a path ending in '/' (import creates it). */
+static int is_data_dir(const char *path)
+{
+    struct stat st;
+    size_t n = strlen(path);
+    return (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) ||
+           (n && path[n - 1] == '/');
+}
+
+/* A data directory is opened by the commands that change it (import,
+ * train) as its writer, and read-only by the others, so that they run
+ * beside a writer or beside nginx workers. */
+static cx_engine *open_engine(const char *path, int must_exist, int write)
 {
     cx_engine *e = NULL;
     struct stat st;
-    if (stat(path, &st) == 0) {
+    if (is_data_dir(path)) {
+        int rc = cx_open(&e, path, write ? 0 : CX_OPEN_READONLY);
+        if (rc)
+            die("%s (%s)", cx_errmsg(NULL), cx_strerror(rc));
+    } else if (stat(path, &st) == 0) {
         int rc = cx_load(&e, path);
         if (rc)
             die("%s (%s)", cx_errmsg(NULL), cx_strerror(rc));
@@ -92,9 +109,14 @@ static cx_engine *open_engine(const char *path, int must_exist)
     return e;
 }
 
+/* An engine file is written whole; a data directory has everything
+ * already (made durable now). */
 static void save_engine(cx_engine *e, const char *path)
 {
-    check(e, cx_save(e, path), "save");
+    if (is_data_dir(path))
+        check(e, cx_sync(e), "sync");
+    else
+        check(e, cx_save(e, path), "save");
 }
 
 /* ===================================================================== */
@@ -490,7 +512,14 @@ static int cmd_import(int argc, char **argv)
         die("usage: %s import [--items items.csv] [--signals signals.csv] "
             "[--strict] ENGINE", prog);
     const char *path = argv[optind];
-    cx_engine *e = open_engine(path, 0);
+    cx_engine *e = open_engine(path, 0, 1);
+    /* A directory commits each call: batch the syncs while loading. */
+    double sync = -1;
+    if (is_data_dir(path)) {
+        check(e, cx_get_option(e, CX_OPT_SYNC, &sync), "sync option");
+        check(e, cx_set_option(e, CX_OPT_SYNC, CX_SYNC_NORMAL),
+              "sync option");
+    }
     size_t bad = 0;
     double t = now_s();
     if (items) {
@@ -505,9 +534,14 @@ static int cmd_import(int argc, char **argv)
                signals, st.ok, st.bad, now_s() - t);
         bad += st.bad;
     }
+    if (sync >= 0)
+        check(e, cx_set_option(e, CX_OPT_SYNC, sync), "sync option");
     if (bad && strict) {
-        fprintf(stderr, "%s: --strict: %zu rejected rows, %s not written\n",
-                prog, bad, path);
+        fprintf(stderr, "%s: --strict: %zu rejected rows, %s\n", prog, bad,
+                sync >= 0 ? "the accepted rows are in the directory"
+                          : "not written");
+        if (sync >= 0)
+            cx_sync(e);
         cx_close(e);
         return 1;
     }
@@ -540,7 +574,7 @@ static int cmd_train(int argc, char **argv)
             "[--alpha A] [--solver cg|cholesky] [--threads T] "
             "[--half-life SECONDS] [--seed S] ENGINE", prog);
     const char *path = argv[optind];
-    cx_engine *e = open_engine(path, 1);
+    cx_engine *e = open_engine(path, 1, 1);
     apply(e, &p);
     double t0 = now_s();
     check(e, cx_train(e, quiet ? NULL : progress, &t0), "train");
@@ -618,7 +652,7 @@ static int cmd_tune(int argc, char **argv)
             "events|items] [--test-fraction F] [-k K] [--iterations N] "
             "[--threads T] ENGINE", prog);
     const char *path = argv[optind];
-    cx_engine *e = open_engine(path, 1);
+    cx_engine *e = open_engine(path, 1, 1);
     apply(e, &p);
     enum { MAX = 4096 };
     cx_tune_trial *t = calloc(MAX, sizeof *t);
@@ -736,7 +770,7 @@ static int cmd_rank(int argc, char **argv, int mode)
             "ENGINE%s", prog, rank_cmd[mode], rank_args[mode]);
     if (k == 0 || k > 10000)
         die("-k must be 1..10000");
-    cx_engine *e = open_engine(argv[optind], 1);
+    cx_engine *e = open_engine(argv[optind], 1, 0);
     const char **items = malloc(k * sizeof *items);
     float *scores = malloc(k * sizeof *scores);
     int *reasons = malloc(k * sizeof *reasons);
@@ -793,7 +827,7 @@ static int cmd_explain(int argc, char **argv)
 {
     if (argc != 4)
         die("usage: %s explain ENGINE CUSTOMER ITEM", prog);
-    cx_engine *e = open_engine(argv[1], 1);
+    cx_engine *e = open_engine(argv[1], 1, 0);
     const char *items[10];
     float contrib[10], score;
     size_t n;
@@ -862,7 +896,7 @@ static int cmd_layout(int argc, char **argv)
 {
     if (argc < 3)
         die("usage: %s layout ENGINE CUSTOMER...", prog);
-    cx_engine *e = open_engine(argv[1], 1);
+    cx_engine *e = open_engine(argv[1], 1, 0);
     for (int i = 2; i < argc; i++)
         print_layout(e, argv[i], 6);
     cx_close(e);
@@ -873,7 +907,7 @@ static int cmd_profile(int argc, char **argv)
 {
     if (argc != 3)
         die("usage: %s profile ENGINE CUSTOMER", prog);
-    cx_engine *e = open_engine(argv[1], 1);
+    cx_engine *e = open_engine(argv[1], 1, 0);
     cx_profile p;
     memset(&p, 0, sizeof p);
     p.size = sizeof p;
@@ -983,7 +1017,7 @@ static int cmd_eval(int argc, char **argv)
     if (optind != argc - 1)
         die("usage: %s eval [-k K] [--test-fraction F] [--split items|"
             "events] [--bootstrap N] [training options] ENGINE", prog);
-    cx_engine *e = open_engine(argv[optind], 1);
+    cx_engine *e = open_engine(argv[optind], 1, 0);
     apply(e, &p);
     double m[CX_METRIC_COUNT], b[CX_METRIC_COUNT], u[CX_METRIC_COUNT];
     double ci[CX_CI_COUNT * CX_METRIC_COUNT], cu[CX_CI_COUNT *
@@ -1026,7 +1060,7 @@ static int cmd_replay(int argc, char **argv)
     if (nv < 1 || nv > 64)
         die("usage: %s replay [-k K] [--test-fraction F] ENGINE EXPERIMENT "
             "VARIANT:SHARE[:KEY=VALUE]...", prog);
-    cx_engine *e = open_engine(argv[optind], 1);
+    cx_engine *e = open_engine(argv[optind], 1, 0);
     const char *exp = argv[optind + 1];
     const char *name[64];
     double share[64];
@@ -1125,7 +1159,7 @@ static int cmd_export(int argc, char **argv)
 {
     if (argc != 3)
         die("usage: %s export ENGINE DIR", prog);
-    cx_engine *e = open_engine(argv[1], 1);
+    cx_engine *e = open_engine(argv[1], 1, 0);
     if (mkdir(argv[2], 0755) && errno != EEXIST)
         die("export: cannot create %s: %s", argv[2], strerror(errno));
     check(e, cx_export_npy(e, argv[2]), "export");
@@ -1139,7 +1173,7 @@ static int cmd_info(int argc, char **argv)
 {
     if (argc != 2)
         die("usage: %s info ENGINE", prog);
-    cx_engine *e = open_engine(argv[1], 1);
+    cx_engine *e = open_engine(argv[1], 1, 0);
     static const struct { int key; const char *name; } s[] = {
         {CX_STAT_CUSTOMERS, "customers"}, {CX_STAT_ITEMS, "items"},
         {CX_STAT_SIGNALS, "signals"}, {CX_STAT_GENERATION, "generation"},
@@ -1316,7 +1350,8 @@ static void usage(FILE *f)
             "usage: %s COMMAND [options] ...\n"
             "  gen [--signals N] [--seed S] DIR     synthetic shop as CSV\n"
             "  import [--items CSV] [--signals CSV] ENGINE\n"
-            "  train [training options] ENGINE\n"
+            "  train [training options] ENGINE     (a directory: a new "
+            "generation)\n"
             "  recommend [-k K] [--category C] ENGINE CUSTOMER...\n"
             "  similar [-k K] ENGINE ITEM...\n"
             "  trending | popular | new-arrivals [-k K] [--category C] "
@@ -1347,6 +1382,9 @@ static void usage(FILE *f)
             "  demo [--signals N] [--regime R] [--tune-seconds S]\n"
             "                                       the whole job on a "
             "sample shop\n"
+            "ENGINE: an engine file, or a data directory (one that exists, "
+            "or a path\n  ending in '/'); import and train open a directory "
+            "as its writer, the\n  other commands read-only\n"
             "training options: --factors K --iterations N --lambda L "
             "--alpha A\n"
             "  --solver cg|cholesky --threads T --half-life SECONDS --seed S "

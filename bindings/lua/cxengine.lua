@@ -203,6 +203,7 @@ _M.EIO, _M.ECORRUPT, _M.EVERSION, _M.ERANGE, _M.EBUSY = -5, -6, -7, -8, -9
 _M.EFORMAT, _M.ECANCELED, _M.ENOTSUP, _M.ELIMIT = -10, -11, -12, -13
 _M.EREADONLY = -14
 _M.OPEN_READONLY = 1
+_M.OPEN_SIGNALS = 2     -- with OPEN_READONLY: a reader that may ingest
 
 local REASONS = { "personal", "popular", "similar", "category", "trending",
                   "new", "continue", "bought_together", "repeat",
@@ -398,7 +399,10 @@ end
 -- opens a directory at a time (EBUSY otherwise); any number more open it
 -- with flags cx.OPEN_READONLY: they share the snapshot's factors, follow
 -- the writer (every refresh_interval ms, or at refresh()) and get
--- EREADONLY for calls that would change the directory.
+-- EREADONLY for calls that would change the directory.  With
+-- cx.OPEN_READONLY + cx.OPEN_SIGNALS a reader may also ingest: the
+-- signals go to the directory, every other engine of it follows them and
+-- the writer trains on them (nginx workers).
 function _M.open(path, flags)
     local c = lib()
     init_scratch()

@@ -412,9 +412,23 @@ do
        "the reader follows signals and the new generation")
     local wr, rr = d2:recommend("c", 1), r:recommend("c", 1)
     ok(#wr == #rr and wr[1].item == rr[1].item, "reader answers as writer")
+    -- A reader that appends signals: the writer and the other reader
+    -- follow them.
+    fails("OPEN_SIGNALS alone", cx.EINVAL, cx.open(dir, cx.OPEN_SIGNALS))
+    local rs = assert(cx.open(dir, cx.OPEN_READONLY + cx.OPEN_SIGNALS))
+    ok(rs:ingest({ { user = "lua-new", item = "x", type = "purchase" },
+                   { user = "lua-new", item = "lua-item", type = "view" } })
+       == 2, "a signals reader ingests")
+    ok(rs:stats("signals") == 6, "its signals count at once")
+    fails("a signals reader cannot train", cx.EREADONLY, rs:train())
+    ok(d2:refresh() == true and d2:stats("signals") == 6 and
+       d2:stats("customers") == 4, "the writer follows the reader's signals")
+    ok(r:refresh() == true and r:stats("signals") == 6,
+       "the other reader follows them")
+    rs:close()
     r:close()
     ok(d2:forget({ "c", "nobody" }) == 1, "forget erases a known customer")
-    ok(d2:stats("signals") == 3, "the customer's signals are gone")
+    ok(d2:stats("signals") == 5, "the customer's signals are gone")
     raises(function() d2:forget(42) end, "forget", "forget(42) is misuse")
     d2:close()
 end

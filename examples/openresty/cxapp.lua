@@ -1,16 +1,19 @@
 -- cxapp.lua -- the OpenResty handlers of the libcxengine example: JSON over
--- HTTP, one engine per nginx worker, signals shared between workers.
+-- HTTP from every nginx worker, all of them on one data directory.
 --
--- Cross-worker signals: POST /signals validates the batch, ingests it into
--- this worker's engine (all or nothing), then appends it to the shared
--- dict `cx_signals` as entry "e:<seq>" (seq from an atomic incr of "seq").
--- Every worker runs a timer every APPLY_EVERY seconds that ingests the
--- entries it has not applied yet, in seq order.  So a signal posted to any
--- worker changes the next recommendation on the worker that took it at
--- once, and on every other worker within APPLY_EVERY (+ the time to
--- ingest).  Limits (until the shared data directory exists): entries live
--- LOG_TTL seconds; a worker started later (reload, crash) starts from the
--- saved engine file plus the entries still in the log.
+-- Every worker opens the directory read-only with signals allowed
+-- (cx.OPEN_READONLY + cx.OPEN_SIGNALS) in init_worker: the workers map the
+-- snapshot's factor files shared (one copy in memory for all of them),
+-- follow the directory by themselves (new signals, catalogue, and the
+-- next generation written by the trainer, `cxengine train DIR`, every
+-- refresh_interval ms) and commit the signals POSTed to them into the
+-- directory's database.
+--
+-- Read-your-writes across workers: after a successful ingest a worker
+-- bumps the counter "posted" in the shared dict `cx_state`; before it
+-- answers, a worker whose last refresh saw an older counter calls
+-- cx_refresh, so a signal changes the next answer whichever worker gives
+-- it.
 
 local cjson = require "cjson.safe"
 local cx = require "cxengine"
@@ -25,17 +28,14 @@ local str_find, str_byte, str_format = string.find, string.byte,
 
 local _M = {}
 
-local APPLY_EVERY = 0.05   -- seconds between log polls in each worker
-local LOG_TTL = 600        -- seconds a log entry is kept
 local MAX_BATCH = 1000     -- signals per POST
 local MAX_K = 100
 local MAX_SESSION = 100    -- items in /session/recommend
 local MAX_ID = cx.MAX_ID_LEN
 
 local engine               -- this worker's engine
-local applied = 0          -- highest log seq applied by this worker
-local own = {}             -- seqs this worker appended (already applied)
-local missing_since        -- when the next entry was first found missing
+local state                -- ngx.shared.cx_state
+local synced = 0           -- the "posted" counter at our last refresh
 local load_error
 
 -- ---------------------------------------------------------------- JSON out
@@ -149,65 +149,35 @@ local function need_get()
     return true
 end
 
-local function ready()
-    if engine then return true end
-    fail(503, "engine not loaded: " .. tostring(load_error))
-    return false
-end
-
--- ---------------------------------------------------------------- log
-
--- Apply a normalised batch {u=, i=, t=, v=, s=, c=} to this engine.
-local function apply_batch(b)
-    return engine:ingest({ users = b.u, items = b.i, types = b.t,
-                           values = b.v, timestamps = b.s, channels = b.c })
-end
-
--- Apply every log entry this worker has not seen, in order.
-local function catch_up()
-    local dict = ngx.shared.cx_signals
-    local last = dict:get("seq") or 0
-    while applied < last do
-        local seq = applied + 1
-        if own[seq] then
-            own[seq] = nil
-            applied = seq
+-- Signals another worker committed since our last refresh: follow them
+-- now (one shared-dict read per request otherwise).
+local function fresh()
+    local posted = state:get("posted") or 0
+    if posted ~= synced then
+        local ok, err = engine:refresh()
+        if ok then
+            synced = posted
         else
-            local entry = dict:get("e:" .. seq)
-            if entry == nil then
-                -- The writer incremented "seq" but has not stored the entry
-                -- yet (another process, a few microseconds): wait a little;
-                -- an entry gone for good (expired/evicted) is skipped.
-                local now = ngx.now()
-                if not missing_since then missing_since = now end
-                if now - missing_since < 2 then return end
-                ngx.log(ngx.ERR, "cxapp: signal log entry ", seq,
-                        " lost (expired or evicted); skipped")
-            else
-                local b = cjson.decode(entry)
-                local ok, err = b and apply_batch(b)
-                if not ok then
-                    ngx.log(ngx.ERR, "cxapp: log entry ", seq, ": ",
-                            tostring(err))
-                end
-            end
-            missing_since = nil
-            applied = seq
+            ngx.log(ngx.ERR, "cxapp: refresh: ", tostring(err))
         end
     end
 end
 
-local function on_timer(premature)
-    if premature or not engine then return end
-    local ok, err = pcall(catch_up)
-    if not ok then ngx.log(ngx.ERR, "cxapp: catch_up: ", err) end
+local function ready()
+    if engine then
+        fresh()
+        return true
+    end
+    fail(503, "engine not loaded: " .. tostring(load_error))
+    return false
 end
 
 -- ---------------------------------------------------------------- workers
 
 function _M.init_worker()
     local lib = os.getenv("CXENGINE_LIB")
-    local file = os.getenv("CXENGINE_FILE")
+    local dir = os.getenv("CXENGINE_DIR")
+    state = ngx.shared.cx_state
     local ok, err = pcall(cx.load_library, lib)
     if not ok then
         load_error = err
@@ -219,18 +189,17 @@ function _M.init_worker()
         require("ffi").cdef("void openblas_set_num_threads(int);")
         cx.C.openblas_set_num_threads(1)
     end)
-    local e, lerr = cx.load(file)
+    -- Read before opening: what the open replays covers every signal
+    -- counted so far.
+    synced = state:get("posted") or 0
+    local e, oerr = cx.open(dir, cx.OPEN_READONLY + cx.OPEN_SIGNALS)
     if not e then
-        load_error = lerr
-        ngx.log(ngx.ERR, "cxapp: cannot load engine ", tostring(file), ": ",
-                lerr)
+        load_error = oerr
+        ngx.log(ngx.ERR, "cxapp: cannot open the data directory ",
+                tostring(dir), ": ", oerr)
         return
     end
     engine = e
-    -- Entries already in the log (a respawned worker) are replayed.
-    catch_up()
-    local tok, terr = ngx.timer.every(APPLY_EVERY, on_timer)
-    if not tok then ngx.log(ngx.ERR, "cxapp: timer: ", terr) end
 end
 
 -- ---------------------------------------------------------------- handlers
@@ -393,25 +362,16 @@ function _M.signals()
     if body == nil then return fail(400, "malformed JSON: " .. tostring(jerr)) end
     local batch, err = normalise(body)
     if not batch then return fail(400, err) end
-    -- Catch up first so that this worker applies batches in log order.
-    catch_up()
-    local n, ierr, code = apply_batch(batch)
+    -- One call, all or nothing: committed to the directory when it
+    -- returns, folded in here at once.
+    local n, ierr, code = engine:ingest({ users = batch.u, items = batch.i,
+        types = batch.t, values = batch.v, timestamps = batch.s,
+        channels = batch.c })
     if not n then return fail(status_of(code), ierr) end
-    local dict = ngx.shared.cx_signals
-    local payload = encode(batch)
-    local seq, serr = dict:incr("seq", 1, 0)
-    if not seq then
-        ngx.log(ngx.ERR, "cxapp: signal log: ", serr)
-        return fail(500, "accepted here but not shared: " .. tostring(serr))
-    end
-    local ok, derr = dict:set("e:" .. seq, payload, LOG_TTL)
-    if not ok then ngx.log(ngx.ERR, "cxapp: signal log entry: ", derr) end
-    if seq == applied + 1 then
-        applied = seq
-    else
-        own[seq] = true
-    end
-    return reply(200, '{"accepted":' .. n .. ',"seq":' .. seq .. '}')
+    -- The other workers refresh before their next answer.
+    local posted, perr = state:incr("posted", 1, 0)
+    if not posted then ngx.log(ngx.ERR, "cxapp: cx_state: ", perr) end
+    return reply(200, '{"accepted":' .. n .. '}')
 end
 
 -- GET /health
@@ -419,13 +379,14 @@ function _M.health()
     if not engine then
         return fail(503, "engine not loaded: " .. tostring(load_error))
     end
+    fresh()
     local st, err = engine:stats()
     if not st then return fail(500, err) end
     return reply(200, encode({
         status = "ok", worker = ngx.worker.pid(),
         generation = st.generation, customers = st.customers,
         items = st.items, signals = st.signals, factors = st.factors,
-        log_seq = ngx.shared.cx_signals:get("seq") or 0, applied = applied }))
+        posted = state:get("posted") or 0, synced = synced }))
 end
 
 return _M

@@ -176,7 +176,10 @@ class Engine:
     (Busy otherwise); any number more may open it with readonly=True:
     they share the snapshot's factors in memory, follow what the writer
     commits (every refresh_interval ms, or at refresh()), and raise
-    ReadOnly on calls that would change it.  Options by name: factors,
+    ReadOnly on calls that would change it.  readonly=True, signals=True:
+    such a reader may also ingest() (the signals are committed to the
+    directory and folded in at once; the writer and the other readers
+    follow them, and the writer trains on them).  Options by name: factors,
     iterations,
     regularization, alpha, solver ('cg'/'cholesky'), cg_steps, threads,
     seed, half_life, init_scale, candidates, fold_in ('lazy'/'eager'/
@@ -188,12 +191,13 @@ class Engine:
     threads at once except close(), which must run alone.
     """
 
-    def __init__(self, path=None, readonly=False, **options):
+    def __init__(self, path=None, readonly=False, signals=False, **options):
         self._h = self._hp = None  # the handle as int and as c_void_p
         self._init_state()
         h = ctypes.c_void_p()
+        flags = (1 if readonly else 0) | (2 if signals else 0)
         rc = L.cx_open(byref(h), None if path is None else
-                       os.fsencode(path), 1 if readonly else 0)
+                       os.fsencode(path), flags)
         if rc:
             raise error(rc, None)
         self._h, self._hp = h.value, h
@@ -1119,9 +1123,9 @@ class Engine:
         self._check(L.cx_sync(h), h)
 
     def refresh(self):
-        """A read-only engine catches up with its directory now: what the
-        writer committed since, and a newer snapshot generation (a no-op
-        for other engines)."""
+        """Catch up with the directory now: a read-only engine with what
+        the others committed since and a newer snapshot generation, the
+        writer with the signals readers appended (a no-op in memory)."""
         h = self._handle()
         self._check(L.cx_refresh(h), h)
 

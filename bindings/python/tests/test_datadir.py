@@ -60,6 +60,37 @@ def test_readonly_follows_the_writer(shop, tmp_path):
                 assert r.recommend(c, k=5) == w.recommend(c, k=5)
 
 
+def test_signals_reader(shop, tmp_path):
+    d = str(tmp_path / "sig")
+    with cxengine.Engine(d, sync="normal", refresh_interval=0, **TRAIN) as w:
+        fill(w, shop)
+        w.train()
+        with pytest.raises(cxengine.InvalidArgument, match="OPEN_SIGNALS"):
+            cxengine.Engine(d, signals=True)
+        with cxengine.Engine(d, readonly=True, signals=True) as r, \
+                cxengine.Engine(d, readonly=True) as r2:
+            n = w.stats()["signals"]
+            item = shop["signals"][0]["item"]
+            r.ingest([("py-new", item, "purchase"),
+                      ("py-new", "py-item", "view")])
+            assert r.recommend("py-new", k=3)[0][2] == "personal"
+            with pytest.raises(cxengine.ReadOnly):
+                r.train()
+            with pytest.raises(cxengine.ReadOnly):
+                r2.ingest([("py-other", item, "view")])
+            w.refresh()
+            r2.refresh()
+            assert w.stats()["signals"] == r2.stats()["signals"] == n + 2
+            assert w.recommend("py-new", k=5) == r.recommend("py-new", k=5)
+            assert r2.recommend("py-new", k=5) == r.recommend("py-new", k=5)
+            w.train()
+            r.refresh()
+            assert r.stats()["generation"] == 2
+            # the new customer has a row of the trained factors
+            assert "py-new" in r.user_ids
+            assert r.stats()["model_customers"] == w.stats()["customers"]
+
+
 def test_forget(shop, tmp_path):
     d = str(tmp_path / "forget")
     with cxengine.Engine(d, sync="normal", **TRAIN) as e:
