@@ -179,6 +179,8 @@ check "/layout c0000003 matches the CLI's rows" $?
 get "$BASE/layout?user=c0000003&channel=app"
 [ "$STATUS" = 200 ] && [ "$(py 'len(d["rows"]) > 0 and all(r["items"] and r["kind"] and r["items"][0]["reason"] for r in d["rows"])')" = True ]
 check "/layout with channel" $?
+[ "$(py 'all(set(r) == {"title", "kind", "seed", "fit", "items"} and (r["seed"] is None or isinstance(r["seed"], str)) and (r["seed"] is None or r["kind"] not in ("for_you", "continue")) and all(set(x) == {"item", "score", "reason"} for x in r["items"]) for r in d["rows"])')" = True ]
+check "/layout rows: title, kind, seed (a string, or null as for_you's), fit, items" $?
 get "$BASE/layout?user=new-visitor"
 [ "$STATUS" = 200 ] && [ "$(py 'len(d["rows"]) > 0')" = True ]
 check "/layout for a new visitor" $?

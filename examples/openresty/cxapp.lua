@@ -20,9 +20,8 @@ local cx = require "cxengine"
 
 local ngx = ngx
 local say, exit = ngx.say, ngx.exit
-local concat, type, tonumber, tostring = table.concat, type, tonumber,
-    tostring
-local encode = cjson.encode
+local type, tonumber, tostring = type, tonumber, tostring
+local encode, null = cjson.encode, cjson.null
 local str_find, str_byte, str_format = string.find, string.byte,
     string.format
 
@@ -49,13 +48,6 @@ end
 
 local function fail(status, msg)
     return reply(status, encode({ error = msg }))
-end
-
--- cjson encodes an empty table as {}; lists are built by hand.
-local function json_list(list, enc)
-    local parts = {}
-    for i = 1, #list do parts[i] = (enc or encode)(list[i]) end
-    return "[" .. concat(parts, ",") .. "]"
 end
 
 local function status_of(code)
@@ -134,10 +126,11 @@ local function arg_k(args, def)
     return k
 end
 
+-- A result list ({item, score, reason} tables, as the binding returns
+-- them) in one cjson call; cjson writes an empty table as {}.
 local function items_json(list)
-    return json_list(list, function(x)
-        return encode({ item = x.item, score = x.score, reason = x.reason })
-    end)
+    if #list == 0 then return "[]" end
+    return encode(list)
 end
 
 local function need_get()
@@ -254,15 +247,15 @@ function _M.layout()
     end
     local rows, rerr, code = engine:layout(user, spec)
     if not rows then return fail(status_of(code), rerr) end
-    local parts = {}
-    for i, r in ipairs(rows) do
-        parts[i] = '{"title":' .. encode(r.title) .. ',"kind":"' .. r.kind ..
-                   '","seed":' .. (r.seed and encode(r.seed) or "null") ..
-                   ',"fit":' .. encode(r.fit) .. ',"items":' ..
-                   items_json(r.items) .. '}'
+    -- The rows as the binding returns them ({title, kind, seed, fit,
+    -- items}, never an empty items list), in one cjson call.
+    if #rows == 0 then
+        return reply(200, '{"user":' .. encode(user) .. ',"rows":[]}')
     end
-    return reply(200, '{"user":' .. encode(user) .. ',"rows":[' ..
-                      concat(parts, ",") .. ']}')
+    for i = 1, #rows do
+        if rows[i].seed == nil then rows[i].seed = null end
+    end
+    return reply(200, encode({ user = user, rows = rows }))
 end
 
 -- GET /session/recommend?items=a,b,c[&k=]  (ids cannot contain commas
