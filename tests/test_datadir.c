@@ -915,32 +915,19 @@ static int image_maps(void)
     return n;
 }
 
-/* A reader opened by replaying everything: the generation's IMAGE
- * hidden while it opens. */
-static cx_engine *open_replayed(const char *dir, int64_t gen)
+/* An engine (a reader, or the writer) opened by replaying everything:
+ * the generation's IMAGE hidden while it opens. */
+static cx_engine *open_replayed(const char *dir, int64_t gen, int writer)
 {
     char a[400], b[600];
     snprintf(a, sizeof a, "%s/snapshots/g%010lld/IMAGE", dir, (long long)gen);
     snprintf(b, sizeof b, "%s.hidden", a);
     assert_int_equal(rename(a, b), 0);
     int before = image_maps();
-    cx_engine *r = open_ro(dir);
+    cx_engine *e = writer ? open_dir(dir) : open_ro(dir);
     assert_int_equal(image_maps(), before);
     assert_int_equal(rename(b, a), 0);
-    return r;
-}
-
-static cx_engine *open_replayed_writer(const char *dir, int64_t gen)
-{
-    char a[400], b[600];
-    snprintf(a, sizeof a, "%s/snapshots/g%010lld/IMAGE", dir, (long long)gen);
-    snprintf(b, sizeof b, "%s.hidden", a);
-    assert_int_equal(rename(a, b), 0);
-    int before = image_maps();
-    cx_engine *w = open_dir(dir);
-    assert_int_equal(image_maps(), before);
-    assert_int_equal(rename(b, a), 0);
-    return w;
+    return e;
 }
 
 static cx_engine *open_imaged(const char *dir)
@@ -1002,7 +989,7 @@ static void test_image_equivalence(void **state)
     TU_OK(w, cx_forget(w, 1, gone1, NULL)); /* generation 2 */
     more_changes(w, &s, n * 7 / 10, n * 8 / 10, 2);
     /* Catching up at open. */
-    cx_engine *ri = open_imaged(dir), *rr = open_replayed(dir, 2);
+    cx_engine *ri = open_imaged(dir), *rr = open_replayed(dir, 2, 0);
     char *ai = answers(ri, &s, 300, extra, 5);
     char *ar = answers(rr, &s, 300, extra, 5);
     same_answers("image vs replay, at open", ar, ai);
@@ -1024,7 +1011,7 @@ static void test_image_equivalence(void **state)
      * writer's own answers can differ from any reader's in the last
      * bits: it counts popularity as signals arrive, a reader recounts.) */
     ri = open_imaged(dir);
-    rr = open_replayed(dir, 3);
+    rr = open_replayed(dir, 3, 0);
     ai = answers(ri, &s, 300, extra, 5);
     ar = answers(rr, &s, 300, extra, 5);
     same_answers("image vs replay, generation 3", ar, ai);
@@ -1033,7 +1020,7 @@ static void test_image_equivalence(void **state)
     cx_close(rr);
     /* A writer reopened on its image answers as one that replayed. */
     cx_close(w);
-    w = open_replayed_writer(dir, 3);
+    w = open_replayed(dir, 3, 1);
     ar = answers(w, &s, 300, extra, 5);
     cx_close(w);
     int before = image_maps();
@@ -1055,7 +1042,7 @@ static void test_image_equivalence(void **state)
              "echo x > %s/snapshots/g0000000004/MANIFEST", dir, dir, dir);
     assert_int_equal(system(cmd), 0);
     ri = open_imaged(dir);
-    rr = open_replayed(dir, 3);
+    rr = open_replayed(dir, 3, 0);
     assert_int_equal(tu_stat(ri, CX_STAT_GENERATION), 3);
     ai = answers(ri, &s, 300, extra, 5);
     ar = answers(rr, &s, 300, extra, 5);
