@@ -29,7 +29,7 @@ void cx__hstats_free(cx__hstats *h)
 {
     if (!h)
         return;
-    free(h->pop), free(h->rebuy), free(h->buys);
+    free(h->pop), free(h->pop_order), free(h->rebuy), free(h->buys);
     free(h->co_ptr), free(h->co_idx), free(h->co_val);
     free(h);
 }
@@ -127,6 +127,40 @@ done:
     return rc;
 }
 
+/* Best score first, ties by item. */
+static int hit_order(const void *a, const void *b)
+{
+    const cx__hit *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return (x->item > y->item) - (x->item < y->item);
+}
+
+/* h->pop_order: the items with pop > 0, most popular first (ties by
+ * item), where the blend finds its popularity candidates. */
+static int pop_sort(cx__hstats *h)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < h->n_items; i++)
+        n += h->pop[i] > 0;
+    cx__hit *t = malloc(((size_t)n + 1) * sizeof *t);
+    h->pop_order = malloc(((size_t)n + 1) * sizeof *h->pop_order);
+    if (!t || !h->pop_order) {
+        free(t);
+        return CX_ENOMEM;
+    }
+    n = 0;
+    for (uint32_t i = 0; i < h->n_items; i++)
+        if (h->pop[i] > 0)
+            t[n++] = (cx__hit){h->pop[i], i};
+    qsort(t, n, sizeof *t, hit_order);
+    for (uint32_t j = 0; j < n; j++)
+        h->pop_order[j] = t[j].item;
+    h->n_pop_order = n;
+    free(t);
+    return CX_OK;
+}
+
 int cx__hstats_build(const cx__event *ev, size_t n_ev, const uint8_t *keep,
                      const cx__csr *ui, uint32_t n_users, uint32_t n_items,
                      cx__hstats **out)
@@ -158,6 +192,11 @@ int cx__hstats_build(const cx__event *ev, size_t n_ev, const uint8_t *keep,
         most = h->pop[i] > most ? h->pop[i] : most;
     for (uint32_t i = 0; most > 0 && i < n_items; i++)
         h->pop[i] /= most;
+    if (pop_sort(h)) {
+        free(buyers), free(again);
+        cx__hstats_free(h);
+        return CX_ENOMEM;
+    }
     /* Purchase signals per pair: occasions, not quantities. */
     for (size_t x = 0; x < n_ev; x++) {
         if ((keep && !keep[x]) || ev[x].type != CX_PURCHASE ||
@@ -298,14 +337,6 @@ static int by_newest(const void *a, const void *b)
     return (x->newest < y->newest) - (x->newest > y->newest);
 }
 
-static int hit_order(const void *a, const void *b)
-{
-    const cx__hit *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score < y->score ? 1 : -1;
-    return (x->item > y->item) - (x->item < y->item);
-}
-
 /* The customer's items, sorted by item, merged from their signals. */
 static int history(const cx_engine *e, uint32_t u, unsigned exclude,
                    hitem **out, size_t *n)
@@ -422,6 +453,7 @@ static float hits_get(const hits *a, uint32_t i)
 
 /* Candidates from the ranking code: the best `want` under the rules
  * (pure relevance: the diversity applies to the blended list). */
+/* The best `want` items for x under o's rules, into cand. */
 static int ranked(cx_engine *e, const cx_rec_opts *o, uint32_t u,
                   const float *x, size_t want, hits *cand)
 {
@@ -429,13 +461,37 @@ static int ranked(cx_engine *e, const cx_rec_opts *o, uint32_t u,
     size_t n = 0;
     if (!buf)
         return cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
-    int rc = cx__rank_hits(e, o, u, x, 0, CX__LIST_POPULAR, CX_NONE, CX_NONE,
-                           want, buf, &n);
+    int rc = cx__rank_pool(e, o, u, x, want, buf, &n);
     for (size_t j = 0; rc == CX_OK && j < n; j++)
         if (hits_add(cand, buf[j].item, 0))
             rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
     free(buf);
     return rc;
+}
+
+/* The `want` items of the highest popularity prior (the blend's, from
+ * training) that pass o's rules, into cand: down hs's order, a few
+ * hundred at a time through the filter. */
+static int popular(cx_engine *e, const cx_rec_opts *o, uint32_t u,
+                   const cx__hstats *hs, size_t want, hits *cand)
+{
+    uint8_t pass[256];
+    size_t got = 0;
+    int rc = CX_OK;
+    for (size_t at = 0; rc == CX_OK && got < want && at < hs->n_pop_order;
+         at += 256) {
+        size_t n = hs->n_pop_order - at < 256 ? hs->n_pop_order - at : 256;
+        const uint32_t *ids = hs->pop_order + at;
+        rc = cx__rank_filter(e, o, u, o->exclude, CX_NONE, ids, n, pass);
+        for (size_t j = 0; rc == CX_OK && j < n && got < want; j++)
+            if (pass[j] && ids[j] < e->items.n) {
+                if (hits_add(cand, ids[j], 0))
+                    rc = CX_ENOMEM;
+                got++;
+            }
+    }
+    return rc == CX_ENOMEM ? cx__fail(e, rc, "cx_recommend: out of memory")
+                           : rc;
 }
 
 int cx__hybrid_recommend(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
@@ -472,7 +528,7 @@ int cx__hybrid_recommend(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     if (rc == CX_OK && x && b.als != 0)
         rc = ranked(e, &plain, u, x, want, &cand);
     if (rc == CX_OK && b.pop != 0)
-        rc = ranked(e, &plain, u, NULL, want, &cand);
+        rc = popular(e, &plain, u, hs, want, &cand);
     /* Co-bought with the newest basket items; the customer's consumables
      * (whatever the exclusion mask says: they come back). */
     if (rc == CX_OK && b.co != 0 && nh) {

@@ -618,6 +618,12 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
 int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
                   const float *x, int cosine, int list, uint32_t cat,
                   uint32_t self, size_t k, cx__hit *out, size_t *n);
+/* As cx__rank_hits by x, for a pool of candidates that the caller scores
+ * again (the blend): the int8 scan keeps k + 32 candidates for the exact
+ * re-rank instead of CX_OPT_CANDIDATES * k, so the pool's members are the
+ * best k up to the int8 scores' error at its edge. */
+int cx__rank_pool(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                  const float *x, size_t k, cx__hit *out, size_t *n);
 
 /* For layouts: several customer-free lists in one pass over the items.
  * Each request asks for the best k of list (0 popular, 1 trending, 2 new

@@ -28,6 +28,8 @@ static inline int cx__blend_plain(const cx__blend *b)
 typedef struct cx__hstats {
     uint32_t n_users, n_items;
     float *pop;             /* customers with r > 0, over the most: 0..1 */
+    uint32_t *pop_order;    /* the items with pop > 0, most popular first */
+    uint32_t n_pop_order;
     float *rebuy;           /* smoothed share of buyers who bought again */
     uint16_t *buys;         /* per pair of ui: purchase signals (capped) */
     /* The most co-bought items of each item: co_idx/co_val[co_ptr[i] ..

@@ -616,6 +616,7 @@ typedef struct request {
     uint32_t deny_buf[64], allow_buf[64], skip_buf[STACK_IDS];
     cx__hit heap_buf[256];
     cx__hit *heap;
+    int pool; /* a candidate pool: no re-ranking margin (cx__rank_pool) */
 } request;
 
 static int request_init(cx_engine *e, const cx_rec_opts *opts, size_t k,
@@ -623,6 +624,7 @@ static int request_init(cx_engine *e, const cx_rec_opts *opts, size_t k,
 {
     memset(&q->r, 0, sizeof q->r);
     q->heap = NULL;
+    q->pool = 0;
     q->deny = (idlist){q->deny_buf, 0, 64, 0};
     q->allow = (idlist){q->allow_buf, 0, 64, 0};
     q->skip = (idlist){q->skip_buf, 0, STACK_IDS, 0};
@@ -819,8 +821,10 @@ static int scan_into(cx_engine *e, request *q, const float *x, int cosine,
         }
     }
     int fast = x && !q->o.exact && !allow;
-    /* Few results need a wider margin than a multiple of k gives. */
-    size_t ncand = fast ? cap * (size_t)e->opt.candidates : 0;
+    /* Few results need a wider margin than a multiple of k gives; a
+     * pool, whose members the caller scores again, needs none. */
+    size_t ncand = fast ? cap * (size_t)(q->pool ? 1 : e->opt.candidates)
+                        : 0;
     if (fast && ncand < cap + 32)
         ncand = cap + 32;
     if (ncand > nitems)
@@ -1005,15 +1009,17 @@ int cx__rank_lists(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     return rc;
 }
 
-int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                  const float *x, int cosine, int list, uint32_t cat,
-                  uint32_t self, size_t k, cx__hit *out, size_t *n)
+static int rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                     const float *x, int cosine, int list, uint32_t cat,
+                     uint32_t self, size_t k, int pool, cx__hit *out,
+                     size_t *n)
 {
     request q;
     cx__hit *h;
     size_t m = 0;
     *n = 0;
     int rc = request_init(e, opts, k, "cx_layout", &q);
+    q.pool = pool;
     if (rc == CX_OK) {
         if (cat != CX_NONE)
             q.r.cat = cat;
@@ -1027,6 +1033,20 @@ int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     }
     request_free(&q);
     return rc;
+}
+
+int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                  const float *x, int cosine, int list, uint32_t cat,
+                  uint32_t self, size_t k, cx__hit *out, size_t *n)
+{
+    return rank_hits(e, opts, u, x, cosine, list, cat, self, k, 0, out, n);
+}
+
+int cx__rank_pool(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                  const float *x, size_t k, cx__hit *out, size_t *n)
+{
+    return rank_hits(e, opts, u, x, 0, CX__LIST_POPULAR, CX_NONE, CX_NONE,
+                     k, 1, out, n);
 }
 
 int cx__rank_filter(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
