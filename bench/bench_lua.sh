@@ -6,15 +6,18 @@
 # read-only with signals), runs wrk for $DURATION s against /recommend and
 # /layout, and times from LuaJIT recommend (binding vs raw ffi call) and
 # the cx_refresh a worker makes when another one has posted signals.
-# Prints figures next to the targets; never fails on them.
-# Env: DURATION (10), CONNS (32), SIGNALS (2000000), BENCH_DIR (a temp dir),
-# CXENGINE_CLI, CXENGINE_LIB (another build).
+# Prints figures next to the targets; never fails on them.  The wrk
+# figures also go to $BENCH_JSON (build/bench/bench_lua.json).
+# Env: DURATION (10), CONNS ("8 32": wrk runs at each count of
+# connections; p99 grows with the queue), SIGNALS (2000000), BENCH_DIR (a
+# temp dir), CXENGINE_CLI, CXENGINE_LIB (another build).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CLI=${CXENGINE_CLI:-$ROOT/build/cxengine}
 LIB=${CXENGINE_LIB:-$ROOT/build/libcxengine.so}
 DURATION=${DURATION:-10}
-CONNS=${CONNS:-32}
+CONNS=${CONNS:-8 32}
+BENCH_JSON=${BENCH_JSON:-$ROOT/build/bench/bench_lua.json}
 SIGNALS=${SIGNALS:-2000000}
 DIR=${BENCH_DIR:-$(mktemp -d /tmp/cxbench_lua.XXXXXX)}
 NGINX_PID=
@@ -122,7 +125,8 @@ while [ $i -lt 200 ]; do
     sleep 0.1; i=$((i + 1))
 done
 
-bench() { # bench NAME PATH TARGET_RPS
+JSON=
+bench() { # bench NAME PATH TARGET_RPS CONNECTIONS
     cat > "$DIR/wrk.lua" <<EOF
 math.randomseed(42)
 request = function()
@@ -130,17 +134,25 @@ request = function()
     return wrk.format("GET", "$2" .. u)
 end
 EOF
-    out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$DIR/wrk.lua" \
+    out=$(wrk -t2 -c"$4" -d"${DURATION}s" --latency -s "$DIR/wrk.lua" \
         "http://127.0.0.1:$PORT" 2>&1)
     rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
     p99=$(echo "$out" | awk '$1 == "99%" { print $2 }')
     p50=$(echo "$out" | awk '$1 == "50%" { print $2 }')
     non2xx=$(echo "$out" | awk '/Non-2xx/ { print $NF }')
-    printf "  %-10s %10s req/s (target >= %s)   p50 %-8s p99 %-8s (target <= 5ms)%s\n" \
-        "$1" "${rps:-?}" "$3" "${p50:-?}" "${p99:-?}" \
+    printf "  %-10s -c%-3s %10s req/s (target >= %s)   p50 %-8s p99 %-8s (target <= 5ms)%s\n" \
+        "$1" "$4" "${rps:-?}" "$3" "${p50:-?}" "${p99:-?}" \
         "${non2xx:+   non-2xx: $non2xx}"
+    JSON="$JSON${JSON:+,}
+  {\"endpoint\": \"$1\", \"connections\": $4, \"rps\": ${rps:-null}, \"p50\": \"${p50:-?}\", \"p99\": \"${p99:-?}\", \"non2xx\": ${non2xx:-0}}"
 }
 echo
-echo "nginx, 2 workers, wrk -t2 -c$CONNS -d${DURATION}s on 127.0.0.1 (wrk shares the $(nproc) cores):"
-bench /recommend "/recommend?k=10&user=" 10000
-bench /layout "/layout?user=" 3000
+echo "nginx, 2 workers, wrk -t2 -d${DURATION}s on 127.0.0.1 (wrk shares the $(nproc) cores):"
+for c in $CONNS; do
+    bench /recommend "/recommend?k=10&user=" 10000 "$c"
+    bench /layout "/layout?user=" 3000 "$c"
+done
+mkdir -p "$(dirname "$BENCH_JSON")" &&
+    printf '{"bench": "lua", "duration_s": %s, "workers": 2, "wrk": [%s\n]}\n' \
+        "$DURATION" "$JSON" > "$BENCH_JSON" &&
+    echo "wrote $BENCH_JSON"
