@@ -146,6 +146,11 @@ EOF
     JSON="$JSON${JSON:+,}
   {\"endpoint\": \"$1\", \"connections\": $4, \"rps\": ${rps:-null}, \"p50\": \"${p50:-?}\", \"p99\": \"${p99:-?}\", \"non2xx\": ${non2xx:-0}}"
 }
+# Warm up: each worker builds the blend's statistics after its open, and
+# the first requests would wait for them.
+for p in "/recommend?k=10&user=c0000001" "/layout?user=c0000001"; do
+    wrk -t1 -c2 -d1s "http://127.0.0.1:$PORT$p" >/dev/null 2>&1
+done
 echo
 echo "nginx, 2 workers, wrk -t2 -d${DURATION}s on 127.0.0.1 (wrk shares the $(nproc) cores):"
 for c in $CONNS; do
