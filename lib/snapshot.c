@@ -29,6 +29,8 @@
 #define SNAP_FORMAT 1
 #define KEEP_GENERATIONS 2
 
+static int model_ok(const cx__model *mo, uint64_t nnz);
+
 /* The files of a generation, in manifest order. */
 enum { F_X, F_Y, F_HAS, F_PTR, F_IDX, F_CONF, F_MASK, F_GRAM, F_COUNT };
 static const struct {
@@ -510,7 +512,10 @@ int cx__snapshot_write(cx_engine *e, const cx__model *mo)
     /* The engine image beside the model; a generation without one is
      * still whole (opening it replays the database), so a failure here
      * is reported and the model committed. */
-    if (rc == CX_OK && cx__image_write(e, tmp, m.generation))
+    cx__stamp stamp;
+    memset(&stamp, 0, sizeof stamp);
+    stamp.generation = m.generation;
+    if (rc == CX_OK && cx__image_write(e, tmp, m.generation, &stamp))
         fprintf(stderr, "cxengine: %s: generation %" PRId64 " is saved "
                 "without an engine image (%s); opening it replays the "
                 "database\n", root, m.generation, cx_errmsg(e));
@@ -518,9 +523,26 @@ int cx__snapshot_write(cx_engine *e, const cx__model *mo)
     char *text = rc ? NULL : manifest_text(&m, &tl);
     if (rc == CX_OK && !text)
         rc = cx__fail(e, CX_ENOMEM, "snapshot: out of memory");
-    if (rc == CX_OK &&
-        (cx__write_file(tmp, "MANIFEST", text, tl, "", 0) || sync_dir(tmp) ||
-         rename(tmp, fin) || sync_dir(snaps)))
+    if (rc == CX_OK && cx__write_file(tmp, "MANIFEST", text, tl, "", 0))
+        rc = cx__fail(e, CX_EIO, "snapshot: committing %s: %s", fin,
+                      strerror(errno));
+    /* This process wrote the files from the memory it checksummed: it
+     * stamps them verified once the model passes the checks an open
+     * would make (and the image, if it passed its own), after waiting
+     * out the file clock's margin (see stamp.c).  No stamp is no error:
+     * the first open verifies in full. */
+    if (rc == CX_OK && model_ok(mo, nnz)) {
+        cx__stamp_wait();
+        stamp.t0 = cx__stamp_now();
+        int ok = cx__stamp_add_path(&stamp, tmp, "MANIFEST") == 0;
+        for (int f = 0; f < F_COUNT && ok; f++)
+            ok = cx__stamp_add_path(&stamp, tmp, files[f].name) == 0;
+        for (int i = 0; stamp.ranges && ok && cx__image_file(i); i++)
+            ok = cx__stamp_add_path(&stamp, tmp, cx__image_file(i)) == 0;
+        if (ok)
+            cx__stamp_write(tmp, &stamp);
+    }
+    if (rc == CX_OK && (sync_dir(tmp) || rename(tmp, fin) || sync_dir(snaps)))
         rc = cx__fail(e, CX_EIO, "snapshot: committing %s: %s", fin,
                       strerror(errno));
     free(text);
@@ -555,19 +577,20 @@ int cx__snapshot_prune(cx_engine *e, size_t keep)
 /* Reading                                                               */
 /* ===================================================================== */
 
-char *cx__read_file(const char *path, size_t *len, size_t limit)
+char *cx__read_file(const char *path, size_t *len, size_t limit,
+                    struct stat *stp)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return NULL;
-    struct stat st;
+    struct stat own, *st = stp ? stp : &own;
     char *p = NULL;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-        (uint64_t)st.st_size <= limit &&
-        (p = malloc((size_t)st.st_size + 1))) {
+    if (fstat(fd, st) == 0 && S_ISREG(st->st_mode) &&
+        (uint64_t)st->st_size <= limit &&
+        (p = malloc((size_t)st->st_size + 1))) {
         size_t got = 0;
-        while (got < (size_t)st.st_size) {
-            ssize_t r = read(fd, p + got, (size_t)st.st_size - got);
+        while (got < (size_t)st->st_size) {
+            ssize_t r = read(fd, p + got, (size_t)st->st_size - got);
             if (r <= 0) {
                 if (r < 0 && errno == EINTR)
                     continue;
@@ -575,7 +598,7 @@ char *cx__read_file(const char *path, size_t *len, size_t limit)
             }
             got += (size_t)r;
         }
-        if (got != (size_t)st.st_size) {
+        if (got != (size_t)st->st_size) {
             free(p);
             p = NULL;
         } else {
@@ -589,10 +612,14 @@ char *cx__read_file(const char *path, size_t *len, size_t limit)
 
 /* Map one data file of generation dir read-only and shared (processes
  * that map the same generation share its pages), verifying its header,
- * size and checksum; *out points at the data, *base and *len the mapping. */
-static int map_data(const char *dir, const manifest *m, int f, void **out,
-                    void **base, size_t *len, char *why, size_t whylen)
+ * size and checksum (not the checksum if s's stamp vouches for the file;
+ * else s->stamped = 0); *out points at the data, *base and *len the
+ * mapping, and the file as verified is added to s->seen. */
+static int map_data(const char *dir, const manifest *m, int f,
+                    cx__snapshot_info *s, char *why, size_t whylen)
 {
+    void **out = &s->data[f], **base = &s->map[f];
+    size_t *len = &s->map_len[f];
     char path[4096], hdr[256];
     snprintf(path, sizeof path, "%s/%s", dir, files[f].name);
     size_t hl = npy_header(hdr, sizeof hdr, files[f].descr, m->f[f].ndim,
@@ -626,10 +653,18 @@ static int map_data(const char *dir, const manifest *m, int f, void **out,
     } else if (memcmp(p, hdr, hl)) {
         snprintf(why, whylen, "%s has an unexpected header", files[f].name);
         rc = CX_ECORRUPT;
-    } else if (cx__checksum((char *)p + hl, bytes) != m->f[f].sum) {
-        snprintf(why, whylen, "%s fails its checksum", files[f].name);
-        rc = CX_ECORRUPT;
+    } else if (!cx__stamp_holds(&s->stamp, files[f].name, &st)) {
+        /* (a file the stamp vouches for was verified on this machine
+         * and not written since) */
+        s->stamped = 0;
+        cx__verified.checksums++;
+        if (cx__checksum((char *)p + hl, bytes) != m->f[f].sum) {
+            snprintf(why, whylen, "%s fails its checksum", files[f].name);
+            rc = CX_ECORRUPT;
+        }
     }
+    if (rc == CX_OK)
+        cx__stamp_add(&s->seen, files[f].name, &st);
     close(fd);
     if (rc) {
         if (p != MAP_FAILED)
@@ -660,19 +695,31 @@ void cx__snapshot_info_free(cx__snapshot_info *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Verify generation g fully; on success fill s. */
-static int try_generation(const char *snaps, int64_t g, cx__snapshot_info *s,
-                          char *why, size_t whylen)
+/* Verify generation g (its stamp ignored if verify); on success fill s. */
+static int try_generation(const char *snaps, int64_t g, int verify,
+                          cx__snapshot_info *s, char *why, size_t whylen)
 {
     char dir[3700], path[3800];
     snprintf(dir, sizeof dir, "%s/g%010" PRId64, snaps, g);
     snprintf(path, sizeof path, "%s/MANIFEST", dir);
+    if (verify)
+        memset(&s->stamp, 0, sizeof s->stamp);
+    else
+        cx__stamp_read(dir, g, &s->stamp);
+    memset(&s->seen, 0, sizeof s->seen);
+    s->seen.generation = g;
+    s->seen.t0 = cx__stamp_now();
     size_t len = 0;
-    char *text = cx__read_file(path, &len, 1 << 20);
+    struct stat st;
+    char *text = cx__read_file(path, &len, 1 << 20, &st);
     if (!text) {
         snprintf(why, whylen, "cannot read MANIFEST");
         return CX_ECORRUPT;
     }
+    /* The MANIFEST is always checked (it is small); the stamp holds for
+     * the data files only as long as it holds for the sums they match. */
+    s->stamped = cx__stamp_holds(&s->stamp, "MANIFEST", &st);
+    cx__stamp_add(&s->seen, "MANIFEST", &st);
     manifest m;
     int rc = cx__manifest_parse(text, len, &m, why, whylen);
     if (rc == CX_OK && m.generation != g) {
@@ -681,8 +728,7 @@ static int try_generation(const char *snaps, int64_t g, cx__snapshot_info *s,
         rc = CX_ECORRUPT;
     }
     for (int f = 0; f < F_COUNT && rc == CX_OK; f++)
-        rc = map_data(dir, &m, f, &s->data[f], &s->map[f], &s->map_len[f],
-                      why, whylen);
+        rc = map_data(dir, &m, f, s, why, whylen);
     if (rc == CX_OK) {
         s->found = 1;
         s->generation = g;
@@ -698,7 +744,8 @@ static int try_generation(const char *snaps, int64_t g, cx__snapshot_info *s,
     return rc;
 }
 
-int cx__snapshot_find(cx_engine *e, const char *root, cx__snapshot_info *s)
+int cx__snapshot_find(cx_engine *e, const char *root, int verify,
+                      cx__snapshot_info *s)
 {
     memset(s, 0, sizeof *s);
     char snaps[3600];
@@ -711,7 +758,7 @@ int cx__snapshot_find(cx_engine *e, const char *root, cx__snapshot_info *s)
     int rc = CX_OK;
     for (size_t i = 0; i < ng && !s->found; i++) {
         char why[256] = "";
-        rc = try_generation(snaps, gen[i], s, why, sizeof why);
+        rc = try_generation(snaps, gen[i], verify, s, why, sizeof why);
         if (rc == CX_ENOMEM) {
             cx__fail(NULL, rc, "cx_open: out of memory");
             break;
@@ -735,6 +782,26 @@ static int all_finite(const float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(v[i]))
+            return 0;
+    return 1;
+}
+
+/* Everything in the model's arrays is in range: finite factors and
+ * confidences, pair pointers that ascend from 0 to nnz, items that exist,
+ * so that a bad file cannot send the engine outside its arrays (the
+ * checksums catch what is merely damaged). */
+static int model_ok(const cx__model *mo, uint64_t nnz)
+{
+    size_t k = (size_t)mo->k;
+    if (!all_finite(mo->X, (size_t)mo->n_users * k) ||
+        !all_finite(mo->Y, (size_t)mo->n_items * k) ||
+        mo->ui.ptr[0] != 0 || mo->ui.ptr[mo->n_users] != nnz)
+        return 0;
+    for (uint32_t u = 0; u < mo->n_users; u++)
+        if (mo->ui.ptr[u + 1] < mo->ui.ptr[u] || mo->has_vec[u] > 1)
+            return 0;
+    for (uint64_t q = 0; q < nnz; q++)
+        if (mo->ui.idx[q] >= mo->n_items || !isfinite(mo->ui.conf[q]))
             return 0;
     return 1;
 }
@@ -778,17 +845,15 @@ int cx__snapshot_model(cx_engine *e, cx__snapshot_info *s, size_t n_events,
         mo->ts_ref = m.ts_ref;
         uint64_t nnz = m.f[F_IDX].shape[0];
         size_t k = m.k;
+        /* The stamp vouches for the files, not for this database. */
         if (m.n_users > e->customers.n || m.n_items > e->items.n ||
-            !all_finite(mo->X, (size_t)m.n_users * k) ||
-            !all_finite(mo->Y, (size_t)m.n_items * k) ||
             mo->ui.ptr[0] != 0 || mo->ui.ptr[m.n_users] != nnz)
             rc = CX_ECORRUPT;
-        for (uint32_t u = 0; rc == CX_OK && u < m.n_users; u++)
-            if (mo->ui.ptr[u + 1] < mo->ui.ptr[u] || mo->has_vec[u] > 1)
+        if (rc == CX_OK && !s->stamped) {
+            cx__verified.model_checks++;
+            if (!model_ok(mo, nnz))
                 rc = CX_ECORRUPT;
-        for (uint64_t q = 0; rc == CX_OK && q < nnz; q++)
-            if (mo->ui.idx[q] >= m.n_items || !isfinite(mo->ui.conf[q]))
-                rc = CX_ECORRUPT;
+        }
         if (rc)
             snprintf(why, sizeof why, "model out of range for the "
                      "database");
