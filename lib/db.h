@@ -176,9 +176,9 @@ typedef struct cx__snapshot_info {
     int64_t seq_end;         /* signals with seq < seq_end were trained */
     char *dir;               /* its directory */
     char *manifest;          /* its manifest text */
-    void *data[8];           /* its verified arrays, until loaded */
-    void *map[8];            /* their mappings (see cx__model) */
-    size_t map_len[8];
+    void *data[12];          /* its verified arrays, until loaded */
+    void *map[12];           /* their mappings (see cx__model) */
+    size_t map_len[12];
     cx__stamp stamp;         /* its VERIFIED stamp (empty if unusable) */
     cx__stamp seen;          /* its files as verified now (for a stamp) */
     int stamped;             /* every model file matched the stamp */

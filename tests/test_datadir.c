@@ -293,7 +293,9 @@ static void test_torn_snapshot(void **state)
     static const char *const names[] = {
         "MANIFEST", "customer_factors.npy", "item_factors.npy",
         "has_vector.npy", "pairs_ptr.npy", "pairs_item.npy",
-        "pairs_conf.npy", "pairs_mask.npy", "gram.npy"};
+        "pairs_conf.npy", "pairs_mask.npy", "gram.npy",
+        "item_factors_int8.npy", "item_scale.npy", "item_inv_norm.npy",
+        "item_cos_scale.npy"};
     char dir[256], path[600];
     tu_mkdtemp(dir, sizeof dir, "ddtorn");
     synth_shop s;
@@ -314,7 +316,7 @@ static void test_torn_snapshot(void **state)
     cx_close(e);
     snprintf(path, sizeof path, "%s/snapshots/g0000000001", dir);
     assert_int_not_equal(access(path, F_OK), 0);
-    for (int f = 0; f < 9; f++)
+    for (int f = 0; f < 13; f++)
         for (int mode = 0; mode < 2; mode++) {
             snprintf(path, sizeof path, "%s/snapshots/g0000000003/%s", dir,
                      names[f]);
@@ -1579,7 +1581,7 @@ static void test_stamp(void **state)
     /* In full, then on the writer's stamp. */
     cx_engine *r;
     counts c = open_counts(dir, CX_OPEN_VERIFY, &r);
-    assert_true(c.sums >= 8 + 19);
+    assert_true(c.sums >= 12 + 19);
     assert_int_equal(c.models, 1);
     assert_int_equal(c.images, 1);
     assert_int_equal(tu_stat(r, CX_STAT_GENERATION), 2);
@@ -1625,7 +1627,7 @@ static void test_stamp(void **state)
         free(orig);
     }
     closedir(d);
-    assert_true(nfiles >= 1 + 8 + 1 + 19);
+    assert_int_equal(nfiles, 1 + 12 + 1 + 19);
 
     /* Restored: verified again and stamped again; the same answers. */
     restamp(dir);
@@ -1653,7 +1655,7 @@ static void test_stamp(void **state)
             assert_int_equal(unlink(path), 0);
         free(st);
         c = open_counts(dir, 0, &r);
-        assert_true(c.sums >= 8 + 19);
+        assert_true(c.sums >= 12 + 19);
         assert_int_equal(c.models, 1);
         assert_int_equal(c.images, 1);
         assert_int_equal(tu_stat(r, CX_STAT_GENERATION), 2);
@@ -1700,6 +1702,69 @@ static void test_stamp(void **state)
     tu_rmdir(dir);
 }
 
+/* A generation of snapshot format 1 (before the item factors' serving
+ * form was saved) still opens, with the serving form computed, and
+ * answers as the same generation in format 2. */
+static void test_snapshot_format1(void **state)
+{
+    (void)state;
+    static const char *const added[] = {
+        "item_factors_int8.npy", "item_scale.npy", "item_inv_norm.npy",
+        "item_cos_scale.npy"};
+    char dir[256], gen[400], path[700];
+    tu_mkdtemp(dir, sizeof dir, "ddfmt1");
+    synth_shop s;
+    cx_engine *w = shop_writer(dir, 6000, 150, 8, 2, 0, &s);
+    TU_OK(w, shop_ingest(w, &s, 0, s.n_signals, 4096));
+    TU_OK(w, cx_train(w, NULL, NULL));
+    cx_close(w);
+    cx_engine *r = open_ro(dir);
+    char *want = answers(r, &s, 60, NULL, 0);
+    cx_close(r);
+    /* Down to format 1: the four files and their lines gone, the
+     * checksum line made again. */
+    snprintf(gen, sizeof gen, "%s/snapshots/g0000000001", dir);
+    for (int f = 0; f < 4; f++) {
+        snprintf(path, sizeof path, "%s/%s", gen, added[f]);
+        assert_int_equal(unlink(path), 0);
+    }
+    snprintf(path, sizeof path, "%s/MANIFEST", gen);
+    size_t len;
+    char *text = (char *)tu_read_file(path, &len);
+    assert_non_null(text);
+    char *out = malloc(len + 64), *o = out;
+    for (char *line = text; line < text + len;) {
+        char *nl = memchr(line, '\n', (size_t)(text + len - line));
+        assert_non_null(nl);
+        int drop = strncmp(line, "checksum ", 9) == 0;
+        for (int f = 0; f < 4; f++)
+            drop |= strncmp(line + 5, added[f], strlen(added[f])) == 0;
+        if (strncmp(line, "cxengine-snapshot 2\n", 20) == 0) {
+            memcpy(o, "cxengine-snapshot 1\n", 20);
+            o += 20;
+        } else if (!drop) {
+            memcpy(o, line, (size_t)(nl + 1 - line));
+            o += nl + 1 - line;
+        }
+        line = nl + 1;
+    }
+    o += sprintf(o, "checksum %016llx\n",
+                 (unsigned long long)cx__checksum(out, (size_t)(o - out)));
+    tu_write_file(path, out, (size_t)(o - out));
+    free(out);
+    free(text);
+    counts c = open_counts(dir, 0, &r);
+    assert_int_equal(c.models, 1);
+    assert_int_equal(tu_stat(r, CX_STAT_GENERATION), 1);
+    char *got = answers(r, &s, 60, NULL, 0);
+    same_answers("format 1", want, got);
+    free(got);
+    cx_close(r);
+    free(want);
+    synth_free(&s);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1718,6 +1783,7 @@ int main(void)
         cmocka_unit_test(test_reader_signals_writer_killed),
         cmocka_unit_test(test_forget_keeps_seqs),
         cmocka_unit_test(test_stamp),
+        cmocka_unit_test(test_snapshot_format1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
