@@ -21,7 +21,7 @@
  * nothing here passes or fails.  Writes build/bench/bench_datadir.json.
  * Usage: bench_datadir [--quick]   (or CX_BENCH_QUICK=1)
  *        bench_datadir --build DIR [--quick]   the scale shop, kept in DIR
- *        bench_datadir --open DIR              one read-only open of DIR */
+ *        bench_datadir --open DIR [--verify]   one read-only open of DIR */
 #include "benchutil.h"
 #include "cxengine.h"
 #include "internal.h"
@@ -402,12 +402,15 @@ static int keep_scale(const char *dir, int quick)
     return 0;
 }
 
-/* --open DIR: one read-only open of DIR, its seconds printed. */
-static int open_once(const char *dir)
+/* --open DIR [--verify]: one read-only open of DIR (with --verify,
+ * CX_OPEN_VERIFY: every file verified in full), its seconds printed. */
+static int open_once(const char *dir, int verify)
 {
     cx_engine *e;
     double t0 = now_s();
-    die_on(NULL, cx_open(&e, dir, CX_OPEN_READONLY), "cx_open");
+    die_on(NULL, cx_open(&e, dir, CX_OPEN_READONLY |
+                                      (verify ? CX_OPEN_VERIFY : 0)),
+           "cx_open");
     double t = now_s() - t0;
     printf("read-only open %.4f s\n", t);
     cx_close(e);
@@ -419,7 +422,7 @@ int main(int argc, char **argv)
     if (argc > 2 && strcmp(argv[1], "--build") == 0)
         return keep_scale(argv[2], argc > 3 && !strcmp(argv[3], "--quick"));
     if (argc > 2 && strcmp(argv[1], "--open") == 0)
-        return open_once(argv[2]);
+        return open_once(argv[2], argc > 3 && !strcmp(argv[3], "--verify"));
     int quick = (argc > 1 && strcmp(argv[1], "--quick") == 0) ||
                 getenv("CX_BENCH_QUICK");
     if (getenv("CX_BENCH_DIR"))
