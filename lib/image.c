@@ -420,7 +420,7 @@ int cx__image_write(cx_engine *e, const char *dir, int64_t generation,
     m.trend_half_life = e->opt.trend_half_life;
     memcpy(m.weight, e->opt.weight, sizeof m.weight);
     uint32_t n_cats = e->categories.n, n_chans = e->channels.n,
-             n_tags = e->tagsets.n;
+             n_tags = e->tagsets.n, types = signal_types(e);
     cid = dup_array(e->customers.str, nc * sizeof *cid);
     iid = dup_array(e->items.str, ni * sizeof *iid);
     data[I_CUST_HASH] = dup_array(e->customers.hash, nc * 4);
@@ -483,8 +483,8 @@ int cx__image_write(cx_engine *e, const char *dir, int64_t generation,
                       strerror(errno));
     free(text);
     /* What the generation's stamp may say of the image: that it passed
-     * the checks an open would make, against these names. */
-    uint32_t types = signal_types(e);
+     * the checks an open would make, against the names it had when its
+     * copy was taken. */
     if (rc == CX_OK &&
         slots_ok(data[I_CUST_SLOT], m.count[I_CUST_SLOT], nc) &&
         slots_ok(data[I_ITEM_SLOT], m.count[I_ITEM_SLOT], ni) &&
@@ -599,9 +599,6 @@ static int slots_ok(const uint32_t *slot, uint64_t nslot, uint32_t n)
     return 1;
 }
 
-/* Everything that indexes something is in range, so a bad image cannot
- * send the engine out of its arrays (the checksums catch what is merely
- * damaged). */
 /* The signal types the database defines, as a bit mask. */
 static uint32_t signal_types(const cx_engine *e)
 {
@@ -612,6 +609,10 @@ static uint32_t signal_types(const cx_engine *e)
     return types;
 }
 
+/* Everything that indexes something is in range, so a bad image cannot
+ * send the engine out of its arrays (the checksums catch what is merely
+ * damaged): categories, channels and tag sets below n_*, signal types
+ * among `types`. */
 static int ranges_ok(const image_manifest *m, char **a, uint32_t types,
                      uint32_t n_cats, uint32_t n_chans, uint32_t n_tags)
 {
