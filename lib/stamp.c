@@ -29,7 +29,9 @@
  * its ctime is older, by MARGIN_NS, than the moment its verification
  * began (t0, taken before the stat): every later write then gets a later
  * ctime.  The writer, which stamps what it has just written, waits out
- * the margin first. */
+ * the margin first.  A file system that keeps whole seconds (a ctime
+ * with no nanoseconds: ext3, FAT keeps two) needs a margin of seconds:
+ * such files are stamped only by an open at least COARSE_NS later. */
 #include "internal.h"
 #include "db.h"
 
@@ -44,6 +46,7 @@
 
 #define STAMP_FORMAT 1
 #define MARGIN_NS 50000000 /* 50 ms: five ticks at the slowest, HZ = 100 */
+#define COARSE_NS 3000000000 /* 3 s: above FAT's 2 s */
 
 cx__verify_counts cx__verified;
 
@@ -88,8 +91,9 @@ int cx__stamp_add(cx__stamp *s, const char *name, const struct stat *st)
     struct cx__stamp_file f;
     memset(&f, 0, sizeof f);
     fill(&f, st);
+    int64_t margin = f.ctime % 1000000000 ? MARGIN_NS : COARSE_NS;
     if (s->n == CX__STAMP_FILES || strlen(name) >= sizeof f.name ||
-        f.ctime >= s->t0 - MARGIN_NS || f.mtime >= s->t0 - MARGIN_NS)
+        f.ctime >= s->t0 - margin || f.mtime >= s->t0 - margin)
         return -1;
     strcpy(f.name, name);
     s->f[s->n++] = f;
