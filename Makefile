@@ -147,6 +147,7 @@ check-python: lib tools
 check-notebook: lib tools
 	@mkdir -p $(B)/examples
 	cd examples && CXENGINE_LIB=$(abspath $(B))/libcxengine.so \
+	    CXENGINE_CLI=$(abspath $(CLI)) \
 	    PYDEVD_DISABLE_FILE_VALIDATION=1 jupyter nbconvert --to notebook \
 	    --execute notebook.ipynb --output $(abspath $(B))/examples/notebook.ipynb
 

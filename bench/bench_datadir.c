@@ -19,7 +19,9 @@
  *             open in a second process with its Rss and Pss.
  * The directory lives under $CX_BENCH_DIR (default /tmp).  Figures only:
  * nothing here passes or fails.  Writes build/bench/bench_datadir.json.
- * Usage: bench_datadir [--quick]   (or CX_BENCH_QUICK=1) */
+ * Usage: bench_datadir [--quick]   (or CX_BENCH_QUICK=1)
+ *        bench_datadir --build DIR [--quick]   the scale shop, kept in DIR
+ *        bench_datadir --open DIR [--verify]   one read-only open of DIR */
 #include "benchutil.h"
 #include "cxengine.h"
 #include "internal.h"
@@ -250,10 +252,11 @@ static void shared(const stream *s, size_t n, double seconds)
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static void scale(size_t nc, size_t ni)
+/* Build the scale shop in dir: bulk load, then one ALS iteration (which
+ * writes a generation); the engine is left open in *out. */
+static void scale_build(const char *dir, size_t nc, size_t ni, cx_engine **out,
+                        size_t *n_out, double *load_out, double *train_out)
 {
-    char dir[512];
-    fresh_dir(dir, sizeof dir, "scale");
     cx_engine *e;
     die_on(NULL, cx_open(&e, dir, 0), "cx_open");
     die_on(e, cx_set_option(e, CX_OPT_SYNC, CX_SYNC_OFF), "sync");
@@ -282,7 +285,21 @@ static void scale(size_t nc, size_t ni)
     double load = now_s() - t0;
     t0 = now_s();
     die_on(e, cx_train(e, NULL, NULL), "cx_train");
-    double train = now_s() - t0;
+    *train_out = now_s() - t0;
+    *load_out = load;
+    *n_out = n;
+    *out = e;
+    free(cb), free(ib), free(c), free(it), free(ty);
+}
+
+static void scale(size_t nc, size_t ni)
+{
+    char dir[512];
+    fresh_dir(dir, sizeof dir, "scale");
+    cx_engine *e;
+    size_t n;
+    double load, train, t0;
+    scale_build(dir, nc, ni, &e, &n, &load, &train);
     double w[3];
     for (int r = 0; r < 3; r++) {
         t0 = now_s();
@@ -327,7 +344,7 @@ static void scale(size_t nc, size_t ni)
             cx__snapshot_info s;
             cx__model *m = NULL;
             a = now_s();
-            if (!rc && cx__snapshot_find(r, dir, &s) == CX_OK && s.found &&
+            if (!rc && cx__snapshot_find(r, dir, 0, &s) == CX_OK && s.found &&
                 cx__snapshot_model(r, &s, r->model->n_events, &m) == CX_OK)
                 got[1] = now_s() - a;
             if (write(pfd[1], got, sizeof got) != sizeof got)
@@ -368,12 +385,44 @@ static void scale(size_t nc, size_t ni)
     bjson_num(&J, "scale_reopen_s", reopen);
     bjson_num(&J, "scale_dir_mb", (double)bytes / 1e6);
     cx_close(e);
-    free(cb), free(ib), free(c), free(it), free(ty);
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* --build DIR [--quick]: the scale shop, left in DIR for --open. */
+static int keep_scale(const char *dir, int quick)
+{
+    cx_engine *e;
+    size_t n;
+    double load, train;
+    scale_build(dir, quick ? 100000 : 1000000, quick ? 20000 : 100000, &e,
+                &n, &load, &train);
+    printf("%s: %zu signals loaded in %.1f s, trained in %.1f s\n", dir, n,
+           load, train);
+    cx_close(e);
+    return 0;
+}
+
+/* --open DIR [--verify]: one read-only open of DIR (with --verify,
+ * CX_OPEN_VERIFY: every file verified in full), its seconds printed. */
+static int open_once(const char *dir, int verify)
+{
+    cx_engine *e;
+    double t0 = now_s();
+    die_on(NULL, cx_open(&e, dir, CX_OPEN_READONLY |
+                                      (verify ? CX_OPEN_VERIFY : 0)),
+           "cx_open");
+    double t = now_s() - t0;
+    printf("read-only open %.4f s\n", t);
+    cx_close(e);
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc > 2 && strcmp(argv[1], "--build") == 0)
+        return keep_scale(argv[2], argc > 3 && !strcmp(argv[3], "--quick"));
+    if (argc > 2 && strcmp(argv[1], "--open") == 0)
+        return open_once(argv[2], argc > 3 && !strcmp(argv[3], "--verify"));
     int quick = (argc > 1 && strcmp(argv[1], "--quick") == 0) ||
                 getenv("CX_BENCH_QUICK");
     if (getenv("CX_BENCH_DIR"))

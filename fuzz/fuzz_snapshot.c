@@ -1,5 +1,6 @@
-/* fuzz_snapshot.c -- libFuzzer target for the snapshot MANIFEST reader and
- * the engine image's IMAGE reader (the input goes to both).  Any bytes
+/* fuzz_snapshot.c -- libFuzzer target for the snapshot MANIFEST reader,
+ * the engine image's IMAGE reader and the VERIFIED stamp's reader (the
+ * input goes to all three).  Any bytes
  * in: a parser must accept only a text whose checksum line matches and
  * whose lengths agree with its counts, and never read outside the
  * buffer.  A parsed text must parse again identically. */
@@ -20,6 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     one(cx__manifest_parse, cx__manifest_size(), data, size);
     one(cx__image_manifest_parse, cx__image_manifest_size(), data, size);
+    one(cx__stamp_parse, cx__stamp_size(), data, size);
     return 0;
 }
 

@@ -171,9 +171,28 @@ typedef struct cx_engine cx_engine;
  * transaction first.  Writers of the database queue on SQLite's lock
  * (one at a time, for the length of one transaction; a call gives up with
  * CX_EBUSY after 10 s).  CX_OPEN_SIGNALS without CX_OPEN_READONLY is
- * CX_EINVAL. */
+ * CX_EINVAL.
+ *
+ * CX_OPEN_VERIFY (with or without the others): verify every snapshot
+ * file in full, ignoring the VERIFIED stamps.  Every snapshot file's
+ * size, header and checksum, and every index in it, are checked before
+ * the engine uses them; a generation that fails is skipped for the one
+ * before it.  The process that writes a generation, or the first one to
+ * verify it in full, leaves a VERIFIED stamp in its directory with each
+ * file's device, inode, size, mtime and ctime; a later open on the same
+ * machine whose files all stat the same skips their checksums and range
+ * checks (this keeps a read-only open short at millions of customers).
+ * Any write to a file (write(2), a writable mapping, a truncate, a
+ * touch) moves its ctime, which no process can set back, and a copy has
+ * another device or inode: such a file is verified again in full.  A
+ * stamp that is missing, damaged or stale only means a full
+ * verification.  What a stamp does not catch is a change on the medium
+ * without a write through the kernel (bit rot): the trust SQLite and
+ * LMDB place in the disk.  With CX_OPEN_VERIFY this open, and every
+ * generation the engine follows later, is verified in full. */
 #define CX_OPEN_READONLY 1u
 #define CX_OPEN_SIGNALS 2u
+#define CX_OPEN_VERIFY 4u
 CX_API int cx_open(cx_engine **out, const char *path, unsigned flags);
 
 /* Catch up with the directory now (see cx_open): a read-only engine

@@ -125,6 +125,7 @@ struct cx__db {
      * follows the database by them (see cx__db_follow). */
     int64_t catalog_rev, config_rev, forget_rev;
     int readonly;            /* CX_OPEN_READONLY */
+    int verify;              /* CX_OPEN_VERIFY: ignore VERIFIED stamps */
     int signals;             /* CX_OPEN_SIGNALS: a reader that ingests */
     /* PRAGMA data_version when this engine last caught up with what other
      * connections committed (-1: never); it moves only when another
@@ -1167,15 +1168,15 @@ static int busy_wait(void *arg, int count)
 
 /* Map generation snap's engine image into e; 0 when there is none or it
  * is unusable (said on stderr and in cx_errmsg(NULL)): replay then. */
-static int open_image(cx_engine *e, const cx__snapshot_info *snap,
-                      int *pop_current)
+static int open_image(cx_engine *e, cx__snapshot_info *snap,
+                      int *pop_current, int *stamped)
 {
     cx__db *d = e->db;
     cx__image_state st;
     char why[256] = "";
     int rc = cx__image_load(e, snap->dir, snap->generation, e->categories.n,
-                            e->channels.n, e->tagsets.n, &st, why,
-                            sizeof why);
+                            e->channels.n, e->tagsets.n, &snap->stamp,
+                            &snap->seen, &st, why, sizeof why);
     if (rc == CX_ENOTFOUND)
         return 0;
     if (rc) {
@@ -1193,6 +1194,7 @@ static int open_image(cx_engine *e, const cx__snapshot_info *snap,
     d->catalog_rev = st.catalog_rev;
     d->forget_rev = st.forget_rev;
     *pop_current = st.pop_current;
+    *stamped = st.stamped;
     return 1;
 }
 
@@ -1209,6 +1211,7 @@ int cx__db_open(cx_engine *e, const char *dir, unsigned flags)
     }
     d->lock_fd = d->wal_fd = -1;
     d->readonly = readonly;
+    d->verify = (flags & CX_OPEN_VERIFY) != 0;
     d->signals = readonly && (flags & CX_OPEN_SIGNALS);
     d->data_version = -1;
     pthread_mutex_init(&d->fmu, NULL);
@@ -1263,7 +1266,7 @@ int cx__db_open(cx_engine *e, const char *dir, unsigned flags)
     cx__idmap_free(&e->categories);
     cx__idmap_free(&e->channels);
     cx__snapshot_info snap;
-    rc = cx__snapshot_find(e, dir, &snap);
+    rc = cx__snapshot_find(e, dir, d->verify, &snap);
     int in_read = rc == CX_OK && (rc = exec(NULL, d->db, "BEGIN")) == CX_OK;
     if (rc == CX_OK)
         d->catalog_rev = scalar(&rd, "SELECT value FROM meta WHERE key = "
@@ -1278,14 +1281,15 @@ int cx__db_open(cx_engine *e, const char *dir, unsigned flags)
      * come from it, and only what the database gained since is read
      * (catch_up, after this transaction); without one, or if it does not
      * verify, everything is replayed. */
-    int image = 0, pop_current = 0;
+    int image = 0, pop_current = 0, image_stamped = 0;
     size_t n_before = 0;
     if (rc == CX_OK &&
         !(rc = load_config(&rd)) &&
         !(rc = load_names(&rd, "categories", "name", &e->categories)) &&
         !(rc = load_names(&rd, "channels", "name", &e->channels)) &&
         !(rc = load_names(&rd, "tagsets", "tags", &e->tagsets)) &&
-        !(snap.found && (image = open_image(e, &snap, &pop_current))) &&
+        !(snap.found &&
+          (image = open_image(e, &snap, &pop_current, &image_stamped))) &&
         !(rc = load_names(&rd, "customers", "id", &e->customers)) &&
         !(rc = load_items(&rd)))
         rc = load_signals(&rd, snap.found ? snap.seq_end : 0, &n_before);
@@ -1301,6 +1305,12 @@ int cx__db_open(cx_engine *e, const char *dir, unsigned flags)
     if (rc == CX_OK && snap.found &&
         (rc = cx__snapshot_model(e, &snap, n_before, &e->model)) == CX_OK) {
         e->generation = snap.generation;
+        /* Verified in full just now (a copied directory, a stamp lost or
+         * stale, CX_OPEN_VERIFY): stamp it, so that the next open on
+         * this machine need not.  A stamp not written (a reader without
+         * write permission) costs only that. */
+        if (image ? !(snap.stamped && image_stamped) : !snap.stamped)
+            cx__stamp_write(snap.dir, &snap.seen);
         /* The blend's statistics: a writer builds them now; a reader's
          * follower thread does first thing, so the open stays short. */
         if (!d->readonly)
@@ -1811,7 +1821,7 @@ static int follow_model(cx_engine *e, int64_t newest)
     if (newest <= e->generation || newest == d->skip_gen)
         return CX_OK;
     cx__snapshot_info snap;
-    int rc = cx__snapshot_find(e, d->dir, &snap);
+    int rc = cx__snapshot_find(e, d->dir, d->verify, &snap);
     cx__model *mo = NULL;
     if (rc == CX_OK && snap.found && snap.generation < newest)
         d->skip_gen = newest; /* it failed its checks: do not retry it */

@@ -32,8 +32,11 @@ int cx__db_forget(cx_engine *e, const uint32_t *idx, size_t n);
 void cx__db_close(cx_engine *e);
 const char *cx__db_dir(const cx_engine *e);
 /* A whole regular file of at most `limit` bytes, NUL-terminated (not
- * counted in *len), malloc'ed; NULL if it cannot be read (snapshot.c). */
-char *cx__read_file(const char *path, size_t *len, size_t limit);
+ * counted in *len), malloc'ed; NULL if it cannot be read (snapshot.c).
+ * st, if not NULL, receives what fstat said of the file read. */
+struct stat;
+char *cx__read_file(const char *path, size_t *len, size_t limit,
+                    struct stat *st);
 
 /* A batch of signals with the indexes it will have once published: the
  * ids new to the engine are listed in the order they will be added
@@ -113,6 +116,56 @@ int cx__db_event_seqs(cx_engine *e, int64_t last_seq, size_t n,
                       int64_t *seq);
 
 /* ===================================================================== */
+/* stamp.c                                                               */
+/* ===================================================================== */
+
+/* A generation's VERIFIED stamp: the files this machine verified in full
+ * and what stat(2) said of each then; see stamp.c. */
+#define CX__STAMP_FILES 48
+typedef struct cx__stamp {
+    int64_t generation;
+    int64_t t0;              /* when verification began (ns; not saved) */
+    int ranges;              /* the image's range checks passed against */
+    uint32_t n_cats, n_chans, n_tags, types; /* these (types: a bit mask) */
+    int n;
+    struct cx__stamp_file {
+        char name[48];
+        uint64_t dev, ino, size;
+        int64_t mtime, ctime;    /* ns */
+    } f[CX__STAMP_FILES];
+} cx__stamp;
+
+/* Generation dir's stamp if it is whole and for `generation`, else an
+ * empty one (n = 0, ranges = 0). */
+void cx__stamp_read(const char *dir, int64_t generation, cx__stamp *s);
+/* Does s list file `name` with exactly these stat figures? */
+int cx__stamp_holds(const cx__stamp *s, const char *name,
+                    const struct stat *st);
+/* Add file `name` as st (taken after s->t0) describes it; 0, or -1 if
+ * there is no room, or if its ctime or mtime is too close to s->t0 for a
+ * later write to be sure to change it (the file goes unstamped). */
+int cx__stamp_add(cx__stamp *s, const char *name, const struct stat *st);
+/* The time now (CLOCK_REALTIME, ns), for t0. */
+int64_t cx__stamp_now(void);
+/* Wait until the files written so far can be stamped (a writer). */
+void cx__stamp_wait(void);
+/* Add dir/name as it stats now; 0, or -1. */
+int cx__stamp_add_path(cx__stamp *s, const char *dir, const char *name);
+/* Write s as dir/VERIFIED (temporary file, fsync, rename); 0 or -1. */
+int cx__stamp_write(const char *dir, const cx__stamp *s);
+/* Parse and verify a VERIFIED text (fuzzing, tests). */
+int cx__stamp_parse(const char *text, size_t len, void *out, char *why,
+                    size_t whylen);
+size_t cx__stamp_size(void);
+
+/* What verification this process has done (tests): files checksummed,
+ * models and images range-checked. */
+typedef struct cx__verify_counts {
+    _Atomic uint64_t checksums, model_checks, image_checks;
+} cx__verify_counts;
+extern cx__verify_counts cx__verified;
+
+/* ===================================================================== */
 /* snapshot.c                                                            */
 /* ===================================================================== */
 
@@ -123,15 +176,20 @@ typedef struct cx__snapshot_info {
     int64_t seq_end;         /* signals with seq < seq_end were trained */
     char *dir;               /* its directory */
     char *manifest;          /* its manifest text */
-    void *data[8];           /* its verified arrays, until loaded */
-    void *map[8];            /* their mappings (see cx__model) */
-    size_t map_len[8];
+    void *data[12];          /* its verified arrays, until loaded */
+    void *map[12];           /* their mappings (see cx__model) */
+    size_t map_len[12];
+    cx__stamp stamp;         /* its VERIFIED stamp (empty if unusable) */
+    cx__stamp seen;          /* its files as verified now (for a stamp) */
+    int stamped;             /* every model file matched the stamp */
 } cx__snapshot_info;
 
 /* Find the newest valid generation in dir/snapshots (found = 0 if none);
  * generations that fail to verify are skipped with a message on stderr
- * and in cx_errmsg(NULL). */
-int cx__snapshot_find(cx_engine *e, const char *dir, cx__snapshot_info *s);
+ * and in cx_errmsg(NULL).  Files its VERIFIED stamp vouches for are not
+ * checksummed again unless verify (CX_OPEN_VERIFY). */
+int cx__snapshot_find(cx_engine *e, const char *dir, int verify,
+                      cx__snapshot_info *s);
 void cx__snapshot_info_free(cx__snapshot_info *s);
 /* The model of generation s (its arrays mapped, not copied; s keeps
  * nothing); n_events = the signals in memory it was trained on. */
@@ -174,8 +232,10 @@ int cx__put_line(char **buf, size_t *n, size_t *cap, const char *fmt, ...)
 /* Write the engine image of e into generation directory dir (not yet
  * committed) for generation `generation`: a consistent copy of memory
  * taken under the writer mutex.  The caller holds train_mu.  On failure
- * no image file is left behind. */
-int cx__image_write(cx_engine *e, const char *dir, int64_t generation);
+ * no image file is left behind.  If the image passes the checks an open
+ * makes, stamp->ranges is set to the names they were made against. */
+int cx__image_write(cx_engine *e, const char *dir, int64_t generation,
+                    cx__stamp *stamp);
 
 /* What an image covers, for following the database from there. */
 typedef struct cx__image_state {
@@ -183,16 +243,24 @@ typedef struct cx__image_state {
     size_t ev_seq_cap;
     int64_t last_seq, catalog_rev, forget_rev;
     int pop_current;         /* popularity counted with e's options */
+    int stamped;             /* the stamp vouched for every file */
 } cx__image_state;
 
 /* Map generation dir's image into the new engine e (its options, signal
  * types and small name tables already loaded: n_cats categories, n_chans
  * channels, n_tags tag sets), verifying sizes, headers, checksums and
- * ranges.  CX_ENOTFOUND when the generation has no image; another code
- * with a reason in why when it is unusable (e is then unchanged). */
+ * ranges (not the checksums of the files stamp vouches for, nor the
+ * ranges if it vouches for them all).  The files as verified, and the
+ * ranges, are added to seen.  CX_ENOTFOUND when the generation has no
+ * image; another code with a reason in why when it is unusable (e and
+ * seen are then unchanged). */
 int cx__image_load(cx_engine *e, const char *dir, int64_t generation,
                    uint32_t n_cats, uint32_t n_chans, uint32_t n_tags,
+                   const cx__stamp *stamp, cx__stamp *seen,
                    cx__image_state *out, char *why, size_t whylen);
+/* The names of an image's files: "IMAGE" for i = 0, then its arrays;
+ * NULL past the last. */
+const char *cx__image_file(int i);
 /* Unmap an image (after the engine's arrays are freed). */
 void cx__image_free(struct cx__image *m);
 /* Parse and verify an IMAGE's text (fuzzing, tests). */

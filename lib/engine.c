@@ -236,7 +236,8 @@ CX_API int cx_open(cx_engine **out, const char *path, unsigned flags)
     if (path && !*path)
         return cx__fail(NULL, CX_EINVAL, "cx_open: path is empty (NULL "
                         "opens an in-memory engine)");
-    if (flags & ~(unsigned)(CX_OPEN_READONLY | CX_OPEN_SIGNALS))
+    if (flags & ~(unsigned)(CX_OPEN_READONLY | CX_OPEN_SIGNALS |
+                            CX_OPEN_VERIFY))
         return cx__fail(NULL, CX_EINVAL, "cx_open: unknown flags 0x%x",
                         flags);
     if ((flags & CX_OPEN_SIGNALS) && !(flags & CX_OPEN_READONLY))

@@ -94,6 +94,11 @@ size_t cx__image_manifest_size(void)
     return sizeof(image_manifest);
 }
 
+const char *cx__image_file(int i)
+{
+    return i == 0 ? "IMAGE" : i <= I_COUNT ? ifiles[i - 1].name : NULL;
+}
+
 /* ===================================================================== */
 /* Mapped images and the arrays inside them                              */
 /* ===================================================================== */
@@ -383,7 +388,13 @@ static int pack_ids(const char *const *str, uint32_t *hash, uint32_t n,
     return CX_OK;
 }
 
-int cx__image_write(cx_engine *e, const char *dir, int64_t generation)
+static int slots_ok(const uint32_t *slot, uint64_t nslot, uint32_t n);
+static uint32_t signal_types(const cx_engine *e);
+static int ranges_ok(const image_manifest *m, char **a, uint32_t types,
+                     uint32_t n_cats, uint32_t n_chans, uint32_t n_tags);
+
+int cx__image_write(cx_engine *e, const char *dir, int64_t generation,
+                    cx__stamp *stamp)
 {
     image_manifest m;
     memset(&m, 0, sizeof m);
@@ -408,6 +419,8 @@ int cx__image_write(cx_engine *e, const char *dir, int64_t generation)
     m.pop_half_life = e->opt.pop_half_life;
     m.trend_half_life = e->opt.trend_half_life;
     memcpy(m.weight, e->opt.weight, sizeof m.weight);
+    uint32_t n_cats = e->categories.n, n_chans = e->channels.n,
+             n_tags = e->tagsets.n, types = signal_types(e);
     cid = dup_array(e->customers.str, nc * sizeof *cid);
     iid = dup_array(e->items.str, ni * sizeof *iid);
     data[I_CUST_HASH] = dup_array(e->customers.hash, nc * 4);
@@ -469,6 +482,17 @@ int cx__image_write(cx_engine *e, const char *dir, int64_t generation)
         rc = cx__fail(e, CX_EIO, "writing %s/IMAGE: %s", dir,
                       strerror(errno));
     free(text);
+    /* What the generation's stamp may say of the image: that it passed
+     * the checks an open would make, against the names it had when its
+     * copy was taken. */
+    if (rc == CX_OK &&
+        slots_ok(data[I_CUST_SLOT], m.count[I_CUST_SLOT], nc) &&
+        slots_ok(data[I_ITEM_SLOT], m.count[I_ITEM_SLOT], ni) &&
+        ranges_ok(&m, (char **)data, types, n_cats, n_chans, n_tags)) {
+        stamp->ranges = 1;
+        stamp->n_cats = n_cats, stamp->n_chans = n_chans;
+        stamp->n_tags = n_tags, stamp->types = types;
+    }
     free(cid);
     free(iid);
     for (int f = 0; f < I_COUNT; f++)
@@ -507,9 +531,11 @@ static uint64_t room(const image_manifest *m, int f)
 }
 
 /* Map file f of dir at `at` (inside the reserved range), check its size,
- * header and checksum. */
+ * header and checksum (not the checksum if the stamp vouches for the
+ * file; else *stamped = 0); the file as verified is added to seen. */
 static int map_file(const char *dir, const image_manifest *m, int f,
-                    char *at, char *why, size_t whylen)
+                    char *at, const cx__stamp *stamp, int *stamped,
+                    cx__stamp *seen, char *why, size_t whylen)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, ifiles[f].name);
@@ -535,10 +561,16 @@ static int map_file(const char *dir, const image_manifest *m, int f,
     } else if ((image_header(hdr, f, m->count[f]), memcmp(at, hdr, HDR))) {
         snprintf(why, whylen, "%s has an unexpected header", ifiles[f].name);
         rc = CX_ECORRUPT;
-    } else if (cx__checksum(at + HDR, bytes) != m->sum[f]) {
-        snprintf(why, whylen, "%s fails its checksum", ifiles[f].name);
-        rc = CX_ECORRUPT;
+    } else if (!cx__stamp_holds(stamp, ifiles[f].name, &st)) {
+        *stamped = 0;
+        cx__verified.checksums++;
+        if (cx__checksum(at + HDR, bytes) != m->sum[f]) {
+            snprintf(why, whylen, "%s fails its checksum", ifiles[f].name);
+            rc = CX_ECORRUPT;
+        }
     }
+    if (rc == CX_OK)
+        cx__stamp_add(seen, ifiles[f].name, &st);
     close(fd);
     return rc;
 }
@@ -567,10 +599,21 @@ static int slots_ok(const uint32_t *slot, uint64_t nslot, uint32_t n)
     return 1;
 }
 
+/* The signal types the database defines, as a bit mask. */
+static uint32_t signal_types(const cx_engine *e)
+{
+    uint32_t types = 0;
+    for (int t = 0; t < CX_MAX_SIGNAL_TYPES; t++)
+        if (cx_signal_type_name(e, t))
+            types |= 1u << t;
+    return types;
+}
+
 /* Everything that indexes something is in range, so a bad image cannot
  * send the engine out of its arrays (the checksums catch what is merely
- * damaged). */
-static int ranges_ok(const cx_engine *e, const image_manifest *m, char **a,
+ * damaged): categories, channels and tag sets below n_*, signal types
+ * among `types`. */
+static int ranges_ok(const image_manifest *m, char **a, uint32_t types,
                      uint32_t n_cats, uint32_t n_chans, uint32_t n_tags)
 {
     uint32_t nc = m->n_customers, ni = m->n_items;
@@ -587,10 +630,6 @@ static int ranges_ok(const cx_engine *e, const image_manifest *m, char **a,
     const uint32_t *prev = (const uint32_t *)a[I_PREV];
     const uint32_t *iprev = (const uint32_t *)a[I_IPREV];
     const int64_t *seq = (const int64_t *)a[I_SEQ];
-    uint32_t types = 0; /* the signal types the database defines */
-    for (int t = 0; t < CX_MAX_SIGNAL_TYPES; t++)
-        if (cx_signal_type_name(e, t))
-            types |= 1u << t;
     for (uint32_t i = 0; i < ni; i++)
         if (cat[i] >= n_cats || !isfinite(price[i]) || price[i] < 0 ||
             flags[i] > 7 || created[i] < 0 ||
@@ -617,13 +656,15 @@ static int ranges_ok(const cx_engine *e, const image_manifest *m, char **a,
 
 int cx__image_load(cx_engine *e, const char *dir, int64_t generation,
                    uint32_t n_cats, uint32_t n_chans, uint32_t n_tags,
+                   const cx__stamp *stamp, cx__stamp *seen,
                    cx__image_state *out, char *why, size_t whylen)
 {
     memset(out, 0, sizeof *out);
     char path[4096];
     snprintf(path, sizeof path, "%s/IMAGE", dir);
     size_t len = 0;
-    char *text = cx__read_file(path, &len, 1 << 20);
+    struct stat st;
+    char *text = cx__read_file(path, &len, 1 << 20, &st);
     if (!text) {
         if (errno == ENOENT && access(path, F_OK) != 0)
             return CX_ENOTFOUND; /* a generation without an image */
@@ -640,6 +681,15 @@ int cx__image_load(cx_engine *e, const char *dir, int64_t generation,
     }
     if (rc)
         return rc;
+    /* The range checks were made against these names (they only grow):
+     * the stamp vouches for them while they still hold. */
+    uint32_t types = signal_types(e);
+    int stamped = cx__stamp_holds(stamp, "IMAGE", &st) && stamp->ranges &&
+                  n_cats >= stamp->n_cats && n_chans >= stamp->n_chans &&
+                  n_tags >= stamp->n_tags &&
+                  (types & stamp->types) == stamp->types;
+    int n0 = seen->n;
+    cx__stamp_add(seen, "IMAGE", &st);
     /* One reserved range, each file mapped at the start of its part. */
     size_t off[I_COUNT], total = 0;
     for (int f = 0; f < I_COUNT; f++) {
@@ -659,7 +709,8 @@ int cx__image_load(cx_engine *e, const char *dir, int64_t generation,
     char *a[I_COUNT];
     for (int f = 0; f < I_COUNT && rc == CX_OK; f++) {
         a[f] = base + off[f] + HDR;
-        rc = map_file(dir, &m, f, base + off[f], why, whylen);
+        rc = map_file(dir, &m, f, base + off[f], stamp, &stamped, seen, why,
+                      whylen);
     }
     uint32_t nc = m.n_customers, ni = m.n_items;
     size_t cap_c = room(&m, I_CLAST), cap_i = room(&m, I_CAT);
@@ -674,16 +725,20 @@ int cx__image_load(cx_engine *e, const char *dir, int64_t generation,
             rc = CX_ENOMEM;
         }
     }
+    if (rc == CX_OK && !stamped)
+        cx__verified.image_checks++;
     if (rc == CX_OK &&
         (unpack_ids(a[I_CUST_IDS], m.count[I_CUST_IDS], nc, cstr) ||
          unpack_ids(a[I_ITEM_IDS], m.count[I_ITEM_IDS], ni, istr) ||
-         !slots_ok((uint32_t *)a[I_CUST_SLOT], m.count[I_CUST_SLOT], nc) ||
-         !slots_ok((uint32_t *)a[I_ITEM_SLOT], m.count[I_ITEM_SLOT], ni) ||
-         !ranges_ok(e, &m, a, n_cats, n_chans, n_tags))) {
+         (!stamped &&
+          (!slots_ok((uint32_t *)a[I_CUST_SLOT], m.count[I_CUST_SLOT], nc) ||
+           !slots_ok((uint32_t *)a[I_ITEM_SLOT], m.count[I_ITEM_SLOT], ni) ||
+           !ranges_ok(&m, a, types, n_cats, n_chans, n_tags))))) {
         snprintf(why, whylen, "image out of range for the database");
         rc = CX_ECORRUPT;
     }
     if (rc) {
+        seen->n = n0;
         free(cstr);
         free(istr);
         free(xslot);
@@ -743,6 +798,12 @@ int cx__image_load(cx_engine *e, const char *dir, int64_t generation,
     out->last_seq = m.last_seq;
     out->catalog_rev = m.catalog_rev;
     out->forget_rev = m.forget_rev;
+    out->stamped = stamped;
+    seen->ranges = 1;
+    seen->n_cats = stamped ? stamp->n_cats : n_cats;
+    seen->n_chans = stamped ? stamp->n_chans : n_chans;
+    seen->n_tags = stamped ? stamp->n_tags : n_tags;
+    seen->types = stamped ? stamp->types : types;
     out->pop_current = m.pop_half_life == e->opt.pop_half_life &&
                        m.trend_half_life == e->opt.trend_half_life &&
                        memcmp(m.weight, e->opt.weight, sizeof m.weight) == 0;

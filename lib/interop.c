@@ -150,7 +150,7 @@ static int parse_path(cx_engine *e, const char *path, cx__factors_in *out)
     for (size_t i = 0; i < nn && rc == CX_OK; i++) {
         char err[256];
         size_t len = 0;
-        char *text = cx__read_file(names[i], &len, SIZE_MAX - 1);
+        char *text = cx__read_file(names[i], &len, SIZE_MAX - 1, NULL);
         if (!text) {
             rc = cx__fail(e, CX_EIO, "cx_import_factors: cannot read %s",
                           names[i]);

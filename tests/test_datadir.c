@@ -4,6 +4,8 @@
 #include "testutil.h"
 #include "db.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -291,7 +293,9 @@ static void test_torn_snapshot(void **state)
     static const char *const names[] = {
         "MANIFEST", "customer_factors.npy", "item_factors.npy",
         "has_vector.npy", "pairs_ptr.npy", "pairs_item.npy",
-        "pairs_conf.npy", "pairs_mask.npy", "gram.npy"};
+        "pairs_conf.npy", "pairs_mask.npy", "gram.npy",
+        "item_factors_int8.npy", "item_scale.npy", "item_inv_norm.npy",
+        "item_cos_scale.npy"};
     char dir[256], path[600];
     tu_mkdtemp(dir, sizeof dir, "ddtorn");
     synth_shop s;
@@ -312,7 +316,7 @@ static void test_torn_snapshot(void **state)
     cx_close(e);
     snprintf(path, sizeof path, "%s/snapshots/g0000000001", dir);
     assert_int_not_equal(access(path, F_OK), 0);
-    for (int f = 0; f < 9; f++)
+    for (int f = 0; f < 13; f++)
         for (int mode = 0; mode < 2; mode++) {
             snprintf(path, sizeof path, "%s/snapshots/g0000000003/%s", dir,
                      names[f]);
@@ -1479,6 +1483,275 @@ static void test_forget_keeps_seqs(void **state)
     tu_rmdir(dir);
 }
 
+/* ===================================================================== */
+/* The VERIFIED stamp                                                    */
+/* ===================================================================== */
+
+typedef struct counts {
+    uint64_t sums, models, images;
+} counts;
+
+static counts verified_now(void)
+{
+    return (counts){cx__verified.checksums, cx__verified.model_checks,
+                    cx__verified.image_checks};
+}
+
+/* What an open verified: files checksummed, models and images checked. */
+static counts open_counts(const char *dir, unsigned flags, cx_engine **out)
+{
+    counts a = verified_now();
+    cx_engine *r = NULL;
+    int rc = cx_open(&r, dir, CX_OPEN_READONLY | flags);
+    if (rc)
+        print_error("cx_open(%s) -> %d: %s\n", dir, rc, cx_errmsg(NULL));
+    assert_int_equal(rc, CX_OK);
+    counts b = verified_now();
+    *out = r;
+    return (counts){b.sums - a.sums, b.models - a.models,
+                    b.images - a.images};
+}
+
+/* One byte of path changed in place by write(2), the size kept, and its
+ * mtime set back as it was (ctime moves anyway). */
+static void flip_byte(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    off_t at = st.st_size - 1; /* data, past any header */
+    unsigned char b;
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= 0x10;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    assert_int_equal(close(fd), 0);
+    struct timespec t[2] = {st.st_atim, st.st_mtim};
+    assert_int_equal(utimensat(AT_FDCWD, path, t, 0), 0);
+}
+
+/* Open twice: the first verifies what it must and stamps it, the second
+ * (the files now older than the stamp's margin) verifies nothing. */
+static void restamp(const char *dir)
+{
+    cx_engine *r;
+    usleep(120000);
+    open_counts(dir, 0, &r);
+    cx_close(r);
+    counts c = open_counts(dir, 0, &r);
+    assert_int_equal(c.sums + c.models + c.images, 0);
+    cx_close(r);
+}
+
+/* A generation the writer stamped opens without verifying its files
+ * again, with the same answers as a full verification; a byte changed
+ * by a write in any of its files is still found (the generation before
+ * serves, or the database is replayed, as without a stamp); a damaged
+ * stamp means a full verification; CX_OPEN_VERIFY ignores the stamp. */
+static void test_stamp(void **state)
+{
+    (void)state;
+    char dir[256], gen[400], path[700];
+    tu_mkdtemp(dir, sizeof dir, "ddstamp");
+    synth_shop s;
+    cx_engine *w = shop_writer(dir, 8000, 200, 8, 2, 0, &s);
+    size_t n = s.n_signals;
+    TU_OK(w, shop_ingest(w, &s, 0, n / 2, 4096));
+    TU_OK(w, cx_train(w, NULL, NULL)); /* generation 1 */
+    TU_OK(w, shop_ingest(w, &s, n / 2, n, 4096));
+    TU_OK(w, cx_train(w, NULL, NULL)); /* generation 2 */
+    cx_close(w);
+    snprintf(gen, sizeof gen, "%s/snapshots/g0000000002", dir);
+    snprintf(path, sizeof path, "%s/VERIFIED", gen);
+    assert_int_equal(access(path, F_OK), 0);
+
+    /* In full, then on the writer's stamp. */
+    cx_engine *r;
+    counts c = open_counts(dir, CX_OPEN_VERIFY, &r);
+    assert_true(c.sums >= 12 + 19);
+    assert_int_equal(c.models, 1);
+    assert_int_equal(c.images, 1);
+    assert_int_equal(tu_stat(r, CX_STAT_GENERATION), 2);
+    char *want = answers(r, &s, 60, NULL, 0);
+    cx_close(r);
+    c = open_counts(dir, 0, &r);
+    assert_int_equal(c.sums, 0);
+    assert_int_equal(c.models, 0);
+    assert_int_equal(c.images, 0);
+    char *got = answers(r, &s, 60, NULL, 0);
+    same_answers("stamped", want, got);
+    free(got);
+    cx_close(r);
+
+    /* A byte changed in each file in turn. */
+    DIR *d = opendir(gen);
+    assert_non_null(d);
+    struct dirent *de;
+    int nfiles = 0;
+    while ((de = readdir(d))) {
+        const char *f = de->d_name;
+        if (f[0] == '.' || strcmp(f, "VERIFIED") == 0)
+            continue;
+        nfiles++;
+        snprintf(path, sizeof path, "%s/%s", gen, f);
+        size_t len;
+        unsigned char *orig = tu_read_file(path, &len);
+        assert_non_null(orig);
+        flip_byte(path);
+        c = open_counts(dir, 0, &r);
+        int image = strcmp(f, "IMAGE") == 0 || strncmp(f, "image_", 6) == 0;
+        if (!strstr(cx_errmsg(NULL), "generation 2") ||
+            tu_stat(r, CX_STAT_GENERATION) != (image ? 2 : 1))
+            print_error("%s changed: generation %lld, '%s'\n", f,
+                        (long long)tu_stat(r, CX_STAT_GENERATION),
+                        cx_errmsg(NULL));
+        assert_non_null(strstr(cx_errmsg(NULL), "generation 2"));
+        assert_int_equal(tu_stat(r, CX_STAT_GENERATION), image ? 2 : 1);
+        if (image)
+            assert_non_null(strstr(cx_errmsg(NULL), "engine image"));
+        cx_close(r);
+        tu_write_file(path, orig, len);
+        free(orig);
+    }
+    closedir(d);
+    assert_int_equal(nfiles, 1 + 12 + 1 + 19);
+
+    /* Restored: verified again and stamped again; the same answers. */
+    restamp(dir);
+    c = open_counts(dir, 0, &r);
+    got = answers(r, &s, 60, NULL, 0);
+    same_answers("restored", want, got);
+    free(got);
+    cx_close(r);
+
+    /* A stamp truncated, damaged, empty or gone: a full verification
+     * (and no error), then a stamp again. */
+    snprintf(path, sizeof path, "%s/VERIFIED", gen);
+    for (int mode = 0; mode < 4; mode++) {
+        size_t len;
+        unsigned char *st = tu_read_file(path, &len);
+        assert_non_null(st);
+        if (mode == 0)
+            tu_write_file(path, st, len / 2);
+        else if (mode == 1) {
+            st[len / 3] ^= 0x01;
+            tu_write_file(path, st, len);
+        } else if (mode == 2)
+            tu_write_file(path, "", 0);
+        else
+            assert_int_equal(unlink(path), 0);
+        free(st);
+        c = open_counts(dir, 0, &r);
+        assert_true(c.sums >= 12 + 19);
+        assert_int_equal(c.models, 1);
+        assert_int_equal(c.images, 1);
+        assert_int_equal(tu_stat(r, CX_STAT_GENERATION), 2);
+        got = answers(r, &s, 60, NULL, 0);
+        same_answers("stamp damaged", want, got);
+        free(got);
+        cx_close(r);
+        restamp(dir);
+    }
+
+    /* A change no stat shows (bit rot; here the stamp made to vouch for
+     * the damaged file): served as stamped, found by CX_OPEN_VERIFY. */
+    snprintf(path, sizeof path, "%s/item_factors.npy", gen);
+    size_t len;
+    unsigned char *orig = tu_read_file(path, &len);
+    flip_byte(path);
+    cx__stamp st;
+    cx__stamp_read(gen, 2, &st);
+    assert_true(st.n > 0);
+    struct stat now;
+    assert_int_equal(stat(path, &now), 0);
+    int found = 0;
+    for (int i = 0; i < st.n; i++)
+        if (strcmp(st.f[i].name, "item_factors.npy") == 0) {
+            st.f[i].ctime = (int64_t)now.st_ctim.tv_sec * 1000000000 +
+                            now.st_ctim.tv_nsec;
+            found = 1;
+        }
+    assert_true(found);
+    assert_int_equal(cx__stamp_write(gen, &st), 0);
+    c = open_counts(dir, 0, &r);
+    assert_int_equal(c.sums + c.models, 0);
+    assert_int_equal(tu_stat(r, CX_STAT_GENERATION), 2);
+    cx_close(r);
+    c = open_counts(dir, CX_OPEN_VERIFY, &r);
+    assert_true(c.sums >= 1);
+    assert_int_equal(tu_stat(r, CX_STAT_GENERATION), 1);
+    assert_non_null(strstr(cx_errmsg(NULL), "item_factors.npy"));
+    cx_close(r);
+    tu_write_file(path, orig, len);
+    free(orig);
+    free(want);
+    synth_free(&s);
+    tu_rmdir(dir);
+}
+
+/* A generation of snapshot format 1 (before the item factors' serving
+ * form was saved) still opens, with the serving form computed, and
+ * answers as the same generation in format 2. */
+static void test_snapshot_format1(void **state)
+{
+    (void)state;
+    static const char *const added[] = {
+        "item_factors_int8.npy", "item_scale.npy", "item_inv_norm.npy",
+        "item_cos_scale.npy"};
+    char dir[256], gen[400], path[700];
+    tu_mkdtemp(dir, sizeof dir, "ddfmt1");
+    synth_shop s;
+    cx_engine *w = shop_writer(dir, 6000, 150, 8, 2, 0, &s);
+    TU_OK(w, shop_ingest(w, &s, 0, s.n_signals, 4096));
+    TU_OK(w, cx_train(w, NULL, NULL));
+    cx_close(w);
+    cx_engine *r = open_ro(dir);
+    char *want = answers(r, &s, 60, NULL, 0);
+    cx_close(r);
+    /* Down to format 1: the four files and their lines gone, the
+     * checksum line made again. */
+    snprintf(gen, sizeof gen, "%s/snapshots/g0000000001", dir);
+    for (int f = 0; f < 4; f++) {
+        snprintf(path, sizeof path, "%s/%s", gen, added[f]);
+        assert_int_equal(unlink(path), 0);
+    }
+    snprintf(path, sizeof path, "%s/MANIFEST", gen);
+    size_t len;
+    char *text = (char *)tu_read_file(path, &len);
+    assert_non_null(text);
+    char *out = malloc(len + 64), *o = out;
+    for (char *line = text; line < text + len;) {
+        char *nl = memchr(line, '\n', (size_t)(text + len - line));
+        assert_non_null(nl);
+        int drop = strncmp(line, "checksum ", 9) == 0;
+        for (int f = 0; f < 4; f++)
+            drop |= strncmp(line + 5, added[f], strlen(added[f])) == 0;
+        if (strncmp(line, "cxengine-snapshot 2\n", 20) == 0) {
+            memcpy(o, "cxengine-snapshot 1\n", 20);
+            o += 20;
+        } else if (!drop) {
+            memcpy(o, line, (size_t)(nl + 1 - line));
+            o += nl + 1 - line;
+        }
+        line = nl + 1;
+    }
+    o += sprintf(o, "checksum %016llx\n",
+                 (unsigned long long)cx__checksum(out, (size_t)(o - out)));
+    tu_write_file(path, out, (size_t)(o - out));
+    free(out);
+    free(text);
+    counts c = open_counts(dir, 0, &r);
+    assert_int_equal(c.models, 1);
+    assert_int_equal(tu_stat(r, CX_STAT_GENERATION), 1);
+    char *got = answers(r, &s, 60, NULL, 0);
+    same_answers("format 1", want, got);
+    free(got);
+    cx_close(r);
+    free(want);
+    synth_free(&s);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1496,6 +1769,8 @@ int main(void)
         cmocka_unit_test(test_reader_signals),
         cmocka_unit_test(test_reader_signals_writer_killed),
         cmocka_unit_test(test_forget_keeps_seqs),
+        cmocka_unit_test(test_stamp),
+        cmocka_unit_test(test_snapshot_format1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,7 +112,7 @@ static void test_open_close(void **state)
     assert_null(e);
     FAILS(NULL, cx_open(&e, NULL, CX_OPEN_READONLY | CX_OPEN_SIGNALS),
           CX_EINVAL);
-    FAILS(NULL, cx_open(&e, dir, 4), CX_EINVAL);
+    FAILS(NULL, cx_open(&e, dir, 8), CX_EINVAL);
     assert_null(e);
     tu_rmdir(dir);
     cx_close(NULL);

@@ -204,6 +204,7 @@ _M.EFORMAT, _M.ECANCELED, _M.ENOTSUP, _M.ELIMIT = -10, -11, -12, -13
 _M.EREADONLY = -14
 _M.OPEN_READONLY = 1
 _M.OPEN_SIGNALS = 2     -- with OPEN_READONLY: a reader that may ingest
+_M.OPEN_VERIFY = 4      -- verify every snapshot file, ignoring VERIFIED
 
 local REASONS = { "personal", "popular", "similar", "category", "trending",
                   "new", "continue", "bought_together", "repeat",
@@ -402,7 +403,9 @@ end
 -- EREADONLY for calls that would change the directory.  With
 -- cx.OPEN_READONLY + cx.OPEN_SIGNALS a reader may also ingest: the
 -- signals go to the directory, every other engine of it follows them and
--- the writer trains on them (nginx workers).
+-- the writer trains on them (nginx workers).  Adding cx.OPEN_VERIFY
+-- checks every snapshot file in full, ignoring the VERIFIED stamp (see
+-- cx_open in cxengine.h).
 function _M.open(path, flags)
     local c = lib()
     init_scratch()

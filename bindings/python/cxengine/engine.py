@@ -179,7 +179,11 @@ class Engine:
     ReadOnly on calls that would change it.  readonly=True, signals=True:
     such a reader may also ingest() (the signals are committed to the
     directory and folded in at once; the writer and the other readers
-    follow them, and the writer trains on them).  Options by name: factors,
+    follow them, and the writer trains on them).  verify=True: check every
+    snapshot file in full, ignoring the VERIFIED stamp that lets an open
+    on the same machine skip files verified before and not written since
+    (CX_OPEN_VERIFY; a stamp does not see bit rot without a write).
+    Options by name: factors,
     iterations,
     regularization, alpha, solver ('cg'/'cholesky'), cg_steps, threads,
     seed, half_life, init_scale, candidates, fold_in ('lazy'/'eager'/
@@ -191,11 +195,13 @@ class Engine:
     threads at once except close(), which must run alone.
     """
 
-    def __init__(self, path=None, readonly=False, signals=False, **options):
+    def __init__(self, path=None, readonly=False, signals=False,
+                 verify=False, **options):
         self._h = self._hp = None  # the handle as int and as c_void_p
         self._init_state()
         h = ctypes.c_void_p()
-        flags = (1 if readonly else 0) | (2 if signals else 0)
+        flags = ((1 if readonly else 0) | (2 if signals else 0) |
+                 (4 if verify else 0))
         rc = L.cx_open(byref(h), None if path is None else
                        os.fsencode(path), flags)
         if rc:

@@ -58,6 +58,11 @@ def test_readonly_follows_the_writer(shop, tmp_path):
             customers = sorted({s["customer"] for s in shop["signals"]})[:50]
             for c in customers:
                 assert r.recommend(c, k=5) == w.recommend(c, k=5)
+        # verify=True checks every snapshot file again (CX_OPEN_VERIFY)
+        with cxengine.Engine(d, readonly=True, verify=True) as r:
+            assert r.stats()["generation"] == 2
+            for c in customers:
+                assert r.recommend(c, k=5) == w.recommend(c, k=5)
 
 
 def test_signals_reader(shop, tmp_path):
