@@ -11,6 +11,7 @@
 
 #define BLOCK 256     /* items scored per kernel call; a multiple of 8 */
 #define STACK_IDS 1024
+#define MULTI_MAX 32  /* queries of one fused pass */
 
 /* ===================================================================== */
 /* Model serving data                                                    */
@@ -345,15 +346,6 @@ static void fastq_init(fastq *f, const cx__model *m, const float *x,
     f->item_cat = NULL;
 }
 
-/* Blocks [b, b + nb) of 8 items scored into buf (BLOCK entries); hot:
- * another query has just read them. */
-static void fastq_score(const fastq *f, const cx__model *m, size_t b,
-                        size_t nb, int hot, float *buf)
-{
-    (hot ? cx__k.scores_q_hot : cx__k.scores_q)(m->Yq, m->kq, b, nb, f->xq,
-                                                f->qs, f->qscale, buf);
-}
-
 /* The candidates among the scores buf of blocks [b, b + nb). */
 static void fastq_take(fastq *f, const cx__model *m, size_t b, size_t nb,
                        const float *buf, uint32_t *hit)
@@ -410,23 +402,37 @@ static void fastq_finish(fastq *f, const cx__model *m, cx__topk *t)
 }
 
 /* Queries f[0..nq) in one pass: each block of factors is read once and
- * scored against every distinct query while it is in the cache; queries
- * sharing a vector (f[q].src < q) read the scores of their first. */
+ * scored against up to CX__QN distinct queries by one kernel (the loads
+ * shared, their arithmetic done while the next lines arrive), the rest
+ * CX__QN at a time while the block is in the cache; queries sharing a
+ * vector (f[q].src < q) read the scores of their first. */
 static void scan_fast_n(const cx__model *m, fastq *f, size_t nq,
                         cx__topk *const *t)
 {
-    float buf[BLOCK];
+    float buf[CX__QN][BLOCK];
     uint32_t hit[BLOCK];
     size_t nblocks = ((size_t)m->n_items + 7) / 8;
+    size_t d[MULTI_MAX], nd = 0;
+    for (size_t q = 0; q < nq; q++)
+        if (f[q].src == q)
+            d[nd++] = q;
     for (size_t b = 0; b < nblocks; b += BLOCK / 8) {
         size_t nb = nblocks - b < BLOCK / 8 ? nblocks - b : BLOCK / 8;
-        for (size_t q = 0; q < nq; q++) {
-            if (f[q].src != q)
-                continue;
-            fastq_score(&f[q], m, b, nb, q > 0, buf);
-            for (size_t p = q; p < nq; p++)
-                if (f[p].src == q)
-                    fastq_take(&f[p], m, b, nb, buf, hit);
+        for (size_t g = 0; g < nd; g += CX__QN) {
+            size_t n = nd - g < CX__QN ? nd - g : CX__QN;
+            const int8_t *xq[CX__QN];
+            const float *sc[CX__QN];
+            float qs[CX__QN], *out[CX__QN];
+            for (size_t a = 0; a < n; a++) {
+                const fastq *h = &f[d[g + a]];
+                xq[a] = h->xq, qs[a] = h->qs, sc[a] = h->qscale;
+                out[a] = buf[a];
+            }
+            cx__k.scores_qn(m->Yq, m->kq, b, nb, n, xq, qs, sc, out);
+            for (size_t a = 0; a < n; a++)
+                for (size_t p = d[g + a]; p < nq; p++)
+                    if (f[p].src == d[g + a])
+                        fastq_take(&f[p], m, b, nb, buf[a], hit);
         }
     }
     for (size_t q = 0; q < nq; q++)
@@ -1045,8 +1051,6 @@ int cx__rank_filter(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     request_free(&q);
     return rc;
 }
-
-#define MULTI_MAX 32
 
 int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
                    cx__rank_q *q, size_t nq)

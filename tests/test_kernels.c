@@ -65,43 +65,50 @@ static int8_t *at(int8_t *Yq, int kq, size_t i, int d)
            (i % 8) * 4 + (size_t)(d % 4);
 }
 
-static void test_scores_q(void **state)
+/* Every query count 1..CX__QN, each query with its own vector, factor
+ * and scales, every start and length of a run of blocks. */
+static void test_scores_qn(void **state)
 {
     (void)state;
     cx__kernels_init();
     uint64_t s = 7;
+    enum { NB = 19, N = NB * 8 };
     for (int kq = 4; kq <= 72; kq += 4) {
-        size_t nb = 19, n = nb * 8; /* runs of 8 blocks and what is left */
-        int8_t *Yq = calloc(n * (size_t)kq + 32, 1);
-        int8_t xq[72 + 4];
-        float scale[19 * 8], out[19 * 8];
+        int8_t *Yq = calloc(N * (size_t)kq + 32, 1);
+        int8_t xq[CX__QN][72 + 4];
+        float scale[CX__QN][N], out[CX__QN][N], qs[CX__QN];
+        const int8_t *xp[CX__QN];
+        const float *sp[CX__QN];
+        float *op[CX__QN];
         assert_non_null(Yq);
-        for (size_t i = 0; i < n; i++) {
-            scale[i] = (float)(rnd(&s) % 1000 + 1) * 1e-3f;
+        for (size_t i = 0; i < N; i++)
             for (int d = 0; d < kq; d++)
                 /* the extremes included: |q| and |y| reach 127 */
                 *at(Yq, kq, i, d) = (int8_t)((int)(rnd(&s) % 255) - 127);
-        }
-        for (int d = 0; d < kq; d++)
-            xq[d] = (int8_t)(d % 9 == 0 ? (d % 2 ? 127 : -127)
+        for (int q = 0; q < CX__QN; q++) {
+            for (size_t i = 0; i < N; i++)
+                scale[q][i] = (float)(rnd(&s) % 1000 + 1) * 1e-3f;
+            for (int d = 0; d < kq; d++)
+                xq[q][d] = (int8_t)((d + q) % 9 == 0
+                                        ? (d % 2 ? 127 : -127)
                                         : (int)(rnd(&s) % 255) - 127);
-        float qs = 0.0123f;
-        /* Both kernels, every start and length of a run of blocks. */
-        for (int hot = 0; hot < 2; hot++) {
-            for (size_t b0 = 0; b0 < nb; b0++) {
-                for (size_t m = 1; b0 + m <= nb; m++) {
-                    (hot ? cx__k.scores_q_hot : cx__k.scores_q)(
-                        Yq, kq, b0, m, xq, qs, scale, out);
-                    for (size_t j = 0; j < m * 8; j++) {
-                        size_t i = b0 * 8 + j;
-                        int32_t acc = 0;
-                        for (int d = 0; d < kq; d++)
-                            acc += (int32_t)*at(Yq, kq, i, d) * xq[d];
-                        assert_true(out[j] == (float)acc * qs * scale[i]);
-                    }
-                }
-            }
+            qs[q] = 0.0123f * (float)(q + 1);
+            xp[q] = xq[q], sp[q] = scale[q], op[q] = out[q];
         }
+        for (size_t nq = 1; nq <= CX__QN; nq++)
+            for (size_t b0 = 0; b0 < NB; b0++)
+                for (size_t m = 1; b0 + m <= NB; m++) {
+                    cx__k.scores_qn(Yq, kq, b0, m, nq, xp, qs, sp, op);
+                    for (size_t q = 0; q < nq; q++)
+                        for (size_t j = 0; j < m * 8; j++) {
+                            size_t i = b0 * 8 + j;
+                            int32_t acc = 0;
+                            for (int d = 0; d < kq; d++)
+                                acc += (int32_t)*at(Yq, kq, i, d) * xq[q][d];
+                            assert_true(out[q][j] ==
+                                        (float)acc * qs[q] * scale[q][i]);
+                        }
+                }
         free(Yq);
     }
 }
@@ -110,7 +117,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_above),
-        cmocka_unit_test(test_scores_q),
+        cmocka_unit_test(test_scores_qn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
