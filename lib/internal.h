@@ -579,6 +579,10 @@ typedef struct cx__topk {
 void cx__topk_push(cx__topk *t, float score, uint32_t item);
 /* Sort the heap's hits best first (destroys the heap order). */
 void cx__topk_sort(cx__topk *t);
+/* Keep the best `keep` (< n) of h[0..n) in h[0..keep), in no order, as
+ * the heap ranks them (higher score, then lower item); returns the
+ * smallest kept score. */
+float cx__select_best(cx__hit *h, size_t n, size_t keep);
 
 /* Top-k of x' Y over model items, best first, for evaluation: excludes
  * the sorted list `skip`.  Returns the count. */

@@ -275,38 +275,75 @@ static void scan_exact(const cx__model *m, const float *x, const float *scale,
     }
 }
 
-/* Keep the best `keep` of h[0..n) in h[0..keep), by quickselect on
- * (score, item) so ties resolve as in the heap; returns the smallest kept
- * score. */
-static float select_best(cx__hit *h, size_t n, size_t keep)
+/* A hit as one integer that orders as worse() does, larger for better:
+ * the score's bits made monotonic (0 is +0: the int8 scores give no -0,
+ * and -0 == +0 must tie), then the complement of the item. */
+static inline uint64_t hit_key(const cx__hit *h)
 {
-    size_t lo = 0, hi = n;
-    while (hi - lo > 1) {
-        /* Classic Hoare partition: with the pivot taken from the middle,
-         * lo <= j < hi - 1, so every round shrinks the range. */
-        cx__hit p = h[lo + (hi - lo - 1) / 2];
-        size_t i = lo - 1, j = hi;
-        for (;;) {
-            do
-                i++;
-            while (worse(&p, &h[i]));
-            do
-                j--;
-            while (worse(&h[j], &p));
-            if (i >= j)
-                break;
-            cx__hit t = h[i];
-            h[i] = h[j];
-            h[j] = t;
+    uint32_t b;
+    float s = h->score == 0 ? 0.0f : h->score;
+    memcpy(&b, &s, sizeof b);
+    b = b & 0x80000000u ? ~b : b | 0x80000000u;
+    return (uint64_t)b << 32 | (uint32_t)~h->item;
+}
+
+static inline cx__hit key_hit(uint64_t k)
+{
+    uint32_t b = (uint32_t)(k >> 32);
+    cx__hit h;
+    b = b & 0x80000000u ? b & 0x7fffffffu : ~b;
+    memcpy(&h.score, &b, sizeof b);
+    h.item = ~(uint32_t)k;
+    return h;
+}
+
+/* The hits become integer keys in place (a cx__hit is 8 bytes) and a
+ * quickselect partitions them without a branch per element (Lomuto,
+ * swapping always), where comparing (score, item) pairs mispredicted
+ * half the branches on random scores: 0.91x the time of a 20k-item
+ * layout, 0.99x at 100k. */
+float cx__select_best(cx__hit *h, size_t n, size_t keep)
+{
+    _Static_assert(sizeof(cx__hit) == sizeof(uint64_t), "a hit is 8 bytes");
+    unsigned char *k = (unsigned char *)h; /* key i at k + 8 i */
+#define LD(i) (memcpy(&v_, k + 8 * (i), 8), v_)
+#define ST(i, v) (v_ = (v), memcpy(k + 8 * (i), &v_, 8))
+    uint64_t v_;
+    for (size_t i = 0; i < n; i++)
+        ST(i, hit_key(&h[i]));
+    size_t lo = 0, hi = n; /* the keep-th largest is in [lo, hi) */
+    while (keep > lo && keep < hi) {
+        /* median of three as the pivot, moved to the end */
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t a = LD(lo), b = LD(mid), c = LD(hi - 1);
+        size_t pi = (a > b) != (a > c) ? lo : (b > a) != (b > c) ? mid
+                                                                 : hi - 1;
+        uint64_t p = LD(pi);
+        ST(pi, LD(hi - 1));
+        size_t st = lo;
+        for (size_t i = lo; i < hi - 1; i++) {
+            uint64_t x = LD(i);
+            ST(i, LD(st));
+            ST(st, x);
+            st += x > p;
         }
-        if (keep <= j + 1)
-            hi = j + 1;
+        ST(hi - 1, LD(st));
+        ST(st, p); /* keys [lo, st) > p = key st > keys (st, hi) */
+        if (st + 1 == keep || st == keep)
+            break;
+        if (st + 1 < keep)
+            lo = st + 1;
         else
-            lo = j + 1;
+            hi = st;
     }
     float m = INFINITY;
-    for (size_t i = 0; i < keep; i++)
-        m = h[i].score < m ? h[i].score : m;
+    for (size_t i = 0; i < n; i++) {
+        h[i] = key_hit(LD(i));
+        if (i < keep)
+            m = h[i].score < m ? h[i].score : m;
+    }
+#undef LD
+#undef ST
     return m;
 }
 
@@ -363,7 +400,7 @@ static void fastq_take(fastq *f, const cx__model *m, size_t b, size_t nb,
             continue;
         f->cand->h[f->n_c++] = (cx__hit){buf[j], (uint32_t)base + j};
         if (f->n_c == f->cand->cap) {
-            f->lim = select_best(f->cand->h, f->n_c, f->keep);
+            f->lim = cx__select_best(f->cand->h, f->n_c, f->keep);
             f->n_c = f->keep;
         }
     }
@@ -375,7 +412,7 @@ static void fastq_finish(fastq *f, const cx__model *m, cx__topk *t)
 {
     size_t n_c = f->n_c;
     if (n_c > f->keep)
-        select_best(f->cand->h, n_c, f->keep), n_c = f->keep;
+        cx__select_best(f->cand->h, n_c, f->keep), n_c = f->keep;
     uint32_t ids_buf[512];
     float sc_buf[512];
     uint32_t *ids = n_c <= 512 ? ids_buf : malloc(n_c * sizeof *ids);

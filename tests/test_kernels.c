@@ -113,11 +113,54 @@ static void test_scores_qn(void **state)
     }
 }
 
+static int by_rank(const void *a, const void *b)
+{
+    const cx__hit *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return (x->item > y->item) - (x->item < y->item);
+}
+
+/* cx__select_best keeps the same hits as a full sort by (score
+ * descending, item ascending), ties and signed zeros included. */
+static void test_select_best(void **state)
+{
+    (void)state;
+    uint64_t s = 99;
+    static const float pool[] = {0.5f, 0.25f, 0.0f, -0.0f, -0.25f, 1e-30f,
+                                 -3.0f, 7.0f};
+    cx__hit h[300], want[300];
+    for (size_t n = 2; n <= 300; n += n < 20 ? 1 : 37) {
+        for (int round = 0; round < 20; round++) {
+            for (size_t j = 0; j < n; j++) {
+                uint64_t r = rnd(&s);
+                h[j].score = round % 2 ? pool[r % 8] : rfloat(&s);
+                h[j].item = (uint32_t)(rnd(&s) % 100000) * 300 + (uint32_t)j;
+            }
+            size_t keep = 1 + (size_t)(rnd(&s) % (n - 1));
+            memcpy(want, h, n * sizeof *h);
+            qsort(want, n, sizeof *want, by_rank);
+            float lim = cx__select_best(h, n, keep);
+            qsort(h, keep, sizeof *h, by_rank);
+            for (size_t j = 0; j < keep; j++) {
+                assert_int_equal(h[j].item, want[j].item);
+                assert_true(h[j].score == want[j].score);
+            }
+            assert_true(lim == want[keep - 1].score);
+            /* the rest are the others, unchanged */
+            qsort(h + keep, n - keep, sizeof *h, by_rank);
+            for (size_t j = keep; j < n; j++)
+                assert_int_equal(h[j].item, want[j].item);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_above),
         cmocka_unit_test(test_scores_qn),
+        cmocka_unit_test(test_select_best),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
