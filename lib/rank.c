@@ -140,7 +140,25 @@ typedef struct rules {
     size_t n_skip;
     int no_x;              /* drop items with a fold-in slot: the model
                               scans see them as zero vectors */
+    const uint64_t *skip_bits; /* NULL, or a filter of skip: an item whose
+                                  bit is clear is not in it */
 } rules;
+
+#define SKIP_BITS 1024
+
+/* The filter of a skip list (SKIP_BITS bits): a candidate is usually
+ * not skipped, and one bit tells it without a binary search. */
+static inline size_t skip_bit(uint32_t i)
+{
+    return (i * 0x9E3779B1u) >> (32 - 10);
+}
+
+static void skip_filter(const uint32_t *skip, size_t n, uint64_t *bits)
+{
+    memset(bits, 0, SKIP_BITS / 8);
+    for (size_t j = 0; j < n; j++)
+        bits[skip_bit(skip[j]) / 64] |= 1ull << (skip_bit(skip[j]) % 64);
+}
 
 static int in_sorted(const uint32_t *a, size_t n, uint32_t x)
 {
@@ -165,8 +183,12 @@ static int allowed(const rules *r, uint32_t i)
         (r->cat != CX_NONE && r->e->item_cat[i] != r->cat) || i == r->self ||
         (r->no_x && r->e->item_xslot[i] != CX_NONE))
         return 0;
-    return !in_sorted(r->deny, r->n_deny, i) &&
-           !in_sorted(r->skip, r->n_skip, i);
+    if (r->n_deny && in_sorted(r->deny, r->n_deny, i))
+        return 0;
+    if (r->skip_bits &&
+        !(r->skip_bits[skip_bit(i) / 64] >> (skip_bit(i) % 64) & 1))
+        return 1;
+    return !in_sorted(r->skip, r->n_skip, i);
 }
 
 /* A growable list of item indexes that starts on the caller's stack. */
@@ -639,7 +661,7 @@ static void ages_in_days(cx__hit *h, size_t n)
 size_t cx__rank_exact(const cx__model *m, const float *x, size_t k,
                       const uint32_t *skip, size_t n_skip, cx__hit *out)
 {
-    rules r = {NULL, CX_NONE, 0, CX_NONE, NULL, 0, skip, n_skip, 0};
+    rules r = {NULL, CX_NONE, 0, CX_NONE, NULL, 0, skip, n_skip, 0, NULL};
     cx__topk t = {out, 0, k};
     scan_exact(m, x, NULL, &r, &t);
     cx__topk_sort(&t);
@@ -667,6 +689,7 @@ typedef struct request {
     rules r;
     idlist deny, allow, skip;
     uint32_t deny_buf[64], allow_buf[64], skip_buf[STACK_IDS];
+    uint64_t skip_bits[SKIP_BITS / 64];
     cx__hit heap_buf[256];
     cx__hit *heap;
 } request;
@@ -972,6 +995,8 @@ static int skip_for(cx_engine *e, request *q, uint32_t u)
         return cx__fail(e, CX_ENOMEM, "out of memory");
     q->r.skip = q->skip.v;
     q->r.n_skip = q->skip.n;
+    skip_filter(q->skip.v, q->skip.n, q->skip_bits);
+    q->r.skip_bits = q->skip_bits;
     return CX_OK;
 }
 
