@@ -519,6 +519,8 @@ double cx__loss(const cx__csr *ui, const float *X, const float *Y,
 /* kernels.c: SIMD inner loops with run-time dispatch                    */
 /* ===================================================================== */
 
+#define CX__QN 4 /* queries of one scores_qn call */
+
 typedef struct cx__kernels {
     float (*dot)(const float *a, const float *b, int k);
     void (*axpy)(float a, const float *x, float *y, int k);
@@ -534,15 +536,13 @@ typedef struct cx__kernels {
     void (*gaxpys)(const float *F, const uint32_t *idx, const float *coef,
                    size_t n, int k, float *out);
     /* Approximate scores from the int8 block layout for blocks
-     * [b0, b0 + nb): out[j] = idot(j) * qs * scale[j]. */
-    void (*scores_q)(const int8_t *Yq, int kq, size_t b0, size_t nb,
-                     const int8_t *xq, float qs, const float *scale,
-                     float *out);
-    /* The same, bit for bit, faster for blocks already in the cache and
-     * slower for blocks in memory. */
-    void (*scores_q_hot)(const int8_t *Yq, int kq, size_t b0, size_t nb,
-                         const int8_t *xq, float qs, const float *scale,
-                         float *out);
+     * [b0, b0 + nb), nq <= CX__QN queries at once: query q's
+     * out[q][j] = idot(j) * qs[q] * scale[q][j].  Each load of factors
+     * serves every query, so a pass over factors in memory does their
+     * arithmetic while it waits for the next lines. */
+    void (*scores_qn)(const int8_t *Yq, int kq, size_t b0, size_t nb,
+                      size_t nq, const int8_t *const *xq, const float *qs,
+                      const float *const *scale, float *const *out);
     /* Indexes of the v[j] > lim, j < n, into out; returns their count. */
     size_t (*above)(const float *v, size_t n, float lim, uint32_t *out);
     /* The same, of those with cat[j] == c only. */
@@ -579,6 +579,10 @@ typedef struct cx__topk {
 void cx__topk_push(cx__topk *t, float score, uint32_t item);
 /* Sort the heap's hits best first (destroys the heap order). */
 void cx__topk_sort(cx__topk *t);
+/* Keep the best `keep` (< n) of h[0..n) in h[0..keep), in no order, as
+ * the heap ranks them (higher score, then lower item); returns the
+ * smallest kept score. */
+float cx__select_best(cx__hit *h, size_t n, size_t keep);
 
 /* Top-k of x' Y over model items, best first, for evaluation: excludes
  * the sorted list `skip`.  Returns the count. */

@@ -11,6 +11,7 @@
 
 #define BLOCK 256     /* items scored per kernel call; a multiple of 8 */
 #define STACK_IDS 1024
+#define MULTI_MAX 32  /* queries of one fused pass */
 
 /* ===================================================================== */
 /* Model serving data                                                    */
@@ -139,7 +140,25 @@ typedef struct rules {
     size_t n_skip;
     int no_x;              /* drop items with a fold-in slot: the model
                               scans see them as zero vectors */
+    const uint64_t *skip_bits; /* NULL, or a filter of skip: an item whose
+                                  bit is clear is not in it */
 } rules;
+
+#define SKIP_BITS 1024
+
+/* The filter of a skip list (SKIP_BITS bits): a candidate is usually
+ * not skipped, and one bit tells it without a binary search. */
+static inline size_t skip_bit(uint32_t i)
+{
+    return (i * 0x9E3779B1u) >> (32 - 10);
+}
+
+static void skip_filter(const uint32_t *skip, size_t n, uint64_t *bits)
+{
+    memset(bits, 0, SKIP_BITS / 8);
+    for (size_t j = 0; j < n; j++)
+        bits[skip_bit(skip[j]) / 64] |= 1ull << (skip_bit(skip[j]) % 64);
+}
 
 static int in_sorted(const uint32_t *a, size_t n, uint32_t x)
 {
@@ -164,8 +183,12 @@ static int allowed(const rules *r, uint32_t i)
         (r->cat != CX_NONE && r->e->item_cat[i] != r->cat) || i == r->self ||
         (r->no_x && r->e->item_xslot[i] != CX_NONE))
         return 0;
-    return !in_sorted(r->deny, r->n_deny, i) &&
-           !in_sorted(r->skip, r->n_skip, i);
+    if (r->n_deny && in_sorted(r->deny, r->n_deny, i))
+        return 0;
+    if (r->skip_bits &&
+        !(r->skip_bits[skip_bit(i) / 64] >> (skip_bit(i) % 64) & 1))
+        return 1;
+    return !in_sorted(r->skip, r->n_skip, i);
 }
 
 /* A growable list of item indexes that starts on the caller's stack. */
@@ -274,38 +297,75 @@ static void scan_exact(const cx__model *m, const float *x, const float *scale,
     }
 }
 
-/* Keep the best `keep` of h[0..n) in h[0..keep), by quickselect on
- * (score, item) so ties resolve as in the heap; returns the smallest kept
- * score. */
-static float select_best(cx__hit *h, size_t n, size_t keep)
+/* A hit as one integer that orders as worse() does, larger for better:
+ * the score's bits made monotonic (0 is +0: the int8 scores give no -0,
+ * and -0 == +0 must tie), then the complement of the item. */
+static inline uint64_t hit_key(const cx__hit *h)
 {
-    size_t lo = 0, hi = n;
-    while (hi - lo > 1) {
-        /* Classic Hoare partition: with the pivot taken from the middle,
-         * lo <= j < hi - 1, so every round shrinks the range. */
-        cx__hit p = h[lo + (hi - lo - 1) / 2];
-        size_t i = lo - 1, j = hi;
-        for (;;) {
-            do
-                i++;
-            while (worse(&p, &h[i]));
-            do
-                j--;
-            while (worse(&h[j], &p));
-            if (i >= j)
-                break;
-            cx__hit t = h[i];
-            h[i] = h[j];
-            h[j] = t;
+    uint32_t b;
+    float s = h->score == 0 ? 0.0f : h->score;
+    memcpy(&b, &s, sizeof b);
+    b = b & 0x80000000u ? ~b : b | 0x80000000u;
+    return (uint64_t)b << 32 | (uint32_t)~h->item;
+}
+
+static inline cx__hit key_hit(uint64_t k)
+{
+    uint32_t b = (uint32_t)(k >> 32);
+    cx__hit h;
+    b = b & 0x80000000u ? b & 0x7fffffffu : ~b;
+    memcpy(&h.score, &b, sizeof b);
+    h.item = ~(uint32_t)k;
+    return h;
+}
+
+/* The hits become integer keys in place (a cx__hit is 8 bytes) and a
+ * quickselect partitions them without a branch per element (Lomuto,
+ * swapping always), where comparing (score, item) pairs mispredicted
+ * half the branches on random scores: 0.91x the time of a 20k-item
+ * layout, 0.99x at 100k. */
+float cx__select_best(cx__hit *h, size_t n, size_t keep)
+{
+    _Static_assert(sizeof(cx__hit) == sizeof(uint64_t), "a hit is 8 bytes");
+    unsigned char *k = (unsigned char *)h; /* key i at k + 8 i */
+#define LD(i) (memcpy(&v_, k + 8 * (i), 8), v_)
+#define ST(i, v) (v_ = (v), memcpy(k + 8 * (i), &v_, 8))
+    uint64_t v_;
+    for (size_t i = 0; i < n; i++)
+        ST(i, hit_key(&h[i]));
+    size_t lo = 0, hi = n; /* the keep-th largest is in [lo, hi) */
+    while (keep > lo && keep < hi) {
+        /* median of three as the pivot, moved to the end */
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t a = LD(lo), b = LD(mid), c = LD(hi - 1);
+        size_t pi = (a > b) != (a > c) ? lo : (b > a) != (b > c) ? mid
+                                                                 : hi - 1;
+        uint64_t p = LD(pi);
+        ST(pi, LD(hi - 1));
+        size_t st = lo;
+        for (size_t i = lo; i < hi - 1; i++) {
+            uint64_t x = LD(i);
+            ST(i, LD(st));
+            ST(st, x);
+            st += x > p;
         }
-        if (keep <= j + 1)
-            hi = j + 1;
+        ST(hi - 1, LD(st));
+        ST(st, p); /* keys [lo, st) > p = key st > keys (st, hi) */
+        if (st + 1 == keep || st == keep)
+            break;
+        if (st + 1 < keep)
+            lo = st + 1;
         else
-            lo = j + 1;
+            hi = st;
     }
     float m = INFINITY;
-    for (size_t i = 0; i < keep; i++)
-        m = h[i].score < m ? h[i].score : m;
+    for (size_t i = 0; i < n; i++) {
+        h[i] = key_hit(LD(i));
+        if (i < keep)
+            m = h[i].score < m ? h[i].score : m;
+    }
+#undef LD
+#undef ST
     return m;
 }
 
@@ -345,15 +405,6 @@ static void fastq_init(fastq *f, const cx__model *m, const float *x,
     f->item_cat = NULL;
 }
 
-/* Blocks [b, b + nb) of 8 items scored into buf (BLOCK entries); hot:
- * another query has just read them. */
-static void fastq_score(const fastq *f, const cx__model *m, size_t b,
-                        size_t nb, int hot, float *buf)
-{
-    (hot ? cx__k.scores_q_hot : cx__k.scores_q)(m->Yq, m->kq, b, nb, f->xq,
-                                                f->qs, f->qscale, buf);
-}
-
 /* The candidates among the scores buf of blocks [b, b + nb). */
 static void fastq_take(fastq *f, const cx__model *m, size_t b, size_t nb,
                        const float *buf, uint32_t *hit)
@@ -371,7 +422,7 @@ static void fastq_take(fastq *f, const cx__model *m, size_t b, size_t nb,
             continue;
         f->cand->h[f->n_c++] = (cx__hit){buf[j], (uint32_t)base + j};
         if (f->n_c == f->cand->cap) {
-            f->lim = select_best(f->cand->h, f->n_c, f->keep);
+            f->lim = cx__select_best(f->cand->h, f->n_c, f->keep);
             f->n_c = f->keep;
         }
     }
@@ -383,7 +434,7 @@ static void fastq_finish(fastq *f, const cx__model *m, cx__topk *t)
 {
     size_t n_c = f->n_c;
     if (n_c > f->keep)
-        select_best(f->cand->h, n_c, f->keep), n_c = f->keep;
+        cx__select_best(f->cand->h, n_c, f->keep), n_c = f->keep;
     uint32_t ids_buf[512];
     float sc_buf[512];
     uint32_t *ids = n_c <= 512 ? ids_buf : malloc(n_c * sizeof *ids);
@@ -410,23 +461,37 @@ static void fastq_finish(fastq *f, const cx__model *m, cx__topk *t)
 }
 
 /* Queries f[0..nq) in one pass: each block of factors is read once and
- * scored against every distinct query while it is in the cache; queries
- * sharing a vector (f[q].src < q) read the scores of their first. */
+ * scored against up to CX__QN distinct queries by one kernel (the loads
+ * shared, their arithmetic done while the next lines arrive), the rest
+ * CX__QN at a time while the block is in the cache; queries sharing a
+ * vector (f[q].src < q) read the scores of their first. */
 static void scan_fast_n(const cx__model *m, fastq *f, size_t nq,
                         cx__topk *const *t)
 {
-    float buf[BLOCK];
+    float buf[CX__QN][BLOCK];
     uint32_t hit[BLOCK];
     size_t nblocks = ((size_t)m->n_items + 7) / 8;
+    size_t d[MULTI_MAX], nd = 0;
+    for (size_t q = 0; q < nq; q++)
+        if (f[q].src == q)
+            d[nd++] = q;
     for (size_t b = 0; b < nblocks; b += BLOCK / 8) {
         size_t nb = nblocks - b < BLOCK / 8 ? nblocks - b : BLOCK / 8;
-        for (size_t q = 0; q < nq; q++) {
-            if (f[q].src != q)
-                continue;
-            fastq_score(&f[q], m, b, nb, q > 0, buf);
-            for (size_t p = q; p < nq; p++)
-                if (f[p].src == q)
-                    fastq_take(&f[p], m, b, nb, buf, hit);
+        for (size_t g = 0; g < nd; g += CX__QN) {
+            size_t n = nd - g < CX__QN ? nd - g : CX__QN;
+            const int8_t *xq[CX__QN];
+            const float *sc[CX__QN];
+            float qs[CX__QN], *out[CX__QN];
+            for (size_t a = 0; a < n; a++) {
+                const fastq *h = &f[d[g + a]];
+                xq[a] = h->xq, qs[a] = h->qs, sc[a] = h->qscale;
+                out[a] = buf[a];
+            }
+            cx__k.scores_qn(m->Yq, m->kq, b, nb, n, xq, qs, sc, out);
+            for (size_t a = 0; a < n; a++)
+                for (size_t p = d[g + a]; p < nq; p++)
+                    if (f[p].src == d[g + a])
+                        fastq_take(&f[p], m, b, nb, buf[a], hit);
         }
     }
     for (size_t q = 0; q < nq; q++)
@@ -518,6 +583,16 @@ static void scan_lists_pass(const cx_engine *e, const rules *r, const idlist *al
     int64_t newest = e->created_max > e->ts_max ? e->created_max : e->ts_max;
     for (size_t a = 0; a < n; a++) {
         uint32_t i = allow ? allow->v[a] : (uint32_t)a;
+        if (allow && a + 16 < n) {
+            /* Gathered items: their columns are cache misses, fetched
+             * 16 items ahead (0.97x the time of a 100k-item layout). */
+            uint32_t p = allow->v[a + 16];
+            __builtin_prefetch(&e->item_flags[p]);
+            __builtin_prefetch(&e->item_cat[p]);
+            __builtin_prefetch(&e->item_pop[p]);
+            __builtin_prefetch(&e->item_trend[p]);
+            __builtin_prefetch(&e->item_created[p]);
+        }
         uint8_t f = e->item_flags[i];
         if (f & CX__ITEM_REMOVED)
             continue;
@@ -586,7 +661,7 @@ static void ages_in_days(cx__hit *h, size_t n)
 size_t cx__rank_exact(const cx__model *m, const float *x, size_t k,
                       const uint32_t *skip, size_t n_skip, cx__hit *out)
 {
-    rules r = {NULL, CX_NONE, 0, CX_NONE, NULL, 0, skip, n_skip, 0};
+    rules r = {NULL, CX_NONE, 0, CX_NONE, NULL, 0, skip, n_skip, 0, NULL};
     cx__topk t = {out, 0, k};
     scan_exact(m, x, NULL, &r, &t);
     cx__topk_sort(&t);
@@ -614,6 +689,7 @@ typedef struct request {
     rules r;
     idlist deny, allow, skip;
     uint32_t deny_buf[64], allow_buf[64], skip_buf[STACK_IDS];
+    uint64_t skip_bits[SKIP_BITS / 64];
     cx__hit heap_buf[256];
     cx__hit *heap;
     int pool; /* a candidate pool: no re-ranking margin (cx__rank_pool) */
@@ -923,6 +999,8 @@ static int skip_for(cx_engine *e, request *q, uint32_t u)
         return cx__fail(e, CX_ENOMEM, "out of memory");
     q->r.skip = q->skip.v;
     q->r.n_skip = q->skip.n;
+    skip_filter(q->skip.v, q->skip.n, q->skip_bits);
+    q->r.skip_bits = q->skip_bits;
     return CX_OK;
 }
 
@@ -1065,8 +1143,6 @@ int cx__rank_filter(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     request_free(&q);
     return rc;
 }
-
-#define MULTI_MAX 32
 
 int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
                    cx__rank_q *q, size_t nq)

@@ -65,44 +65,93 @@ static int8_t *at(int8_t *Yq, int kq, size_t i, int d)
            (i % 8) * 4 + (size_t)(d % 4);
 }
 
-static void test_scores_q(void **state)
+/* Every query count 1..CX__QN, each query with its own vector, factor
+ * and scales, every start and length of a run of blocks. */
+static void test_scores_qn(void **state)
 {
     (void)state;
     cx__kernels_init();
     uint64_t s = 7;
+    enum { NB = 19, N = NB * 8 };
     for (int kq = 4; kq <= 72; kq += 4) {
-        size_t nb = 19, n = nb * 8; /* runs of 8 blocks and what is left */
-        int8_t *Yq = calloc(n * (size_t)kq + 32, 1);
-        int8_t xq[72 + 4];
-        float scale[19 * 8], out[19 * 8];
+        int8_t *Yq = calloc(N * (size_t)kq + 32, 1);
+        int8_t xq[CX__QN][72 + 4];
+        float scale[CX__QN][N], out[CX__QN][N], qs[CX__QN];
+        const int8_t *xp[CX__QN];
+        const float *sp[CX__QN];
+        float *op[CX__QN];
         assert_non_null(Yq);
-        for (size_t i = 0; i < n; i++) {
-            scale[i] = (float)(rnd(&s) % 1000 + 1) * 1e-3f;
+        for (size_t i = 0; i < N; i++)
             for (int d = 0; d < kq; d++)
                 /* the extremes included: |q| and |y| reach 127 */
                 *at(Yq, kq, i, d) = (int8_t)((int)(rnd(&s) % 255) - 127);
-        }
-        for (int d = 0; d < kq; d++)
-            xq[d] = (int8_t)(d % 9 == 0 ? (d % 2 ? 127 : -127)
+        for (int q = 0; q < CX__QN; q++) {
+            for (size_t i = 0; i < N; i++)
+                scale[q][i] = (float)(rnd(&s) % 1000 + 1) * 1e-3f;
+            for (int d = 0; d < kq; d++)
+                xq[q][d] = (int8_t)((d + q) % 9 == 0
+                                        ? (d % 2 ? 127 : -127)
                                         : (int)(rnd(&s) % 255) - 127);
-        float qs = 0.0123f;
-        /* Both kernels, every start and length of a run of blocks. */
-        for (int hot = 0; hot < 2; hot++) {
-            for (size_t b0 = 0; b0 < nb; b0++) {
-                for (size_t m = 1; b0 + m <= nb; m++) {
-                    (hot ? cx__k.scores_q_hot : cx__k.scores_q)(
-                        Yq, kq, b0, m, xq, qs, scale, out);
-                    for (size_t j = 0; j < m * 8; j++) {
-                        size_t i = b0 * 8 + j;
-                        int32_t acc = 0;
-                        for (int d = 0; d < kq; d++)
-                            acc += (int32_t)*at(Yq, kq, i, d) * xq[d];
-                        assert_true(out[j] == (float)acc * qs * scale[i]);
-                    }
-                }
-            }
+            qs[q] = 0.0123f * (float)(q + 1);
+            xp[q] = xq[q], sp[q] = scale[q], op[q] = out[q];
         }
+        for (size_t nq = 1; nq <= CX__QN; nq++)
+            for (size_t b0 = 0; b0 < NB; b0++)
+                for (size_t m = 1; b0 + m <= NB; m++) {
+                    cx__k.scores_qn(Yq, kq, b0, m, nq, xp, qs, sp, op);
+                    for (size_t q = 0; q < nq; q++)
+                        for (size_t j = 0; j < m * 8; j++) {
+                            size_t i = b0 * 8 + j;
+                            int32_t acc = 0;
+                            for (int d = 0; d < kq; d++)
+                                acc += (int32_t)*at(Yq, kq, i, d) * xq[q][d];
+                            assert_true(out[q][j] ==
+                                        (float)acc * qs[q] * scale[q][i]);
+                        }
+                }
         free(Yq);
+    }
+}
+
+static int by_rank(const void *a, const void *b)
+{
+    const cx__hit *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return (x->item > y->item) - (x->item < y->item);
+}
+
+/* cx__select_best keeps the same hits as a full sort by (score
+ * descending, item ascending), ties and signed zeros included. */
+static void test_select_best(void **state)
+{
+    (void)state;
+    uint64_t s = 99;
+    static const float pool[] = {0.5f, 0.25f, 0.0f, -0.0f, -0.25f, 1e-30f,
+                                 -3.0f, 7.0f};
+    cx__hit h[300], want[300];
+    for (size_t n = 2; n <= 300; n += n < 20 ? 1 : 37) {
+        for (int round = 0; round < 20; round++) {
+            for (size_t j = 0; j < n; j++) {
+                uint64_t r = rnd(&s);
+                h[j].score = round % 2 ? pool[r % 8] : rfloat(&s);
+                h[j].item = (uint32_t)(rnd(&s) % 100000) * 300 + (uint32_t)j;
+            }
+            size_t keep = 1 + (size_t)(rnd(&s) % (n - 1));
+            memcpy(want, h, n * sizeof *h);
+            qsort(want, n, sizeof *want, by_rank);
+            float lim = cx__select_best(h, n, keep);
+            qsort(h, keep, sizeof *h, by_rank);
+            for (size_t j = 0; j < keep; j++) {
+                assert_int_equal(h[j].item, want[j].item);
+                assert_true(h[j].score == want[j].score);
+            }
+            assert_true(lim == want[keep - 1].score);
+            /* the rest are the others, unchanged */
+            qsort(h + keep, n - keep, sizeof *h, by_rank);
+            for (size_t j = keep; j < n; j++)
+                assert_int_equal(h[j].item, want[j].item);
+        }
     }
 }
 
@@ -110,7 +159,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_above),
-        cmocka_unit_test(test_scores_q),
+        cmocka_unit_test(test_scores_qn),
+        cmocka_unit_test(test_select_best),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
