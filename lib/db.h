@@ -215,6 +215,19 @@ int cx__write_file(const char *dir, const char *name, const char *hdr,
  * or CX_ECORRUPT with a reason in why. */
 int cx__manifest_verify(const char *text, size_t len, const char *what,
                         size_t *body, char *why, size_t whylen);
+/* One line of a manifest-style text's body (every line of which ends in
+ * a newline, as cx__manifest_verify checked): the line, its first word
+ * and the rest after it. */
+typedef struct cx__mline {
+    char line[512], word[32];
+    const char *rest;
+} cx__mline;
+/* The line at *at of text's body (body bytes) into *l, *at moved past
+ * it; CX_ECORRUPT with a reason in why for a line that is too long, holds
+ * a NUL byte or is blank (what: the text's name in messages). */
+int cx__manifest_line(const char *text, size_t body, size_t *at,
+                      const char *what, cx__mline *l, char *why,
+                      size_t whylen);
 /* End a manifest's text b (n bytes of cap) with its checksum line; NULL
  * (b freed) if bad or out of memory, else b with *len its length. */
 char *cx__manifest_seal(char *b, size_t n, size_t cap, int bad, size_t *len);

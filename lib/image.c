@@ -205,22 +205,15 @@ int cx__image_manifest_parse(const char *text, size_t len, void *out,
     int rc = cx__manifest_verify(text, len, "IMAGE", &last, why, whylen);
     if (rc)
         return rc;
-    char line[512];
+    cx__mline ml;
     uint32_t seen = 0, weights = 0;
     int nfile = 0, first = 1;
     for (size_t at = 0; at < last;) {
-        const char *nl = memchr(text + at, '\n', last - at);
-        size_t n = (size_t)(nl - (text + at));
-        if (n >= sizeof line || memchr(text + at, 0, n))
-            return BAD("IMAGE line too long or with a NUL byte");
-        memcpy(line, text + at, n);
-        line[n] = 0;
-        at += n + 1;
-        char word[32];
-        int used = 0, end = 0;
-        if (sscanf(line, "%31s %n", word, &used) != 1)
-            return BAD("blank IMAGE line");
-        const char *rest = line + used;
+        if ((rc = cx__manifest_line(text, last, &at, "IMAGE", &ml, why,
+                                    whylen)))
+            return rc;
+        const char *word = ml.word, *rest = ml.rest;
+        int end = 0;
         if (first) {
             int fmt;
             if (strcmp(word, "cxengine-image") ||
@@ -257,7 +250,7 @@ int cx__image_manifest_parse(const char *text, size_t len, void *out,
                             &end) == 1;
             }
             if (!ok || rest[end] || rest[0] == '-' || (seen >> s & 1))
-                return BAD("bad IMAGE line '%.40s'", line);
+                return BAD("bad IMAGE line '%.40s'", ml.line);
             seen |= 1u << s;
         } else if (strcmp(word, "weight") == 0) {
             int t;
@@ -265,7 +258,7 @@ int cx__image_manifest_parse(const char *text, size_t len, void *out,
             if (sscanf(rest, "%d %la%n", &t, &w, &end) != 2 || rest[end] ||
                 t < 0 || t >= CX_MAX_SIGNAL_TYPES || (weights >> t & 1) ||
                 cx__option_check(NULL, CX_OPT_WEIGHT + t, w))
-                return BAD("bad IMAGE line '%.40s'", line);
+                return BAD("bad IMAGE line '%.40s'", ml.line);
             m->weight[t] = w;
             weights |= 1u << t;
         } else if (strcmp(word, "file") == 0) {
@@ -278,12 +271,12 @@ int cx__image_manifest_parse(const char *text, size_t len, void *out,
                 rest[he] || he - hb != 16 || strcmp(name, ifiles[nfile].name) ||
                 !(rest[strlen(name) + 1] >= '0' &&
                   rest[strlen(name) + 1] <= '9'))
-                return BAD("bad IMAGE file line '%.40s'", line);
+                return BAD("bad IMAGE file line '%.40s'", ml.line);
             m->count[nfile] = c;
             m->sum[nfile] = h;
             nfile++;
         } else {
-            return BAD("unknown IMAGE line '%.40s'", line);
+            return BAD("unknown IMAGE line '%.40s'", ml.line);
         }
     }
     uint32_t all_w = CX_MAX_SIGNAL_TYPES >= 32

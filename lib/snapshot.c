@@ -238,6 +238,24 @@ int cx__manifest_verify(const char *text, size_t len, const char *what,
     return CX_OK;
 }
 
+int cx__manifest_line(const char *text, size_t body, size_t *at,
+                      const char *what, cx__mline *l, char *why,
+                      size_t whylen)
+{
+    const char *nl = memchr(text + *at, '\n', body - *at);
+    size_t n = (size_t)(nl - (text + *at));
+    if (n >= sizeof l->line || memchr(text + *at, 0, n))
+        return BAD("%s line too long or with a NUL byte", what);
+    memcpy(l->line, text + *at, n);
+    l->line[n] = 0;
+    *at += n + 1;
+    int used = 0;
+    if (sscanf(l->line, "%31s %n", l->word, &used) != 1)
+        return BAD("blank %s line", what);
+    l->rest = l->line + used;
+    return CX_OK;
+}
+
 #undef BAD
 
 /* Parse and verify a manifest's text (len bytes, not NUL-terminated).
@@ -253,26 +271,18 @@ int cx__manifest_parse(const char *text, size_t len, void *out, char *why,
     int rc = cx__manifest_verify(text, len, "manifest", &last, why, whylen);
     if (rc)
         return rc;
-    char line[512];
+    cx__mline ml;
     int seen = 0, nfile = 0, fmt = 0;
     for (size_t at = 0; at < last;) {
-        const char *nl = memchr(text + at, '\n', last - at);
-        size_t n = (size_t)(nl - (text + at));
-        if (n >= sizeof line || memchr(text + at, 0, n))
-            return BAD("manifest line too long or with a NUL byte");
-        memcpy(line, text + at, n);
-        line[n] = 0;
-        at += n + 1;
-        char word[32];
-        int used = 0;
-        if (sscanf(line, "%31s %n", word, &used) != 1)
-            return BAD("blank manifest line");
-        const char *rest = line + used;
+        if ((rc = cx__manifest_line(text, last, &at, "manifest", &ml, why,
+                                    whylen)))
+            return rc;
+        const char *word = ml.word, *rest = ml.rest;
         int end = 0;
 #define NUM(fmtc, dst, bit)                                                \
         do {                                                               \
             if (sscanf(rest, fmtc "%n", dst, &end) != 1 || rest[end])      \
-                return BAD("bad manifest line '%.40s'", line);             \
+                return BAD("bad manifest line '%.40s'", ml.line);             \
             seen |= bit;                                                   \
         } while (0)
         if (strcmp(word, "cxengine-snapshot") == 0) {
@@ -304,7 +314,7 @@ int cx__manifest_parse(const char *text, size_t len, void *out, char *why,
             double v;
             if (sscanf(rest, "%d %la%n", &key, &v, &end) != 2 || rest[end] ||
                 !cx__option_key_valid(key) || cx__option_check(NULL, key, v))
-                return BAD("bad option line '%.40s'", line);
+                return BAD("bad option line '%.40s'", ml.line);
             cx__option_put(&m->opt, key, v);
         } else if (strcmp(word, "file") == 0) {
             if (nfile == F_COUNT)
@@ -316,17 +326,17 @@ int cx__manifest_parse(const char *text, size_t len, void *out, char *why,
             while (*q && nt < 6) {
                 size_t w = strcspn(q, " ");
                 if (w == 0 || w >= sizeof tok[0])
-                    return BAD("bad file line '%.40s'", line);
+                    return BAD("bad file line '%.40s'", ml.line);
                 memcpy(tok[nt], q, w);
                 tok[nt++][w] = 0;
                 q += w;
                 if (*q == ' ' && *++q == 0)
-                    return BAD("bad file line '%.40s'", line);
+                    return BAD("bad file line '%.40s'", ml.line);
             }
             int nd = nt - 3;
             if (*q || nd < 1 || nd > 3 || strcmp(tok[0], files[nfile].name) ||
                 strcmp(tok[1], files[nfile].descr))
-                return BAD("bad file line '%.40s'", line);
+                return BAD("bad file line '%.40s'", ml.line);
             uint64_t s[3], hx;
             for (int d = 0; d <= nd; d++) {
                 const char *t = tok[2 + d];
@@ -337,7 +347,7 @@ int cx__manifest_parse(const char *text, size_t len, void *out, char *why,
                     : strlen(t) == 16 &&
                           sscanf(t, "%16" SCNx64 "%n", &hx, &e2) == 1;
                 if (!ok || t[e2])
-                    return BAD("bad file line '%.40s'", line);
+                    return BAD("bad file line '%.40s'", ml.line);
             }
             m->f[nfile].ndim = nd;
             for (int d = 0; d < nd; d++)
@@ -345,7 +355,7 @@ int cx__manifest_parse(const char *text, size_t len, void *out, char *why,
             m->f[nfile].sum = hx;
             nfile++;
         } else {
-            return BAD("unknown manifest line '%.40s'", line);
+            return BAD("unknown manifest line '%.40s'", ml.line);
         }
 #undef NUM
     }

@@ -122,21 +122,14 @@ int cx__stamp_parse(const char *text, size_t len, void *out, char *why,
     int rc = cx__manifest_verify(text, len, "VERIFIED", &last, why, whylen);
     if (rc)
         return rc;
-    char line[512];
+    cx__mline ml;
     int seen = 0;
     for (size_t at = 0; at < last;) {
-        const char *nl = memchr(text + at, '\n', last - at);
-        size_t n = (size_t)(nl - (text + at));
-        if (n >= sizeof line || memchr(text + at, 0, n))
-            return BAD("VERIFIED line too long or with a NUL byte");
-        memcpy(line, text + at, n);
-        line[n] = 0;
-        at += n + 1;
-        char word[32];
-        int used = 0, end = 0;
-        if (sscanf(line, "%31s %n", word, &used) != 1)
-            return BAD("blank VERIFIED line");
-        const char *rest = line + used;
+        if ((rc = cx__manifest_line(text, last, &at, "VERIFIED", &ml, why,
+                                    whylen)))
+            return rc;
+        const char *word = ml.word, *rest = ml.rest;
+        int end = 0;
         if (!(seen & 1)) {
             int fmt;
             if (strcmp(word, "cxengine-verified") ||
@@ -149,13 +142,13 @@ int cx__stamp_parse(const char *text, size_t len, void *out, char *why,
         } else if (strcmp(word, "generation") == 0 && !(seen & 2)) {
             if (sscanf(rest, "%" SCNd64 "%n", &s->generation, &end) != 1 ||
                 rest[end] || s->generation < 1)
-                return BAD("bad VERIFIED line '%.40s'", line);
+                return BAD("bad VERIFIED line '%.40s'", ml.line);
             seen |= 2;
         } else if (strcmp(word, "ranges") == 0 && !s->ranges) {
             if (sscanf(rest, "%" SCNu32 " %" SCNu32 " %" SCNu32 " %" SCNx32
                        "%n", &s->n_cats, &s->n_chans, &s->n_tags, &s->types,
                        &end) != 4 || rest[end])
-                return BAD("bad VERIFIED line '%.40s'", line);
+                return BAD("bad VERIFIED line '%.40s'", ml.line);
             s->ranges = 1;
         } else if (strcmp(word, "file") == 0) {
             struct cx__stamp_file *f = &s->f[s->n];
@@ -165,11 +158,11 @@ int cx__stamp_parse(const char *text, size_t len, void *out, char *why,
                        " %" SCNd64 " %" SCNd64 "%n", name, &f->dev, &f->ino,
                        &f->size, &f->mtime, &f->ctime, &end) != 6 ||
                 rest[end])
-                return BAD("bad VERIFIED file line '%.40s'", line);
+                return BAD("bad VERIFIED file line '%.40s'", ml.line);
             strcpy(f->name, name);
             s->n++;
         } else {
-            return BAD("unknown VERIFIED line '%.40s'", line);
+            return BAD("unknown VERIFIED line '%.40s'", ml.line);
         }
     }
     if (seen != 3)
