@@ -1502,14 +1502,14 @@ static int follow_items(reader *r, follow *f)
     uint32_t n_items = e->items.n + f->fresh[N_ITEM].n;
     uint32_t n_cats = e->categories.n + f->fresh[N_CAT].n;
     uint32_t n_tags = e->tagsets.n + f->fresh[N_TAG].n;
-    char sql[300];
+    char where[160], sql[400];
     int rc, s;
     /* Rows new by idx or changed by rev: an IN of the two index searches
      * (an OR with ORDER BY idx scans the whole table). */
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM items WHERE idx IN "
-             "(SELECT idx FROM items WHERE idx >= %u UNION ALL SELECT idx "
-             "FROM items WHERE rev > %lld)", e->items.n,
-             (long long)d->catalog_rev);
+    snprintf(where, sizeof where, "idx IN (SELECT idx FROM items WHERE idx "
+             ">= %u UNION ALL SELECT idx FROM items WHERE rev > %lld)",
+             e->items.n, (long long)d->catalog_rev);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM items WHERE %s", where);
     int64_t n = scalar(r, sql, &rc);
     if (rc)
         return rc;
@@ -1518,10 +1518,8 @@ static int follow_items(reader *r, follow *f)
     if (n && !(f->items = malloc((size_t)n * sizeof *f->items)))
         return cx__fail(NULL, CX_ENOMEM, "cx_refresh: out of memory");
     snprintf(sql, sizeof sql, "SELECT idx, category, price, in_stock, "
-             "created_at, tags, catalogued, removed FROM items WHERE idx IN "
-             "(SELECT idx FROM items WHERE idx >= %u UNION ALL SELECT idx "
-             "FROM items WHERE rev > %lld) ORDER BY idx", e->items.n,
-             (long long)d->catalog_rev);
+             "created_at, tags, catalogued, removed FROM items WHERE %s "
+             "ORDER BY idx", where);
     if ((rc = prep(r, sql)))
         return rc;
     while ((s = sqlite3_step(r->s)) == SQLITE_ROW)

@@ -451,9 +451,8 @@ static float hits_get(const hits *a, uint32_t i)
     return lo < a->n && a->h[lo].item == i ? a->h[lo].score : 0;
 }
 
-/* Candidates from the ranking code: the best `want` under the rules
- * (pure relevance: the diversity applies to the blended list). */
-/* The best `want` items for x under o's rules, into cand. */
+/* ALS candidates from the ranking code: the best `want` for x under the
+ * rules (pure relevance: the diversity applies to the blended list). */
 static int ranked(cx_engine *e, const cx_rec_opts *o, uint32_t u,
                   const float *x, size_t want, hits *cand)
 {
