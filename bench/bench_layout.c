@@ -20,7 +20,8 @@
  * its idle threads would otherwise spin after each training and take the
  * cores the measured thread runs on.
  * Targets: the personalised page wins clearly; p99 <= 1.5 ms at 100k.
- * CX_BENCH_QUICK=1 shrinks every size (a smoke test). */
+ * CX_BENCH_QUICK=1 shrinks every size (a smoke test); --latency
+ * [ITEMS [CALLS]] runs part 2 only, for a profiler. */
 #include "benchutil.h"
 #include "cxengine.h"
 #include "synth.h"
@@ -387,21 +388,35 @@ static void latency(size_t ni, size_t nu, size_t per_cust, size_t nq)
     cx_close(e);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* --latency [ITEMS [CALLS]]: part 2 only, at one catalogue size and
+     * with CALLS layouts if given (for a profiler) */
+    int lat_only = argc > 1 && strcmp(argv[1], "--latency") == 0;
+    size_t lat_items = lat_only && argc > 2 ? strtoul(argv[2], NULL, 10) : 0;
+    size_t lat_calls = lat_only && argc > 3 ? strtoul(argv[3], NULL, 10) : 0;
     const char *q = getenv("CX_BENCH_QUICK");
     QUICK = q && *q && strcmp(q, "0") != 0;
     double t0 = now_s();
     openblas_set_num_threads(1);
-    bjson_open(&J, "build/bench/layout.json");
+    bjson_open(&J, lat_only ? "build/bench/layout_latency.json"
+                             : "build/bench/layout.json");
     printf("== home-page layouts%s\n", QUICK ? " (CX_BENCH_QUICK: smaller)"
                                             : "");
-    printf("\n== 1. page quality on a time-split synthetic shop\n");
-    quality(QUICK ? 40000 : 400000);
+    if (!lat_only) {
+        printf("\n== 1. page quality on a time-split synthetic shop\n");
+        quality(QUICK ? 40000 : 400000);
+    }
     printf("\n== 2. layout latency, 64 factors\n");
     size_t nu = QUICK ? 4000 : 20000, nq = QUICK ? 500 : 2000;
-    latency(QUICK ? 10000 : 100000, nu, 50, nq);
-    latency(QUICK ? 4000 : 20000, nu, 50, nq);
+    if (lat_calls)
+        nq = lat_calls;
+    if (lat_items) {
+        latency(lat_items, nu, 50, nq);
+    } else {
+        latency(QUICK ? 10000 : 100000, nu, 50, nq);
+        latency(QUICK ? 4000 : 20000, nu, 50, nq);
+    }
     printf("\ntotal bench time %.1f s\n", now_s() - t0);
     bjson_num(&J, "quick", QUICK);
     bjson_num(&J, "seconds", now_s() - t0);
