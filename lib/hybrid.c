@@ -460,7 +460,8 @@ static int ranked(cx_engine *e, const cx_rec_opts *o, uint32_t u,
     size_t n = 0;
     if (!buf)
         return cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
-    int rc = cx__rank_pool(e, o, u, x, want, buf, &n);
+    int rc = cx__rank_hits(e, o, u, x, 0, 0, CX_NONE, CX_NONE, want, 1, buf,
+                           &n);
     for (size_t j = 0; rc == CX_OK && j < n; j++)
         if (hits_add(cand, buf[j].item, 0))
             rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");

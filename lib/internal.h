@@ -599,8 +599,9 @@ int cx__rank_filter(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
  * q[j].x (cosine: a unit item vector, items scored by cosine) with opts'
  * rules and customer u's exclusions, in category q[j].cat (CX_NONE: any),
  * never q[j].self, into q[j].out[0..q[j].k), setting q[j].n: the same hits
- * as cx__rank_hits one query at a time, except that a category is ranked
- * as the fast scan ranks (int8 candidates re-ranked exactly) where
+ * as cx__rank_hits with pool set, one query at a time (a layout row is a
+ * pool: it shows a third of them), except that a category is ranked as
+ * the fast scan ranks (int8 candidates re-ranked exactly) where
  * cx__rank_hits reads a small category's items exactly.  Queries with the
  * same x and cosine share their int8 scores.  The read lock is held by
  * the caller. */
@@ -613,21 +614,20 @@ typedef struct cx__rank_q {
 } cx__rank_q;
 int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
                    cx__rank_q *q, size_t nq);
-/* rank.c, for layouts: the best k items, best first, into out (*n of
- * them), under opts' rules, for the customer u (their exclusions; CX_NONE
- * for none) scored by x (cosine: x is a unit item vector), or with x NULL
- * the list `list` (0 popular, 1 trending, 2 new arrivals); cat restricts
- * to one category (CX_NONE: opts' own), self is excluded.  The read lock
- * is held by the caller. */
+/* rank.c, for layouts and the blend: the best k items, best first, into
+ * out (*n of them), under opts' rules, for the customer u (their
+ * exclusions; CX_NONE for none) scored by x (cosine: x is a unit item
+ * vector), or with x NULL the list `list` (0 popular, 1 trending, 2 new
+ * arrivals); cat restricts to one category (CX_NONE: opts' own), self is
+ * excluded.  pool: a pool of candidates that the caller chooses from or
+ * scores again, so the int8 scan keeps k + 32 candidates for the exact
+ * re-rank instead of CX_OPT_CANDIDATES * k, and the pool's members are
+ * the best k up to the int8 scores' error at its edge.  The read lock is
+ * held by the caller. */
 int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
                   const float *x, int cosine, int list, uint32_t cat,
-                  uint32_t self, size_t k, cx__hit *out, size_t *n);
-/* As cx__rank_hits by x, for a pool of candidates that the caller scores
- * again (the blend): the int8 scan keeps k + 32 candidates for the exact
- * re-rank instead of CX_OPT_CANDIDATES * k, so the pool's members are the
- * best k up to the int8 scores' error at its edge. */
-int cx__rank_pool(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                  const float *x, size_t k, cx__hit *out, size_t *n);
+                  uint32_t self, size_t k, int pool, cx__hit *out,
+                  size_t *n);
 
 /* For layouts: several customer-free lists in one pass over the items.
  * Each request asks for the best k of list (0 popular, 1 trending, 2 new

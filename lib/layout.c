@@ -103,7 +103,7 @@ static int ranked_row(page *pg, int kind, int reason, uint32_t seed_item,
     if (!c)
         return CX_ENOMEM;
     return cx__rank_hits(pg->e, &pg->spec->rules, pg->u, x, cosine, list,
-                         seed_cat, seed_item, pg->pool, c->h, &c->n);
+                         seed_cat, seed_item, pg->pool, 1, c->h, &c->n);
 }
 
 /* A row of given items in a given order: the rules filter them, the

@@ -692,7 +692,7 @@ typedef struct request {
     uint64_t skip_bits[SKIP_BITS / 64];
     cx__hit heap_buf[256];
     cx__hit *heap;
-    int pool; /* a candidate pool: no re-ranking margin (cx__rank_pool) */
+    int pool; /* a candidate pool: no re-ranking margin (cx__rank_hits) */
 } request;
 
 static int request_init(cx_engine *e, const cx_rec_opts *opts, size_t k,
@@ -1087,10 +1087,10 @@ int cx__rank_lists(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     return rc;
 }
 
-static int rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                     const float *x, int cosine, int list, uint32_t cat,
-                     uint32_t self, size_t k, int pool, cx__hit *out,
-                     size_t *n)
+int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                  const float *x, int cosine, int list, uint32_t cat,
+                  uint32_t self, size_t k, int pool, cx__hit *out,
+                  size_t *n)
 {
     request q;
     cx__hit *h;
@@ -1111,20 +1111,6 @@ static int rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     }
     request_free(&q);
     return rc;
-}
-
-int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                  const float *x, int cosine, int list, uint32_t cat,
-                  uint32_t self, size_t k, cx__hit *out, size_t *n)
-{
-    return rank_hits(e, opts, u, x, cosine, list, cat, self, k, 0, out, n);
-}
-
-int cx__rank_pool(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                  const float *x, size_t k, cx__hit *out, size_t *n)
-{
-    return rank_hits(e, opts, u, x, 0, CX__LIST_POPULAR, CX_NONE, CX_NONE,
-                     k, 1, out, n);
 }
 
 int cx__rank_filter(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
@@ -1160,7 +1146,7 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         request_free(&rq);
         for (size_t j = 0; rc == CX_OK && j < nq; j++)
             rc = cx__rank_hits(e, opts, u, q[j].x, q[j].cosine, 0, q[j].cat,
-                               q[j].self, q[j].k, q[j].out, &q[j].n);
+                               q[j].self, q[j].k, 1, q[j].out, &q[j].n);
         return rc;
     }
     rules r[MULTI_MAX];
@@ -1173,8 +1159,7 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         rc = CX_ENOMEM;
     for (size_t j = 0; rc == CX_OK && j < nq; j++) {
         size_t k = q[j].k < nitems ? q[j].k : nitems;
-        size_t ncand = k * (size_t)e->opt.candidates;
-        ncand = ncand < k + 32 ? k + 32 : ncand;
+        size_t ncand = k + 32; /* a pool's, as in scan_into */
         ncand = ncand < nitems ? ncand : nitems;
         if (!(buf[j] = malloc(2 * ncand * sizeof *buf[j])))
             rc = CX_ENOMEM;

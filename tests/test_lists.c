@@ -380,12 +380,12 @@ static void test_category_rank_follows_reference(void **state)
 }
 
 /* Several queries in one pass over the factors give exactly what each
- * gives alone: a customer's vector and item vectors by cosine, with the
- * customer's exclusions, rules, and items folded in since training.  The
- * customer's vector in a category (sharing the customer's int8 scores)
- * is ranked by the fast scan where cx__rank_hits reads a small category
- * exactly: the same hits here, the candidates' margin being wide enough
- * on this shop. */
+ * gives alone as a pool: a customer's vector and item vectors by cosine,
+ * with the customer's exclusions, rules, and items folded in since
+ * training.  The customer's vector in a category (sharing the customer's
+ * int8 scores) is ranked by the fast scan where cx__rank_hits reads a
+ * small category exactly: the same hits here, the candidates' margin
+ * being wide enough on this shop. */
 static void test_multi_matches_single(void **state)
 {
     (void)state;
@@ -432,7 +432,7 @@ static void test_multi_matches_single(void **state)
                 size_t n = 0;
                 TU_OK(e, cx__rank_hits(e, pass ? &o : NULL, u, q[j].x,
                                        q[j].cosine, 0, q[j].cat, q[j].self,
-                                       q[j].k, one[j], &n));
+                                       q[j].k, 1, one[j], &n));
                 assert_int_equal(q[j].n, n);
                 assert_true(n == q[j].k || (q[j].cat != CX_NONE && n > 0));
                 for (size_t h = 0; h < n; h++) {
