@@ -519,7 +519,8 @@ double cx__loss(const cx__csr *ui, const float *X, const float *Y,
 /* kernels.c: SIMD inner loops with run-time dispatch                    */
 /* ===================================================================== */
 
-#define CX__QN 4 /* queries of one scores_qn call */
+#define CX__QN 4   /* queries of one scores_qn call */
+#define CX__QMAX 63 /* |a query's int8 values| (scores_qn) */
 
 typedef struct cx__kernels {
     float (*dot)(const float *a, const float *b, int k);
@@ -537,7 +538,9 @@ typedef struct cx__kernels {
                    size_t n, int k, float *out);
     /* Approximate scores from the int8 block layout for blocks
      * [b0, b0 + nb), nq <= CX__QN queries at once: query q's
-     * out[q][j] = idot(j) * qs[q] * scale[q][j].  Each load of factors
+     * out[q][j] = idot(j) * qs[q] * scale[q][j], where the item bytes
+     * span -127..127 and the query's -CX__QMAX..CX__QMAX (cx__quantize).
+     * Each load of factors
      * serves every query, so a pass over factors in memory does their
      * arithmetic while it waits for the next lines. */
     void (*scores_qn)(const int8_t *Yq, int kq, size_t b0, size_t nb,
@@ -651,7 +654,8 @@ size_t cx__diversify(const cx_engine *e, const cx__model *m,
                      const uint32_t *item_cat, size_t ncat, cx__hit *h,
                      size_t n, size_t keep, size_t cat_cap, double lambda);
 
-/* Quantize a query to int8 for the fast scan; returns its scale. */
+/* Quantize a query to int8 for the fast scan (|values| <= CX__QMAX);
+ * returns its scale. */
 float cx__quantize(const float *x, int k, int kq, int8_t *xq);
 
 /* ===================================================================== */

@@ -54,10 +54,11 @@ float cx__quantize(const float *x, int k, int kq, int8_t *xq)
     float mx = 0;
     for (int d = 0; d < k; d++)
         mx = fabsf(x[d]) > mx ? fabsf(x[d]) : mx;
-    float s = mx / 127.0f;
+    float s = mx / (float)CX__QMAX;
     for (int d = 0; d < kq; d++) {
         float q = d < k && mx > 0 ? roundf(x[d] / s) : 0;
-        xq[d] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+        xq[d] = (int8_t)(q > CX__QMAX ? CX__QMAX : q < -CX__QMAX ? -CX__QMAX
+                                                                 : q);
     }
     return s;
 }

@@ -66,13 +66,16 @@ static int8_t *at(int8_t *Yq, int kq, size_t i, int d)
 }
 
 /* Every query count 1..CX__QN, each query with its own vector, factor
- * and scales, every start and length of a run of blocks. */
+ * and scales, every start and length of a run of blocks; random bytes,
+ * then only the extremes (every pair of products at the largest the
+ * kernel's 16-bit sums must hold, both signs). */
 static void test_scores_qn(void **state)
 {
     (void)state;
     cx__kernels_init();
     uint64_t s = 7;
     enum { NB = 19, N = NB * 8 };
+    for (int round = 0; round < 2; round++)
     for (int kq = 4; kq <= 72; kq += 4) {
         int8_t *Yq = calloc(N * (size_t)kq + 32, 1);
         int8_t xq[CX__QN][72 + 4];
@@ -83,15 +86,19 @@ static void test_scores_qn(void **state)
         assert_non_null(Yq);
         for (size_t i = 0; i < N; i++)
             for (int d = 0; d < kq; d++)
-                /* the extremes included: |q| and |y| reach 127 */
-                *at(Yq, kq, i, d) = (int8_t)((int)(rnd(&s) % 255) - 127);
+                /* the extremes included: |y| reaches 127 */
+                *at(Yq, kq, i, d) =
+                    (int8_t)(round ? (i % 2 ? 127 : -127)
+                                   : (int)(rnd(&s) % 255) - 127);
         for (int q = 0; q < CX__QN; q++) {
             for (size_t i = 0; i < N; i++)
                 scale[q][i] = (float)(rnd(&s) % 1000 + 1) * 1e-3f;
-            for (int d = 0; d < kq; d++)
-                xq[q][d] = (int8_t)((d + q) % 9 == 0
-                                        ? (d % 2 ? 127 : -127)
-                                        : (int)(rnd(&s) % 255) - 127);
+            for (int d = 0; d < kq; d++) /* |q| reaches CX__QMAX */
+                xq[q][d] = (int8_t)(round || (d + q) % 9 == 0
+                                        ? ((d / 2 + q) % 2 ? CX__QMAX
+                                                           : -CX__QMAX)
+                                        : (int)(rnd(&s) % (2 * CX__QMAX + 1)) -
+                                              CX__QMAX);
             qs[q] = 0.0123f * (float)(q + 1);
             xp[q] = xq[q], sp[q] = scale[q], op[q] = out[q];
         }
