@@ -174,7 +174,8 @@ int cx__hstats_build(const cx__event *ev, size_t n_ev, const uint8_t *keep,
     uint64_t nnz = ui->ptr[n_users];
     uint32_t *buyers = calloc((size_t)n_items + 1, sizeof *buyers);
     uint32_t *again = calloc((size_t)n_items + 1, sizeof *again);
-    h->pop = calloc((size_t)n_items + 1, sizeof *h->pop);
+    /* zeros to a whole block of 8: the int8 kernel reads blocks */
+    h->pop = calloc(((size_t)n_items + 7) / 8 * 8 + 1, sizeof *h->pop);
     h->rebuy = calloc((size_t)n_items + 1, sizeof *h->rebuy);
     h->buys = calloc(nnz + 1, sizeof *h->buys);
     if (!buyers || !again || !h->pop || !h->rebuy || !h->buys ||
@@ -451,17 +452,23 @@ static float hits_get(const hits *a, uint32_t i)
     return lo < a->n && a->h[lo].item == i ? a->h[lo].score : 0;
 }
 
-/* ALS candidates from the ranking code: the best `want` for x under the
- * rules (pure relevance: the diversity applies to the blended list). */
+/* Candidates from the ranking code: the best `want` for x under the
+ * rules (pure relevance: the diversity applies to the blended list), by
+ * the ALS score alone or, with pop, by the ALS and popularity terms of
+ * the blend (weights als and w_pop). */
 static int ranked(cx_engine *e, const cx_rec_opts *o, uint32_t u,
-                  const float *x, size_t want, hits *cand)
+                  const float *x, const cx__hstats *pop, float als,
+                  float w_pop, size_t want, hits *cand)
 {
     cx__hit *buf = malloc(want * sizeof *buf);
     size_t n = 0;
     if (!buf)
         return cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
-    int rc = cx__rank_hits(e, o, u, x, 0, 0, CX_NONE, CX_NONE, want, 1, buf,
-                           &n);
+    int rc = pop ? cx__rank_biased(e, o, u, x, pop->pop,
+                                   ((size_t)pop->n_items + 7) / 8 * 8,
+                                   w_pop / als, want, buf, &n)
+                 : cx__rank_hits(e, o, u, x, 0, 0, CX_NONE, CX_NONE, want,
+                                 1, buf, &n);
     for (size_t j = 0; rc == CX_OK && j < n; j++)
         if (hits_add(cand, buf[j].item, 0))
             rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
@@ -525,9 +532,18 @@ int cx__hybrid_recommend(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     int rc = history(e, u, o.exclude, &hist, &nh);
     if (rc)
         rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
+    /* A customer with a vector: one pass ranks every item by its ALS and
+     * popularity terms together.  An item outside the extra candidates
+     * below (co-bought, bought) scores those two terms only, so the best
+     * k of that pass and the extras hold the blend's best k; a diverse
+     * list picks from `want`. */
+    int fused = x && b.als > 0 && b.pop != 0;
+    if (fused && !o.exact && !o.max_per_category && !(o.diversity > 0))
+        want = k < nitems ? k : nitems;
     if (rc == CX_OK && x && b.als != 0)
-        rc = ranked(e, &plain, u, x, want, &cand);
-    if (rc == CX_OK && b.pop != 0)
+        rc = ranked(e, &plain, u, x, fused ? hs : NULL, b.als, b.pop, want,
+                    &cand);
+    if (rc == CX_OK && b.pop != 0 && !fused)
         rc = popular(e, &plain, u, hs, want, &cand);
     /* Co-bought with the newest basket items; the customer's consumables
      * (whatever the exclusion mask says: they come back). */
@@ -554,9 +570,10 @@ int cx__hybrid_recommend(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         if (rc)
             rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
     }
+    /* Bought items (a repeat term), consumables or not. */
     for (size_t j = 0; rc == CX_OK && j < nh; j++)
         if (!hist[j].neg && hist[j].item < hs->n_items &&
-            hs->rebuy[hist[j].item] >= b.consumable &&
+            (hs->rebuy[hist[j].item] >= b.consumable || hist[j].buys) &&
             hits_add(&extra, hist[j].item, 0))
             rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
     /* The extra candidates pass the rules (stock, category, lists,

@@ -522,6 +522,16 @@ double cx__loss(const cx__csr *ui, const float *X, const float *Y,
 #define CX__QN 4   /* queries of one scores_qn call */
 #define CX__QMAX 63 /* |a query's int8 values| (scores_qn) */
 
+/* One query of the int8 kernel (scores_qn). */
+typedef struct cx__qn {
+    const int8_t *xq;
+    float qs;
+    const float *scale;
+    const float *bias; /* NULL: none */
+    float bias_w;
+    float *out;
+} cx__qn;
+
 typedef struct cx__kernels {
     float (*dot)(const float *a, const float *b, int k);
     void (*axpy)(float a, const float *x, float *y, int k);
@@ -538,14 +548,14 @@ typedef struct cx__kernels {
                    size_t n, int k, float *out);
     /* Approximate scores from the int8 block layout for blocks
      * [b0, b0 + nb), nq <= CX__QN queries at once: query q's
-     * out[q][j] = idot(j) * qs[q] * scale[q][j], where the item bytes
-     * span -127..127 and the query's -CX__QMAX..CX__QMAX (cx__quantize).
-     * Each load of factors
-     * serves every query, so a pass over factors in memory does their
-     * arithmetic while it waits for the next lines. */
+     * out[j] = idot(j) * qs * scale[i] (+ bias_w * bias[i] with a bias),
+     * item i = 8 b0 + j, where the item bytes span -127..127 and the
+     * query's -CX__QMAX..CX__QMAX (cx__quantize); scale and bias are read
+     * for whole blocks.  Each load of factors serves every query, so a
+     * pass over factors in memory does their arithmetic while it waits
+     * for the next lines. */
     void (*scores_qn)(const int8_t *Yq, int kq, size_t b0, size_t nb,
-                      size_t nq, const int8_t *const *xq, const float *qs,
-                      const float *const *scale, float *const *out);
+                      size_t nq, const struct cx__qn *q);
     /* Indexes of the v[j] > lim, j < n, into out; returns their count. */
     size_t (*above)(const float *v, size_t n, float lim, uint32_t *out);
     /* The same, of those with cat[j] == c only. */
@@ -631,6 +641,13 @@ int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
                   const float *x, int cosine, int list, uint32_t cat,
                   uint32_t self, size_t k, int pool, cx__hit *out,
                   size_t *n);
+/* The pool of the best k by x . y_i + w * bias[i] (bias[i] = 0 for
+ * i >= n_bias), for the blend: one pass finds the items best by their ALS
+ * score and popularity prior together.  n_bias is at least the model's
+ * item count rounded up to 8 (the int8 kernel reads whole blocks). */
+int cx__rank_biased(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                    const float *x, const float *bias, size_t n_bias,
+                    float w, size_t k, cx__hit *out, size_t *n);
 
 /* For layouts: several customer-free lists in one pass over the items.
  * Each request asks for the best k of list (0 popular, 1 trending, 2 new

@@ -137,30 +137,25 @@ static size_t above_in_c(const float *v, const uint32_t *cat, size_t n,
     return m;
 }
 
-static void scores_q_c(const int8_t *Yq, int kq, size_t b0, size_t nb,
-                       const int8_t *xq, float qs, const float *scale,
-                       float *out)
+static void scores_qn_c(const int8_t *Yq, int kq, size_t b0, size_t nb,
+                        size_t nq, const cx__qn *qn)
 {
     int groups = kq / 4;
-    for (size_t b = 0; b < nb; b++) {
-        const int8_t *blk = Yq + (b0 + b) * (size_t)kq * 8;
-        for (int j = 0; j < 8; j++) {
-            int32_t acc = 0;
-            for (int g = 0; g < groups; g++)
-                for (int d = 0; d < 4; d++)
-                    acc += blk[g * 32 + j * 4 + d] * xq[g * 4 + d];
-            size_t i = (b0 + b) * 8 + (size_t)j;
-            out[b * 8 + (size_t)j] = (float)acc * qs * scale[i];
-        }
-    }
-}
-
-static void scores_qn_c(const int8_t *Yq, int kq, size_t b0, size_t nb,
-                        size_t nq, const int8_t *const *xq, const float *qs,
-                        const float *const *scale, float *const *out)
-{
     for (size_t q = 0; q < nq; q++)
-        scores_q_c(Yq, kq, b0, nb, xq[q], qs[q], scale[q], out[q]);
+        for (size_t b = 0; b < nb; b++) {
+            const int8_t *blk = Yq + (b0 + b) * (size_t)kq * 8;
+            for (int j = 0; j < 8; j++) {
+                int32_t acc = 0;
+                for (int g = 0; g < groups; g++)
+                    for (int d = 0; d < 4; d++)
+                        acc += blk[g * 32 + j * 4 + d] * qn[q].xq[g * 4 + d];
+                size_t i = (b0 + b) * 8 + (size_t)j;
+                float v = (float)acc * qn[q].qs * qn[q].scale[i];
+                if (qn[q].bias)
+                    v = fmaf(qn[q].bias_w, qn[q].bias[i], v);
+                qn[q].out[b * 8 + (size_t)j] = v;
+            }
+        }
 }
 
 /* ===================================================================== */
@@ -446,8 +441,7 @@ AVX2 static void gaxpys_avx2(const float *F, const uint32_t *idx,
 AVX2 static inline __attribute__((always_inline)) void
 scores_qn_blocks(const int8_t *Yq, int kq, size_t b0, size_t nb, size_t NQ,
                  const __m256i (*qv)[64], const int32_t *corr,
-                 const float *qs, const float *const *scale,
-                 float *const *out)
+                 const cx__qn *qn)
 {
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i sign = _mm256_set1_epi8((char)0x80);
@@ -467,46 +461,48 @@ scores_qn_blocks(const int8_t *Yq, int kq, size_t b0, size_t nb, size_t NQ,
                 acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(p, ones));
             }
         }
+        size_t i = (b0 + b) * 8;
 #pragma GCC unroll 4
         for (size_t q = 0; q < NQ; q++) {
             __m256 f = _mm256_cvtepi32_ps(acc[q]);
-            f = _mm256_mul_ps(_mm256_mul_ps(f, _mm256_set1_ps(qs[q])),
-                              _mm256_loadu_ps(scale[q] + (b0 + b) * 8));
-            _mm256_storeu_ps(out[q] + b * 8, f);
+            f = _mm256_mul_ps(_mm256_mul_ps(f, _mm256_set1_ps(qn[q].qs)),
+                              _mm256_loadu_ps(qn[q].scale + i));
+            if (qn[q].bias) /* as fmaf in the C kernel: one rounding */
+                f = _mm256_fmadd_ps(_mm256_set1_ps(qn[q].bias_w),
+                                    _mm256_loadu_ps(qn[q].bias + i), f);
+            _mm256_storeu_ps(qn[q].out + b * 8, f);
         }
     }
 }
 
 AVX2 static void scores_qn_avx2(const int8_t *Yq, int kq, size_t b0,
-                                size_t nb, size_t nq,
-                                const int8_t *const *xq, const float *qs,
-                                const float *const *scale, float *const *out)
+                                size_t nb, size_t nq, const cx__qn *qn)
 {
     int groups = kq / 4;
     __m256i qv[CX__QN][64];
     int32_t corr[CX__QN];
     if (groups > 64 || nq > CX__QN || nq == 0) {
-        scores_qn_c(Yq, kq, b0, nb, nq, xq, qs, scale, out);
+        scores_qn_c(Yq, kq, b0, nb, nq, qn);
         return;
     }
     for (size_t q = 0; q < nq; q++) {
         corr[q] = 0;
         for (int d = 0; d < kq; d++)
-            corr[q] += 128 * xq[q][d];
+            corr[q] += 128 * qn[q].xq[d];
         for (int g = 0; g < groups; g++) {
             int32_t w;
-            memcpy(&w, xq[q] + 4 * g, 4);
+            memcpy(&w, qn[q].xq + 4 * g, 4);
             qv[q][g] = _mm256_set1_epi32(w);
         }
     }
     if (nq == 1)
-        scores_qn_blocks(Yq, kq, b0, nb, 1, qv, corr, qs, scale, out);
+        scores_qn_blocks(Yq, kq, b0, nb, 1, qv, corr, qn);
     else if (nq == 2)
-        scores_qn_blocks(Yq, kq, b0, nb, 2, qv, corr, qs, scale, out);
+        scores_qn_blocks(Yq, kq, b0, nb, 2, qv, corr, qn);
     else if (nq == 3)
-        scores_qn_blocks(Yq, kq, b0, nb, 3, qv, corr, qs, scale, out);
+        scores_qn_blocks(Yq, kq, b0, nb, 3, qv, corr, qn);
     else
-        scores_qn_blocks(Yq, kq, b0, nb, 4, qv, corr, qs, scale, out);
+        scores_qn_blocks(Yq, kq, b0, nb, 4, qv, corr, qn);
 }
 
 /* Fold-in rank updates.  The sum of the rank-one terms is accumulated in

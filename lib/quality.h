@@ -27,7 +27,8 @@ static inline int cx__blend_plain(const cx__blend *b)
 /* Item statistics of a set of training signals. */
 typedef struct cx__hstats {
     uint32_t n_users, n_items;
-    float *pop;             /* customers with r > 0, over the most: 0..1 */
+    float *pop;             /* customers with r > 0, over the most: 0..1;
+                               zeros after n_items to a multiple of 8 */
     uint32_t *pop_order;    /* the items with pop > 0, most popular first */
     uint32_t n_pop_order;
     float *rebuy;           /* smoothed share of buyers who bought again */

@@ -143,7 +143,27 @@ typedef struct rules {
                               scans see them as zero vectors */
     const uint64_t *skip_bits; /* NULL, or a filter of skip: an item whose
                                   bit is clear is not in it */
+    /* Not a rule but a term of the score, which every scan adds where it
+     * scores: bias_w * bias[i] for items i < n_bias (the blend's
+     * popularity prior), or nothing with bias NULL.  The int8 kernel
+     * reads it for whole blocks of 8 model items: rank_hits checks. */
+    const float *bias;
+    size_t n_bias;
+    float bias_w;
 } rules;
+
+static inline float bias_of(const rules *r, uint32_t i)
+{
+    return r->bias && i < r->n_bias ? r->bias_w * r->bias[i] : 0.0f;
+}
+
+/* buf[j] += the bias of item b + j, j < n. */
+static void add_bias(const rules *r, size_t b, size_t n, float *buf)
+{
+    size_t m = b >= r->n_bias ? 0 : r->n_bias - b < n ? r->n_bias - b : n;
+    for (size_t j = 0; j < m; j++)
+        buf[j] += r->bias_w * r->bias[b + j];
+}
 
 #define SKIP_BITS 1024
 
@@ -286,6 +306,8 @@ static void scan_exact(const cx__model *m, const float *x, const float *scale,
         size_t n = m->n_items - b < BLOCK ? m->n_items - b : BLOCK;
         cx__k.scores(m->Y + (size_t)b * m->k, x, m->k, n,
                      scale ? scale + b : NULL, buf);
+        if (r->bias)
+            add_bias(r, b, n, buf);
         float lim = bar(t);
         size_t nh = cx__k.above(buf, n, lim, hit);
         for (size_t h = 0; h < nh; h++) {
@@ -445,15 +467,16 @@ static void fastq_finish(fastq *f, const cx__model *m, cx__topk *t)
             float v;
             uint32_t i = f->cand->h[c].item;
             cx__k.gdots(m->Y, &i, 1, m->k, f->x, &v);
-            cx__topk_push(t, f->scale ? v * f->scale[i] : v, i);
+            cx__topk_push(t, (f->scale ? v * f->scale[i] : v) +
+                                 bias_of(f->r, i), i);
         }
     } else {
         for (size_t c = 0; c < n_c; c++)
             ids[c] = f->cand->h[c].item;
         cx__k.gdots(m->Y, ids, n_c, m->k, f->x, sc);
         for (size_t c = 0; c < n_c; c++)
-            cx__topk_push(t, f->scale ? sc[c] * f->scale[ids[c]] : sc[c],
-                          ids[c]);
+            cx__topk_push(t, (f->scale ? sc[c] * f->scale[ids[c]] : sc[c]) +
+                                 bias_of(f->r, ids[c]), ids[c]);
     }
     if (ids != ids_buf)
         free(ids);
@@ -480,15 +503,13 @@ static void scan_fast_n(const cx__model *m, fastq *f, size_t nq,
         size_t nb = nblocks - b < BLOCK / 8 ? nblocks - b : BLOCK / 8;
         for (size_t g = 0; g < nd; g += CX__QN) {
             size_t n = nd - g < CX__QN ? nd - g : CX__QN;
-            const int8_t *xq[CX__QN];
-            const float *sc[CX__QN];
-            float qs[CX__QN], *out[CX__QN];
+            cx__qn qn[CX__QN];
             for (size_t a = 0; a < n; a++) {
                 const fastq *h = &f[d[g + a]];
-                xq[a] = h->xq, qs[a] = h->qs, sc[a] = h->qscale;
-                out[a] = buf[a];
+                qn[a] = (cx__qn){h->xq, h->qs, h->qscale, h->r->bias,
+                                 h->r->bias_w, buf[a]};
             }
-            cx__k.scores_qn(m->Yq, m->kq, b, nb, n, xq, qs, sc, out);
+            cx__k.scores_qn(m->Yq, m->kq, b, nb, n, qn);
             for (size_t a = 0; a < n; a++)
                 for (size_t p = d[g + a]; p < nq; p++)
                     if (f[p].src == d[g + a])
@@ -533,7 +554,8 @@ static void scan_list(const cx_engine *e, const float *x, int cosine,
                 const float *y = cx__item_vec(e, i, &inv);
                 if (y) {
                     float v = cx__k.dot(y, x, m->k);
-                    cx__topk_push(t, cosine ? v * inv : v, i);
+                    cx__topk_push(t, (cosine ? v * inv : v) + bias_of(r, i),
+                                  i);
                 }
                 continue;
             }
@@ -541,8 +563,8 @@ static void scan_list(const cx_engine *e, const float *x, int cosine,
         if (nb)
             cx__k.gdots(m->Y, ids, nb, m->k, x, sc);
         for (size_t h = 0; h < nb; h++)
-            cx__topk_push(t, cosine ? sc[h] * m->inv_norm[ids[h]] : sc[h],
-                          ids[h]);
+            cx__topk_push(t, (cosine ? sc[h] * m->inv_norm[ids[h]] : sc[h]) +
+                                 bias_of(r, ids[h]), ids[h]);
         nb = 0;
     }
 }
@@ -558,6 +580,7 @@ static void scan_extra(const cx_engine *e, const float *x, int cosine,
         if (cosine)
             v *= e->xv_inv_norm[s];
         uint32_t i = e->xv_item[s];
+        v += bias_of(r, i);
         if (v >= bar(t) && allowed(r, i))
             cx__topk_push(t, v, i);
     }
@@ -662,7 +685,8 @@ static void ages_in_days(cx__hit *h, size_t n)
 size_t cx__rank_exact(const cx__model *m, const float *x, size_t k,
                       const uint32_t *skip, size_t n_skip, cx__hit *out)
 {
-    rules r = {NULL, CX_NONE, 0, CX_NONE, NULL, 0, skip, n_skip, 0, NULL};
+    rules r = {NULL, CX_NONE, 0, CX_NONE, NULL, 0, skip, n_skip, 0, NULL,
+               NULL, 0, 0};
     cx__topk t = {out, 0, k};
     scan_exact(m, x, NULL, &r, &t);
     cx__topk_sort(&t);
@@ -1088,10 +1112,11 @@ int cx__rank_lists(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     return rc;
 }
 
-int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                  const float *x, int cosine, int list, uint32_t cat,
-                  uint32_t self, size_t k, int pool, cx__hit *out,
-                  size_t *n)
+/* cx__rank_hits, with a bias term (rules.bias) in the scores. */
+static int rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                     const float *x, int cosine, int list, uint32_t cat,
+                     uint32_t self, size_t k, int pool, const float *bias,
+                     size_t n_bias, float bias_w, cx__hit *out, size_t *n)
 {
     request q;
     cx__hit *h;
@@ -1103,7 +1128,15 @@ int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         if (cat != CX_NONE)
             q.r.cat = cat;
         q.r.self = self;
-        rc = skip_for(e, &q, u);
+        q.r.bias = bias;
+        q.r.n_bias = n_bias;
+        q.r.bias_w = bias_w;
+        if (bias && e->model &&
+            n_bias < ((size_t)e->model->n_items + 7) / 8 * 8)
+            rc = cx__fail(e, CX_EINVAL, "internal: bias shorter than the "
+                          "model's blocks");
+        else
+            rc = skip_for(e, &q, u);
     }
     if (rc == CX_OK && (rc = rank_core(e, &q, x, cosine, list, k, &h, &m)) ==
                            CX_OK) {
@@ -1112,6 +1145,23 @@ int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     }
     request_free(&q);
     return rc;
+}
+
+int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                  const float *x, int cosine, int list, uint32_t cat,
+                  uint32_t self, size_t k, int pool, cx__hit *out,
+                  size_t *n)
+{
+    return rank_hits(e, opts, u, x, cosine, list, cat, self, k, pool, NULL,
+                     0, 0, out, n);
+}
+
+int cx__rank_biased(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                    const float *x, const float *bias, size_t n_bias,
+                    float w, size_t k, cx__hit *out, size_t *n)
+{
+    return rank_hits(e, opts, u, x, 0, 0, CX_NONE, CX_NONE, k, 1, bias,
+                     n_bias, w, out, n);
 }
 
 int cx__rank_filter(cx_engine *e, const cx_rec_opts *opts, uint32_t u,

@@ -66,9 +66,10 @@ static int8_t *at(int8_t *Yq, int kq, size_t i, int d)
 }
 
 /* Every query count 1..CX__QN, each query with its own vector, factor
- * and scales, every start and length of a run of blocks; random bytes,
- * then only the extremes (every pair of products at the largest the
- * kernel's 16-bit sums must hold, both signs). */
+ * and scales, odd queries with a bias term, every start and length of a
+ * run of blocks; random bytes, then only the extremes (every pair of
+ * products at the largest the kernel's 16-bit sums must hold, both
+ * signs).  Each score is the plain loop's, to the bit. */
 static void test_scores_qn(void **state)
 {
     (void)state;
@@ -79,10 +80,8 @@ static void test_scores_qn(void **state)
     for (int kq = 4; kq <= 72; kq += 4) {
         int8_t *Yq = calloc(N * (size_t)kq + 32, 1);
         int8_t xq[CX__QN][72 + 4];
-        float scale[CX__QN][N], out[CX__QN][N], qs[CX__QN];
-        const int8_t *xp[CX__QN];
-        const float *sp[CX__QN];
-        float *op[CX__QN];
+        float scale[CX__QN][N], bias[CX__QN][N], out[CX__QN][N];
+        cx__qn qn[CX__QN];
         assert_non_null(Yq);
         for (size_t i = 0; i < N; i++)
             for (int d = 0; d < kq; d++)
@@ -91,29 +90,34 @@ static void test_scores_qn(void **state)
                     (int8_t)(round ? (i % 2 ? 127 : -127)
                                    : (int)(rnd(&s) % 255) - 127);
         for (int q = 0; q < CX__QN; q++) {
-            for (size_t i = 0; i < N; i++)
+            for (size_t i = 0; i < N; i++) {
                 scale[q][i] = (float)(rnd(&s) % 1000 + 1) * 1e-3f;
+                bias[q][i] = (float)(rnd(&s) % 1000) * 1e-3f;
+            }
             for (int d = 0; d < kq; d++) /* |q| reaches CX__QMAX */
                 xq[q][d] = (int8_t)(round || (d + q) % 9 == 0
                                         ? ((d / 2 + q) % 2 ? CX__QMAX
                                                            : -CX__QMAX)
                                         : (int)(rnd(&s) % (2 * CX__QMAX + 1)) -
                                               CX__QMAX);
-            qs[q] = 0.0123f * (float)(q + 1);
-            xp[q] = xq[q], sp[q] = scale[q], op[q] = out[q];
+            qn[q] = (cx__qn){xq[q], 0.0123f * (float)(q + 1), scale[q],
+                             q % 2 ? bias[q] : NULL, 0.25f * (float)q,
+                             out[q]};
         }
         for (size_t nq = 1; nq <= CX__QN; nq++)
             for (size_t b0 = 0; b0 < NB; b0++)
                 for (size_t m = 1; b0 + m <= NB; m++) {
-                    cx__k.scores_qn(Yq, kq, b0, m, nq, xp, qs, sp, op);
+                    cx__k.scores_qn(Yq, kq, b0, m, nq, qn);
                     for (size_t q = 0; q < nq; q++)
                         for (size_t j = 0; j < m * 8; j++) {
                             size_t i = b0 * 8 + j;
                             int32_t acc = 0;
                             for (int d = 0; d < kq; d++)
                                 acc += (int32_t)*at(Yq, kq, i, d) * xq[q][d];
-                            assert_true(out[q][j] ==
-                                        (float)acc * qs[q] * scale[q][i]);
+                            float v = (float)acc * qn[q].qs * scale[q][i];
+                            if (qn[q].bias)
+                                v = fmaf(qn[q].bias_w, bias[q][i], v);
+                            assert_true(out[q][j] == v);
                         }
                 }
         free(Yq);

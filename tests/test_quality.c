@@ -86,8 +86,9 @@ static void test_plain_blend_is_als(void **state)
     synth_free(&shop);
 }
 
-/* The served blend ranks candidates (the ALS and popular tops, co-bought
- * items, consumables); opts.exact ranks every item.  On a taste shop and
+/* The served blend ranks candidates (the top of one int8 pass by the ALS
+ * and popularity terms, co-bought and bought items); opts.exact ranks
+ * every item.  On a taste shop and
  * a grocery shop the two lists agree on at least 99% of their items, and
  * where they share an item its score is the same.  The statistics are
  * built by cx_train when the blend is on, not by a request. */
