@@ -326,21 +326,75 @@ typedef struct hitem {
     double r;
 } hitem;
 
-static int by_item(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
 static int by_newest(const void *a, const void *b)
 {
     const hitem *x = a, *y = b;
     return (x->newest < y->newest) - (x->newest > y->newest);
 }
 
-/* The customer's items, sorted by item, merged from their signals. */
+/* Items to positions in an array beside the map: open addressing on the
+ * high bits of a multiplicative hash, grown at half full.  A request's
+ * few hundred items are found without sorting them. */
+typedef struct imap {
+    uint32_t *key, *val; /* key CX_NONE: empty */
+    size_t cap, n;
+    int shift;
+} imap;
+
+static size_t imap_home(const imap *m, uint32_t item)
+{
+    return (uint32_t)(item * 0x9E3779B1u) >> m->shift;
+}
+
+static uint32_t imap_get(const imap *m, uint32_t item)
+{
+    if (!m->cap)
+        return CX_NONE;
+    for (size_t h = imap_home(m, item);; h = (h + 1) & (m->cap - 1)) {
+        if (m->key[h] == item)
+            return m->val[h];
+        if (m->key[h] == CX_NONE)
+            return CX_NONE;
+    }
+}
+
+static int imap_put(imap *m, uint32_t item, uint32_t val)
+{
+    if (2 * (m->n + 1) > m->cap) {
+        imap g = {NULL, NULL, m->cap ? 2 * m->cap : 64, 0, 32 - 6};
+        if (m->cap)
+            g.shift = m->shift - 1;
+        g.key = malloc(g.cap * sizeof *g.key);
+        g.val = malloc(g.cap * sizeof *g.val);
+        if (!g.key || !g.val) {
+            free(g.key), free(g.val);
+            return CX_ENOMEM;
+        }
+        memset(g.key, 0xff, g.cap * sizeof *g.key);
+        for (size_t h = 0; h < m->cap; h++)
+            if (m->key[h] != CX_NONE)
+                imap_put(&g, m->key[h], m->val[h]);
+        free(m->key), free(m->val);
+        *m = g;
+    }
+    size_t h = imap_home(m, item);
+    while (m->key[h] != CX_NONE && m->key[h] != item)
+        h = (h + 1) & (m->cap - 1);
+    m->n += m->key[h] == CX_NONE;
+    m->key[h] = item;
+    m->val[h] = val;
+    return CX_OK;
+}
+
+static void imap_free(imap *m)
+{
+    free(m->key), free(m->val);
+}
+
+/* The customer's items, merged from their signals, newest first; *map
+ * finds an item's position. */
 static int history(const cx_engine *e, uint32_t u, unsigned exclude,
-                   hitem **out, size_t *n)
+                   hitem **out, size_t *n, imap *map)
 {
     size_t cap = 64, len = 0;
     hitem *h = malloc(cap * sizeof *h);
@@ -349,6 +403,20 @@ static int history(const cx_engine *e, uint32_t u, unsigned exclude,
         return CX_ENOMEM;
     for (uint32_t ev = e->cust_last[u]; ev != CX_NONE; ev = e->ev_prev[ev]) {
         const cx__event *x = &e->ev[ev];
+        unsigned bit = CX_TYPE_BIT(x->type);
+        hitem v = {x->item, ev, x->type == CX_PURCHASE, (bit & BASKET) != 0,
+                   (bit & exclude) != 0, (bit & neg) != 0,
+                   cx__signal_strength(&e->opt, x)};
+        uint32_t at = imap_get(map, x->item);
+        if (at != CX_NONE) { /* an older signal on the same item */
+            hitem *a = &h[at];
+            a->newest = a->newest > v.newest ? a->newest : v.newest;
+            a->buys = (uint16_t)(a->buys + v.buys < UINT16_MAX
+                                     ? a->buys + v.buys : UINT16_MAX);
+            a->basket |= v.basket, a->excl |= v.excl;
+            a->neg |= v.neg, a->r += v.r;
+            continue;
+        }
         if (len == cap) {
             hitem *g = realloc(h, 2 * cap * sizeof *h);
             if (!g) {
@@ -357,99 +425,41 @@ static int history(const cx_engine *e, uint32_t u, unsigned exclude,
             }
             h = g, cap *= 2;
         }
-        unsigned bit = CX_TYPE_BIT(x->type);
-        h[len++] = (hitem){x->item, ev, x->type == CX_PURCHASE,
-                           (bit & BASKET) != 0, (bit & exclude) != 0,
-                           (bit & neg) != 0, cx__signal_strength(&e->opt, x)};
-    }
-    qsort(h, len, sizeof *h, by_item); /* item is the first member */
-    size_t w = 0;
-    for (size_t j = 0; j < len; j++) {
-        if (w && h[w - 1].item == h[j].item) {
-            hitem *a = &h[w - 1];
-            a->newest = a->newest > h[j].newest ? a->newest : h[j].newest;
-            a->buys = (uint16_t)(a->buys + h[j].buys < UINT16_MAX
-                                     ? a->buys + h[j].buys : UINT16_MAX);
-            a->basket |= h[j].basket, a->excl |= h[j].excl;
-            a->neg |= h[j].neg, a->r += h[j].r;
-        } else {
-            h[w++] = h[j];
+        if (imap_put(map, x->item, (uint32_t)len)) {
+            free(h);
+            return CX_ENOMEM;
         }
+        h[len++] = v;
     }
-    for (size_t j = 0; j < w; j++)
+    for (size_t j = 0; j < len; j++)
         h[j].neg |= h[j].r < 0;
     *out = h;
-    *n = w;
+    *n = len;
     return CX_OK;
 }
 
-static const hitem *find_item(const hitem *h, size_t n, uint32_t i)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (h[mid].item < i)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && h[lo].item == i ? &h[lo] : NULL;
-}
-
-/* A growable array of hits. */
-typedef struct hits {
+/* The candidates: items once each, in the order they came. */
+typedef struct cands {
     cx__hit *h;
     size_t n, cap;
-} hits;
+    imap at;
+} cands;
 
-static int hits_add(hits *a, uint32_t item, float score)
+static int cands_add(cands *c, uint32_t item)
 {
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? 2 * a->cap : 256;
-        cx__hit *g = realloc(a->h, cap * sizeof *g);
+    if (imap_get(&c->at, item) != CX_NONE)
+        return CX_OK;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 256;
+        cx__hit *g = realloc(c->h, cap * sizeof *g);
         if (!g)
             return CX_ENOMEM;
-        a->h = g, a->cap = cap;
+        c->h = g, c->cap = cap;
     }
-    a->h[a->n++] = (cx__hit){score, item};
+    if (imap_put(&c->at, item, (uint32_t)c->n))
+        return CX_ENOMEM;
+    c->h[c->n++] = (cx__hit){0, item};
     return CX_OK;
-}
-
-static int by_hit_item(const void *a, const void *b)
-{
-    const cx__hit *x = a, *y = b;
-    return (x->item > y->item) - (x->item < y->item);
-}
-
-/* Sort by item and merge duplicates (summing their scores if `sum`). */
-static void hits_unique(hits *a, int sum)
-{
-    if (!a->n)
-        return;
-    qsort(a->h, a->n, sizeof *a->h, by_hit_item);
-    size_t w = 0;
-    for (size_t j = 0; j < a->n; j++) {
-        if (w && a->h[w - 1].item == a->h[j].item) {
-            if (sum)
-                a->h[w - 1].score += a->h[j].score;
-        } else {
-            a->h[w++] = a->h[j];
-        }
-    }
-    a->n = w;
-}
-
-static float hits_get(const hits *a, uint32_t i)
-{
-    size_t lo = 0, hi = a->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (a->h[mid].item < i)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < a->n && a->h[lo].item == i ? a->h[lo].score : 0;
 }
 
 /* Candidates from the ranking code: the best `want` for x under the
@@ -458,7 +468,7 @@ static float hits_get(const hits *a, uint32_t i)
  * the blend (weights als and w_pop). */
 static int ranked(cx_engine *e, const cx_rec_opts *o, uint32_t u,
                   const float *x, const cx__hstats *pop, float als,
-                  float w_pop, size_t want, hits *cand)
+                  float w_pop, size_t want, cands *cand)
 {
     cx__hit *buf = malloc(want * sizeof *buf);
     size_t n = 0;
@@ -470,7 +480,7 @@ static int ranked(cx_engine *e, const cx_rec_opts *o, uint32_t u,
                  : cx__rank_hits(e, o, u, x, 0, 0, CX_NONE, CX_NONE, want,
                                  1, buf, &n);
     for (size_t j = 0; rc == CX_OK && j < n; j++)
-        if (hits_add(cand, buf[j].item, 0))
+        if (cands_add(cand, buf[j].item))
             rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
     free(buf);
     return rc;
@@ -480,7 +490,7 @@ static int ranked(cx_engine *e, const cx_rec_opts *o, uint32_t u,
  * training) that pass o's rules, into cand: down hs's order, a few
  * hundred at a time through the filter. */
 static int popular(cx_engine *e, const cx_rec_opts *o, uint32_t u,
-                   const cx__hstats *hs, size_t want, hits *cand)
+                   const cx__hstats *hs, size_t want, cands *cand)
 {
     uint8_t pass[256];
     size_t got = 0;
@@ -492,7 +502,7 @@ static int popular(cx_engine *e, const cx_rec_opts *o, uint32_t u,
         rc = cx__rank_filter(e, o, u, o->exclude, CX_NONE, ids, n, pass);
         for (size_t j = 0; rc == CX_OK && j < n && got < want; j++)
             if (pass[j] && ids[j] < e->items.n) {
-                if (hits_add(cand, ids[j], 0))
+                if (cands_add(cand, ids[j]))
                     rc = CX_ENOMEM;
                 got++;
             }
@@ -526,10 +536,14 @@ int cx__hybrid_recommend(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     want = want < nitems ? want : nitems;
     hitem *hist = NULL;
     size_t nh = 0;
-    hits cand = {0}, co = {0}, extra = {0};
-    uint8_t *pass = NULL;
-    int *why = NULL;
-    int rc = history(e, u, o.exclude, &hist, &nh);
+    imap hmap = {0}, cmap = {0};
+    cands cand = {0};
+    /* co-bought sums: co_item[j], co_sum[j], found through cmap */
+    uint32_t *co_item = NULL, *ids = NULL;
+    float *co_sum = NULL;
+    size_t n_co = 0;
+    uint8_t *pass = NULL, *why = NULL;
+    int rc = history(e, u, o.exclude, &hist, &nh, &hmap);
     if (rc)
         rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
     /* A customer with a vector: one pass ranks every item by its ALS and
@@ -545,11 +559,11 @@ int cx__hybrid_recommend(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
                     &cand);
     if (rc == CX_OK && b.pop != 0 && !fused)
         rc = popular(e, &plain, u, hs, want, &cand);
-    /* Co-bought with the newest basket items; the customer's consumables
-     * (whatever the exclusion mask says: they come back). */
+    /* Co-bought with the newest basket items, summed per item in the
+     * order of the seeds (newest first) and of their lists. */
     if (rc == CX_OK && b.co != 0 && nh) {
         hitem *seeds = malloc(nh * sizeof *seeds);
-        size_t ns = 0;
+        size_t ns = 0, room = 0;
         if (!seeds)
             rc = CX_ENOMEM;
         for (size_t j = 0; seeds && j < nh; j++)
@@ -557,67 +571,78 @@ int cx__hybrid_recommend(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
                 seeds[ns++] = hist[j];
         if (seeds)
             qsort(seeds, ns, sizeof *seeds, by_newest);
-        for (size_t j = 0; rc == CX_OK && j < ns && j < CO_SEEDS; j++) {
+        ns = ns < CO_SEEDS ? ns : CO_SEEDS;
+        for (size_t j = 0; seeds && j < ns; j++)
+            room += hs->co_ptr[seeds[j].item + 1] - hs->co_ptr[seeds[j].item];
+        co_item = malloc((room + 1) * sizeof *co_item);
+        co_sum = malloc((room + 1) * sizeof *co_sum);
+        if (!co_item || !co_sum)
+            rc = CX_ENOMEM;
+        for (size_t j = 0; rc == CX_OK && j < ns; j++) {
             uint32_t s = seeds[j].item;
             for (uint64_t q = hs->co_ptr[s]; rc == CX_OK &&
-                                             q < hs->co_ptr[s + 1]; q++)
-                rc = hits_add(&co, hs->co_idx[q], hs->co_val[q]);
+                                             q < hs->co_ptr[s + 1]; q++) {
+                uint32_t at = imap_get(&cmap, hs->co_idx[q]);
+                if (at != CX_NONE) {
+                    co_sum[at] += hs->co_val[q];
+                } else {
+                    co_item[n_co] = hs->co_idx[q];
+                    co_sum[n_co] = hs->co_val[q];
+                    rc = imap_put(&cmap, hs->co_idx[q], (uint32_t)n_co++);
+                }
+            }
         }
         free(seeds);
-        hits_unique(&co, 1);
-        for (size_t j = 0; rc == CX_OK && j < co.n; j++)
-            rc = hits_add(&extra, co.h[j].item, 0);
         if (rc)
             rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
     }
-    /* Bought items (a repeat term), consumables or not. */
+    /* The extra candidates: co-bought items and bought ones (a repeat
+     * term), consumables or not.  They pass the rules (stock, category,
+     * lists, negatives); of the customer's own items only consumables
+     * stay. */
+    size_t n_ex = 0;
+    if (rc == CX_OK && (ids = malloc((n_co + nh + 1) * sizeof *ids)) == NULL)
+        rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
+    for (size_t j = 0; rc == CX_OK && j < n_co; j++)
+        ids[n_ex++] = co_item[j];
     for (size_t j = 0; rc == CX_OK && j < nh; j++)
         if (!hist[j].neg && hist[j].item < hs->n_items &&
             (hs->rebuy[hist[j].item] >= b.consumable || hist[j].buys) &&
-            hits_add(&extra, hist[j].item, 0))
+            imap_get(&cmap, hist[j].item) == CX_NONE)
+            ids[n_ex++] = hist[j].item;
+    if (rc == CX_OK && n_ex) {
+        if (!(pass = malloc(n_ex)))
             rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
-    /* The extra candidates pass the rules (stock, category, lists,
-     * negatives); of the customer's own items only consumables stay. */
-    if (rc == CX_OK && extra.n) {
-        hits_unique(&extra, 0);
-        uint32_t *ids = malloc(extra.n * sizeof *ids);
-        pass = malloc(extra.n);
-        if (!ids || !pass)
-            rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
-        for (size_t j = 0; rc == CX_OK && j < extra.n; j++)
-            ids[j] = extra.h[j].item;
-        if (rc == CX_OK)
-            rc = cx__rank_filter(e, &plain, u, 0, CX_NONE, ids, extra.n,
-                                 pass);
-        for (size_t j = 0; rc == CX_OK && j < extra.n; j++) {
-            uint32_t i = ids[j];
-            const hitem *hi = find_item(hist, nh, i);
+        else
+            rc = cx__rank_filter(e, &plain, u, 0, CX_NONE, ids, n_ex, pass);
+        for (size_t j = 0; rc == CX_OK && j < n_ex; j++) {
+            uint32_t i = ids[j], at = imap_get(&hmap, i);
             int durable = i >= hs->n_items || hs->rebuy[i] < b.consumable;
-            if (pass[j] && !(hi && hi->excl && durable) &&
-                hits_add(&cand, i, 0))
+            if (pass[j] && !(at != CX_NONE && hist[at].excl && durable) &&
+                cands_add(&cand, i))
                 rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
         }
-        free(ids);
     }
-    if (rc == CX_OK)
-        hits_unique(&cand, 0);
-    if (rc == CX_OK && cand.n && !(why = malloc(cand.n * sizeof *why)))
+    if (rc == CX_OK && cand.n && !(why = malloc(cand.n)))
         rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
     /* Score every candidate by the blend; the reason is its largest
      * contribution. */
     for (size_t j = 0; rc == CX_OK && j < cand.n; j++) {
-        uint32_t i = cand.h[j].item;
+        uint32_t i = cand.h[j].item, at = imap_get(&hmap, i);
+        uint32_t ca = imap_get(&cmap, i);
         const float *y = x ? cx__item_vec(e, i, NULL) : NULL;
-        const hitem *hi = find_item(hist, nh, i);
         float c[4] = {y ? b.als * cx__k.dot(x, y, m->k) : 0,
                       i < hs->n_items ? b.pop * hs->pop[i] : 0,
-                      hi ? b.rep * cx__repeat_score(hs, i, hi->buys) : 0,
+                      at != CX_NONE ? b.rep * cx__repeat_score(
+                                                  hs, i, hist[at].buys)
+                                    : 0,
                       0};
-        float cv = hits_get(&co, i);
+        float cv = ca != CX_NONE ? co_sum[ca] : 0;
         c[3] = b.co * (cv < 1 ? cv : 1);
-        static const int reason[4] = {CX_REASON_PERSONAL,
-                                      CX_REASON_BESTSELLER, CX_REASON_REPEAT,
-                                      CX_REASON_ALSO_BOUGHT};
+        static const uint8_t reason[4] = {CX_REASON_PERSONAL,
+                                          CX_REASON_BESTSELLER,
+                                          CX_REASON_REPEAT,
+                                          CX_REASON_ALSO_BOUGHT};
         int best = 0;
         for (int a = 1; a < 4; a++)
             if (c[a] > c[best])
@@ -626,35 +651,33 @@ int cx__hybrid_recommend(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         why[j] = reason[best];
     }
     if (rc == CX_OK) {
-        /* why[] follows cand (by item): keep it reachable by item. */
-        hits byitem = {malloc((cand.n + 1) * sizeof(cx__hit)), cand.n, 0};
-        if (!byitem.h)
-            rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
-        for (size_t j = 0; rc == CX_OK && j < cand.n; j++)
-            byitem.h[j] = (cx__hit){(float)why[j], cand.h[j].item};
-        if (rc == CX_OK) {
+        /* The best k in order; a diversified list picks from all of them
+         * in order.  why[] follows the candidates' first order (cand.at). */
+        size_t cnt = cand.n < k ? cand.n : k;
+        if (o.max_per_category || o.diversity > 0) {
             if (cand.n)
                 qsort(cand.h, cand.n, sizeof *cand.h, hit_order);
-            size_t cnt = cand.n < k ? cand.n : k;
-            if (o.max_per_category || o.diversity > 0)
-                cnt = cx__diversify(e, m, e->item_cat, e->categories.n,
-                                    cand.h, cand.n, k, o.max_per_category,
-                                    o.diversity);
-            for (size_t j = 0; j < cnt; j++) {
-                uint32_t i = cand.h[j].item;
-                if (items)
-                    items[j] = e->items.str[i];
-                if (scores)
-                    scores[j] = cand.h[j].score;
-                if (reasons)
-                    reasons[j] = (int)hits_get(&byitem, i);
-            }
-            *n = cnt;
+            cnt = cx__diversify(e, m, e->item_cat, e->categories.n, cand.h,
+                                cand.n, k, o.max_per_category, o.diversity);
+        } else if (cnt) {
+            if (cand.n > cnt)
+                cx__select_best(cand.h, cand.n, cnt);
+            qsort(cand.h, cnt, sizeof *cand.h, hit_order);
         }
-        free(byitem.h);
+        for (size_t j = 0; j < cnt; j++) {
+            uint32_t i = cand.h[j].item;
+            if (items)
+                items[j] = e->items.str[i];
+            if (scores)
+                scores[j] = cand.h[j].score;
+            if (reasons)
+                reasons[j] = why[imap_get(&cand.at, i)];
+        }
+        *n = cnt;
     }
-    free(hist), free(cand.h), free(co.h), free(extra.h), free(pass),
-        free(why);
+    free(hist), free(cand.h), free(co_item), free(co_sum), free(ids);
+    free(pass), free(why);
+    imap_free(&hmap), imap_free(&cmap), imap_free(&cand.at);
     return rc;
 }
 
