@@ -1269,16 +1269,15 @@ CX_API int cx_recommend(cx_engine *e, const char *customer, size_t k,
     if (rc == CX_OK) {
         uint32_t u = cx__idmap_find(&e->customers, customer);
         const float *x = NULL;
-        if (u != CX_NONE) {
-            rc = skip_for(e, &q, u);
+        if (u != CX_NONE)
             x = cx__customer_vec(e, u, NULL, &tmp);
-        }
         cx__blend b;
         cx__blend_from(&e->opt, &b);
-        if (rc == CX_OK && u != CX_NONE && e->model && !cx__blend_plain(&b))
+        /* The blend builds its own skip lists (hybrid.c). */
+        if (u != CX_NONE && e->model && !cx__blend_plain(&b))
             rc = cx__hybrid_recommend(e, opts, u, x, k, items, scores,
-                                      reasons, n); /* hybrid.c */
-        else if (rc == CX_OK)
+                                      reasons, n);
+        else if ((rc = skip_for(e, &q, u)) == CX_OK)
             rc = rank_one(e, &q, x, 0, LIST_POPULAR, k,
                           x ? CX_REASON_PERSONAL : CX_REASON_POPULAR, items,
                           scores, reasons, n);
