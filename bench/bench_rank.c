@@ -7,7 +7,7 @@
  *   synth: the tools/synth shop of 2,000,000 signals (50,000 customers,
  *          ~20,000 items, planted tastes, catalogue with ~5% out of stock),
  *          15 iterations: agreement on a model with real structure.
- * Request loops run in one thread, top-20, default cx_rec_opts (fast int8
+ * Request loops run in one thread, top-20, default cx_rec_opts (fast 4-bit
  * path) against opts.exact = 1.  The variants being compared are timed in
  * turns of SLICE requests so that a change of machine speed during the run
  * (shared hosts) hits them alike.  OpenBLAS keeps its default thread count
@@ -44,7 +44,7 @@
 
 static size_t NU = 50000, NNZ = 2000000, NQ = 2000, NBATCH = 1000;
 static size_t NI_SMALL = 20000, NI_LARGE = 100000, SYNTH_SIGNALS = 2000000;
-static const int CANDS[] = {1, 2, 4, 8, 16};
+static const int CANDS[] = {2, 4, 6, 8, 16};
 #define NCANDS (sizeof CANDS / sizeof CANDS[0])
 
 static bjson J;
@@ -459,9 +459,9 @@ static void serving(const char *tag, cx_engine *e, const char **cust,
            "(microseconds):\n", K, nq, PASSES);
     printf("  %-38s %9s %9s %9s\n", "", "median", "p99", "mean");
     print_lat("recommend, exact", R->rec_exact);
-    print_lat("recommend, fast (int8 + re-rank)", R->rec_fast);
+    print_lat("recommend, fast (4-bit + re-rank)", R->rec_fast);
     print_lat("similar_items, exact", R->sim_exact);
-    print_lat("similar_items, fast (int8 + re-rank)", R->sim_fast);
+    print_lat("similar_items, fast (4-bit + re-rank)", R->sim_fast);
     print_lat("floor: cblas_sgemv Y x, 1 thread", R->floor);
     printf("agreement of fast with exact top-%d over %zu ids (candidates "
            "%.0f):\n", K, nq, cand0);
@@ -488,7 +488,7 @@ static void serving(const char *tag, cx_engine *e, const char **cust,
                                  .cand = CANDS[j]};
     }
     run_variants(e, c, 2 * NCANDS, nq, 1);
-    printf("fast path by CX_OPT_CANDIDATES (the int8 scan keeps "
+    printf("fast path by CX_OPT_CANDIDATES (the 4-bit scan keeps "
            "candidates x %d, re-ranked exactly), %zu ids:\n", K, nq);
     printf("  %4s | %-37s | %-37s\n", "cand", "recommend: median  p99 us  "
            "set%  order%", "similar_items: median  p99 us  set%  order%");
@@ -564,7 +564,7 @@ static void batch(const char *tag, cx_engine *e, const char **cust,
  * per customer: factor row k*4, has_vec 1, pair-row pointer 8 (model),
  *   last-event index 4, id map entry (pointer 8 + hash 4) + the id and
  *   its NUL in the arena;
- * per item: factor row k*4, int8 row kq, norm + 2 scales 12 (model),
+ * per item: factor row k*4, 4-bit row kq/2, norm + 2 scales 12 (model),
  *   catalogue columns 25, id map entry 12 + the id and its NUL;
  * per signal: event 24 + chain link 4; per distinct pair (model) 12.
  * What CX_STAT_MEMORY holds beyond that is spare capacity and hash
@@ -578,9 +578,9 @@ static void memory(const char *tag, const built *b)
     cx_stat(e, CX_STAT_ITEMS, &ni);
     cx_stat(e, CX_STAT_SIGNALS, &ns);
     cx_stat(e, CX_STAT_FACTORS, &k);
-    double kq = (double)((k + 3) & ~3);
+    double kq = (double)((k + 7) & ~7);
     double c_model = (double)k * 4 + 1 + 8, c_id = 4 + 12 + b->id_bytes_c;
-    double i_model = (double)k * 4 + kq + 12, i_id = 25 + 12 + b->id_bytes_i;
+    double i_model = (double)k * 4 + kq / 2 + 12, i_id = 25 + 12 + b->id_bytes_i;
     double sig = 28.0 * (double)ns, pairs = 12.0 * (double)b->pairs;
     double rows = (double)nc * (c_model + c_id) + (double)ni * (i_model + i_id);
     printf("memory: engine %.1f MB untrained, %.1f MB trained (+%.1f MB); "
@@ -594,9 +594,9 @@ static void memory(const char *tag, const built *b)
            "last event 4)\n", c_model + c_id, c_model, k * 4, c_id,
            b->id_bytes_c);
     printf("  per item     %6.1f B = model %.0f (factor row %" PRId64
-           " + int8 row %.0f + norm/scales 12) + catalogue/ids %.1f "
+           " + 4-bit row %.0f + norm/scales 12) + catalogue/ids %.1f "
            "(columns 25 + map 12 + id %.1f)\n", i_model + i_id, i_model,
-           k * 4, kq, i_id, b->id_bytes_i);
+           k * 4, kq / 2, i_id, b->id_bytes_i);
     printf("  per signal 28 B (event 24 + chain 4), per distinct pair 12 B "
            "(model)\n");
     printf("  bottom-up: rows %.1f MB + signals %.1f MB + pairs %.1f MB = "

@@ -243,7 +243,7 @@ enum cx_option {
     CX_OPT_HALF_LIFE = 9,      /* seconds, 0 = no time decay (default) */
     CX_OPT_INIT_SCALE = 10,    /* initial factor scale > 0, default 0.01 */
     CX_OPT_CANDIDATES = 11,    /* fast path candidates per result, int
-                                  1..1000, default 4; at least k + 32
+                                  1..1000, default 8; at least k + 32
                                   (see cx_rec_opts.exact) */
     CX_OPT_FOLD_IN = 12,       /* CX_FOLD_LAZY (default), _EAGER, _OFF */
     CX_OPT_TRENDING_HALF_LIFE = 13, /* seconds > 0, default 86400: the

@@ -47,7 +47,7 @@ void cx__options_default(cx__options *o)
     o->seed = 42;
     o->half_life = 0;
     o->init_scale = 0.01;
-    o->candidates = 4;
+    o->candidates = 8;
     o->fold_in = CX_FOLD_LAZY;
     o->trend_half_life = 86400;
     o->pop_half_life = 30 * 86400;
@@ -461,7 +461,7 @@ CX_API void cx_close(cx_engine *e)
 /* Growing per-index columns                                             */
 /* ===================================================================== */
 
-/* The serving scan streams the int8 item factors (6.4 MB at 100,000
+/* The serving scan streams the 4-bit item factors (3.2 MB at 100,000
  * items and 64 factors) once per request: on 4 KiB pages that is a TLB
  * miss every 4 KiB; on 2 MiB pages the same pass measured about 5% of a
  * whole cx_layout faster. */

@@ -174,7 +174,7 @@ int cx__hstats_build(const cx__event *ev, size_t n_ev, const uint8_t *keep,
     uint64_t nnz = ui->ptr[n_users];
     uint32_t *buyers = calloc((size_t)n_items + 1, sizeof *buyers);
     uint32_t *again = calloc((size_t)n_items + 1, sizeof *again);
-    /* zeros to a whole block of 8: the int8 kernel reads blocks */
+    /* zeros to a whole block of 8: the 4-bit kernel reads blocks */
     h->pop = calloc(((size_t)n_items + 7) / 8 * 8 + 1, sizeof *h->pop);
     h->rebuy = calloc((size_t)n_items + 1, sizeof *h->rebuy);
     h->buys = calloc(nnz + 1, sizeof *h->buys);

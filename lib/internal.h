@@ -129,12 +129,13 @@ typedef struct cx__model {
     float *X, *Y;          /* n_users x k, n_items x k */
     uint8_t *has_vec;      /* per user: trained from >= 1 positive pair */
     float *inv_norm;       /* per item: 1 / |y|, 0 for a zero vector */
-    /* int8 copy of Y for the fast scan, in blocks of 8 items x 4 dims:
-     * byte (b, g, j, d) is item 8b+j, dimension 4g+d.  kq = k rounded up
-     * to 4; n_items rounded up to 8. */
+    /* 4-bit copy of Y for the fast scan (cx__q4_at): item i's code c in
+     * -CX__YMAX..CX__YMAX for y[d] ~ c * q_scale[i], stored as the
+     * nibble c + 8.  kq = k rounded up to 8; n_items rounded up to 8;
+     * padding holds code 0. */
     int kq;
-    int8_t *Yq;
-    float *q_scale;        /* per item: max|y| / 127 */
+    uint8_t *Yq;
+    float *q_scale;        /* per item: max|y| / CX__YMAX */
     float *q_cos_scale;    /* q_scale * inv_norm, for cosine */
     cx__csr ui;            /* customer x item pairs the model saw */
     uint64_t n_events;     /* events [0, n_events) were trained on */
@@ -328,7 +329,7 @@ int cx__catidx_items(const cx_engine *e, uint32_t c, size_t limit,
 /* Reader: at most how many items category c holds (SIZE_MAX without an
  * index).  A ranking confined to a category scores only its items when
  * this is at most items / CX__CATEGORY_SCAN_SHARE: an exact gathered dot
- * costs several int8 scan steps (bench_rank). */
+ * costs several fast scan steps (bench_rank). */
 size_t cx__catidx_size(const cx_engine *e, uint32_t c);
 #define CX__CATEGORY_SCAN_SHARE 8
 
@@ -347,7 +348,7 @@ int cx__option_keys(int *keys);
 double cx__option_get(const cx__options *o, int key);
 void cx__model_free(cx__model *m);
 /* A zeroed array of `bytes` for a large array that requests scan (the
- * int8 item factors), on 2 MiB pages where the kernel grants them (THP
+ * 4-bit item factors), on 2 MiB pages where the kernel grants them (THP
  * "always" or "madvise"); small pages otherwise.  Freed with free(). */
 void *cx__alloc_big(size_t bytes);
 /* Grow *p (malloc'ed or inside a mapped image) to hold `need` elements. */
@@ -495,7 +496,7 @@ int cx__train_model(const cx_engine *e, const cx__train_input *in,
  * gen 0: a new generation (saved as a snapshot in a data directory);
  * otherwise snapshot generation gen that a read-only engine loaded. */
 int cx__model_publish(cx_engine *e, cx__model *m, size_t n, int64_t gen);
-/* Derived serving data (norms, int8 copy) from X and Y. */
+/* Derived serving data (norms, 4-bit copy) from X and Y. */
 int cx__model_finish(cx__model *m);
 
 /* Solvers, exposed for the tests' reference comparisons.  Solve one row:
@@ -519,10 +520,33 @@ double cx__loss(const cx__csr *ui, const float *X, const float *Y,
 /* kernels.c: SIMD inner loops with run-time dispatch                    */
 /* ===================================================================== */
 
-#define CX__QN 4   /* queries of one scores_qn call */
-#define CX__QMAX 63 /* |a query's int8 values| (scores_qn) */
+#define CX__QN 4     /* queries of one scores_qn call */
+#define CX__QMAX 127 /* |a query's int8 values| (scores_qn) */
+#define CX__YMAX 7   /* |an item's 4-bit codes| (cx__model.Yq) */
 
-/* One query of the int8 kernel (scores_qn). */
+/* The byte of the 4-bit item copy that holds item i, dimension d, and
+ * the shift of its nibble: blocks of 8 items, in them runs of 32 bytes
+ * for 8 dimensions, in which item j's bytes are 4j..4j+3 and byte 4j+e
+ * holds dimension 8c+e in its low nibble and 8c+4+e in its high one
+ * (c: the run).  A 32-bit lane of a run is one item: the kernel's
+ * lanes are the block's items. */
+static inline uint8_t *cx__q4_at(uint8_t *Yq, int kq, size_t i, int d,
+                                 int *shift)
+{
+    *shift = d % 8 < 4 ? 0 : 4;
+    return Yq + (i / 8) * (size_t)kq * 4 + (size_t)(d / 8) * 32 +
+           (i % 8) * 4 + (size_t)(d % 4);
+}
+
+/* Item i's code for dimension d. */
+static inline int cx__q4_get(const uint8_t *Yq, int kq, size_t i, int d)
+{
+    int sh;
+    const uint8_t *p = cx__q4_at((uint8_t *)Yq, kq, i, d, &sh);
+    return (*p >> sh & 15) - 8;
+}
+
+/* One query of the 4-bit kernel (scores_qn). */
 typedef struct cx__qn {
     const int8_t *xq;
     float qs;
@@ -546,15 +570,15 @@ typedef struct cx__kernels {
     /* out += sum_j coef[j] F[idx[j]] */
     void (*gaxpys)(const float *F, const uint32_t *idx, const float *coef,
                    size_t n, int k, float *out);
-    /* Approximate scores from the int8 block layout for blocks
-     * [b0, b0 + nb), nq <= CX__QN queries at once: query q's
+    /* Approximate scores from the 4-bit block layout (cx__q4_at) for
+     * blocks [b0, b0 + nb), nq <= CX__QN queries at once: query q's
      * out[j] = idot(j) * qs * scale[i] (+ bias_w * bias[i] with a bias),
-     * item i = 8 b0 + j, where the item bytes span -127..127 and the
-     * query's -CX__QMAX..CX__QMAX (cx__quantize); scale and bias are read
-     * for whole blocks.  Each load of factors serves every query, so a
+     * item i = 8 b0 + j, where the item codes span -CX__YMAX..CX__YMAX
+     * and the query's -CX__QMAX..CX__QMAX (cx__quantize); scale and bias
+     * are read for whole blocks.  Each load of factors serves every query, so a
      * pass over factors in memory does their arithmetic while it waits
      * for the next lines. */
-    void (*scores_qn)(const int8_t *Yq, int kq, size_t b0, size_t nb,
+    void (*scores_qn)(const uint8_t *Yq, int kq, size_t b0, size_t nb,
                       size_t nq, const struct cx__qn *q);
     /* Indexes of the v[j] > lim, j < n, into out; returns their count. */
     size_t (*above)(const float *v, size_t n, float lim, uint32_t *out);
@@ -614,9 +638,9 @@ int cx__rank_filter(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
  * never q[j].self, into q[j].out[0..q[j].k), setting q[j].n: the same hits
  * as cx__rank_hits with pool set, one query at a time (a layout row is a
  * pool: it shows a third of them), except that a category is ranked as
- * the fast scan ranks (int8 candidates re-ranked exactly) where
+ * the fast scan ranks (4-bit candidates re-ranked exactly) where
  * cx__rank_hits reads a small category's items exactly.  Queries with the
- * same x and cosine share their int8 scores.  The read lock is held by
+ * same x and cosine share their 4-bit scores.  The read lock is held by
  * the caller. */
 typedef struct cx__rank_q {
     const float *x;
@@ -633,9 +657,9 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
  * vector), or with x NULL the list `list` (0 popular, 1 trending, 2 new
  * arrivals); cat restricts to one category (CX_NONE: opts' own), self is
  * excluded.  pool: a pool of candidates that the caller chooses from or
- * scores again, so the int8 scan keeps k + 32 candidates for the exact
- * re-rank instead of CX_OPT_CANDIDATES * k, and the pool's members are
- * the best k up to the int8 scores' error at its edge.  The read lock is
+ * scores again, so the 4-bit scan keeps 2 k + 32 candidates for the
+ * exact re-rank instead of CX_OPT_CANDIDATES * k, and the pool's members
+ * are the best k up to the 4-bit scores' error at its edge.  The read lock is
  * held by the caller. */
 int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
                   const float *x, int cosine, int list, uint32_t cat,
@@ -644,7 +668,7 @@ int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
 /* The pool of the best k by x . y_i + w * bias[i] (bias[i] = 0 for
  * i >= n_bias), for the blend: one pass finds the items best by their ALS
  * score and popularity prior together.  n_bias is at least the model's
- * item count rounded up to 8 (the int8 kernel reads whole blocks). */
+ * item count rounded up to 8 (the 4-bit kernel reads whole blocks). */
 int cx__rank_biased(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
                     const float *x, const float *bias, size_t n_bias,
                     float w, size_t k, cx__hit *out, size_t *n);
@@ -671,8 +695,8 @@ size_t cx__diversify(const cx_engine *e, const cx__model *m,
                      const uint32_t *item_cat, size_t ncat, cx__hit *h,
                      size_t n, size_t keep, size_t cat_cap, double lambda);
 
-/* Quantize a query to int8 for the fast scan (|values| <= CX__QMAX);
- * returns its scale. */
+/* Quantize a query to int8 for the fast scan (|values| <= CX__QMAX, kq
+ * values, zeros past k); returns its scale. */
 float cx__quantize(const float *x, int k, int kq, int8_t *xq);
 
 /* ===================================================================== */

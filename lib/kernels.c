@@ -137,25 +137,21 @@ static size_t above_in_c(const float *v, const uint32_t *cat, size_t n,
     return m;
 }
 
-static void scores_qn_c(const int8_t *Yq, int kq, size_t b0, size_t nb,
+static void scores_qn_c(const uint8_t *Yq, int kq, size_t b0, size_t nb,
                         size_t nq, const cx__qn *qn)
 {
-    int groups = kq / 4;
     for (size_t q = 0; q < nq; q++)
-        for (size_t b = 0; b < nb; b++) {
-            const int8_t *blk = Yq + (b0 + b) * (size_t)kq * 8;
+        for (size_t b = 0; b < nb; b++)
             for (int j = 0; j < 8; j++) {
-                int32_t acc = 0;
-                for (int g = 0; g < groups; g++)
-                    for (int d = 0; d < 4; d++)
-                        acc += blk[g * 32 + j * 4 + d] * qn[q].xq[g * 4 + d];
                 size_t i = (b0 + b) * 8 + (size_t)j;
+                int32_t acc = 0;
+                for (int d = 0; d < kq; d++)
+                    acc += cx__q4_get(Yq, kq, i, d) * qn[q].xq[d];
                 float v = (float)acc * qn[q].qs * qn[q].scale[i];
                 if (qn[q].bias)
                     v = fmaf(qn[q].bias_w, qn[q].bias[i], v);
                 qn[q].out[b * 8 + (size_t)j] = v;
             }
-        }
 }
 
 /* ===================================================================== */
@@ -426,40 +422,65 @@ AVX2 static void gaxpys_avx2(const float *F, const uint32_t *idx,
     }
 }
 
-/* int8 scan, several queries over one read of the factors: each 32-byte
- * load holds 4 dimensions of 8 items and is multiplied by every query's
- * 4 dimensions, one accumulator per query.  maddubs multiplies unsigned
- * by signed bytes: the items' bytes are made unsigned once per load (y +
- * 128, an xor of the sign bit) and each accumulator starts at minus 128
- * times its query's sum, which takes the offset back out exactly.  The
- * queries' |q| <= CX__QMAX = 63 keeps a pair sum, at most 2 * 255 * 63,
- * below 2^15.  Against moving the query's signs onto the items per query
- * (sign_epi8, then |q| <= 127): 0.70x the kernel's time at 20k and 100k
- * items, three queries.  NQ is a constant in each caller, so the loops
- * over the queries unroll; the query vectors are read from L1 beside the
- * factors. */
+/* 4-bit scan, several queries over one read of the factors: each 32-byte
+ * load holds 8 dimensions of 8 items (cx__q4_at), its low nibbles 4 of
+ * them and its high nibbles the other 4, and is multiplied by every
+ * query's 8 dimensions, one accumulator per query.  maddubs multiplies
+ * unsigned by signed bytes: the nibbles are the codes + 8, and each
+ * accumulator starts at minus 8 times its query's sum, which takes the
+ * offset back out exactly.  A maddubs pair sum is at most 2 * 15 * 127,
+ * so the products of four loads (32 dimensions) add up in 16 bits before
+ * one madd widens them.  Against the int8 copy this replaced (64 bytes
+ * an item at 64 factors, one maddubs per 4 dimensions): 0.66x the
+ * kernel's time at 20,000 and 100,000 items, one query.  NQ is a
+ * constant in each caller, so the loops over the queries unroll; the
+ * query vectors are read from L1 beside the factors. */
+/* p[q] += query q's products with run c (16 bits: at most 4 runs). */
 AVX2 static inline __attribute__((always_inline)) void
-scores_qn_blocks(const int8_t *Yq, int kq, size_t b0, size_t nb, size_t NQ,
-                 const __m256i (*qv)[64], const int32_t *corr,
+q4_run(const __m256i *run, __m256i low, size_t NQ,
+       const __m256i (*qv)[2][128], int c, __m256i *p)
+{
+    __m256i v = _mm256_loadu_si256(run);
+    __m256i lo = _mm256_and_si256(v, low);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+#pragma GCC unroll 4
+    for (size_t q = 0; q < NQ; q++)
+        p[q] = _mm256_add_epi16(
+            p[q], _mm256_add_epi16(_mm256_maddubs_epi16(lo, qv[q][0][c]),
+                                   _mm256_maddubs_epi16(hi, qv[q][1][c])));
+}
+
+AVX2 static inline __attribute__((always_inline)) void
+scores_qn_blocks(const uint8_t *Yq, int kq, size_t b0, size_t nb,
+                 size_t NQ, const __m256i (*qv)[2][128], const int32_t *corr,
                  const cx__qn *qn)
 {
     const __m256i ones = _mm256_set1_epi16(1);
-    const __m256i sign = _mm256_set1_epi8((char)0x80);
-    int groups = kq / 4;
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    int runs = kq / 8;
     for (size_t b = 0; b < nb; b++) {
         const __m256i *blk =
-            (const __m256i *)(Yq + (b0 + b) * (size_t)kq * 8);
+            (const __m256i *)(Yq + (b0 + b) * (size_t)kq * 4);
         __m256i acc[CX__QN];
 #pragma GCC unroll 4
         for (size_t q = 0; q < NQ; q++)
             acc[q] = _mm256_set1_epi32(-corr[q]);
-        for (int g = 0; g < groups; g++) {
-            __m256i v = _mm256_xor_si256(_mm256_loadu_si256(blk + g), sign);
+        for (int c0 = 0; c0 < runs; c0 += 4) {
+            __m256i p[CX__QN];
 #pragma GCC unroll 4
-            for (size_t q = 0; q < NQ; q++) {
-                __m256i p = _mm256_maddubs_epi16(v, qv[q][g]);
-                acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(p, ones));
+            for (size_t q = 0; q < NQ; q++)
+                p[q] = _mm256_setzero_si256();
+            if (c0 + 4 <= runs) {
+#pragma GCC unroll 4
+                for (int c = c0; c < c0 + 4; c++)
+                    q4_run(blk + c, low, NQ, qv, c, p);
+            } else {
+                for (int c = c0; c < runs; c++)
+                    q4_run(blk + c, low, NQ, qv, c, p);
             }
+#pragma GCC unroll 4
+            for (size_t q = 0; q < NQ; q++)
+                acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(p[q], ones));
         }
         size_t i = (b0 + b) * 8;
 #pragma GCC unroll 4
@@ -475,24 +496,26 @@ scores_qn_blocks(const int8_t *Yq, int kq, size_t b0, size_t nb, size_t NQ,
     }
 }
 
-AVX2 static void scores_qn_avx2(const int8_t *Yq, int kq, size_t b0,
+AVX2 static void scores_qn_avx2(const uint8_t *Yq, int kq, size_t b0,
                                 size_t nb, size_t nq, const cx__qn *qn)
 {
-    int groups = kq / 4;
-    __m256i qv[CX__QN][64];
+    int runs = kq / 8;
+    __m256i qv[CX__QN][2][128];
     int32_t corr[CX__QN];
-    if (groups > 64 || nq > CX__QN || nq == 0) {
+    if (runs > 128 || nq > CX__QN || nq == 0) {
         scores_qn_c(Yq, kq, b0, nb, nq, qn);
         return;
     }
     for (size_t q = 0; q < nq; q++) {
         corr[q] = 0;
         for (int d = 0; d < kq; d++)
-            corr[q] += 128 * qn[q].xq[d];
-        for (int g = 0; g < groups; g++) {
+            corr[q] += 8 * qn[q].xq[d];
+        for (int c = 0; c < runs; c++) {
             int32_t w;
-            memcpy(&w, qn[q].xq + 4 * g, 4);
-            qv[q][g] = _mm256_set1_epi32(w);
+            memcpy(&w, qn[q].xq + 8 * c, 4);
+            qv[q][0][c] = _mm256_set1_epi32(w);
+            memcpy(&w, qn[q].xq + 8 * c + 4, 4);
+            qv[q][1][c] = _mm256_set1_epi32(w);
         }
     }
     if (nq == 1)

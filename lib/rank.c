@@ -17,17 +17,45 @@
 /* Model serving data                                                    */
 /* ===================================================================== */
 
+/* The step of a vector's 4-bit codes: of the steps that put the largest
+ * |y| at CX__YMAX, 0.96 of it, ... down to 0.6 of it (the values beyond
+ * clipped), the one with the least squared error.  Against the largest
+ * |y| alone (0.103 -> 0.095 relative error on the synthetic shop's
+ * items), similar_items' fast top-20 on that shop agreed with the exact
+ * one for 99.7% of 300 items instead of 94.7% (numpy).  About 35 ms at
+ * 20,000 items x 64, paid where a model is trained or a generation of an
+ * older snapshot format opens. */
+static float q4_scale(const float *y, int k, float mx)
+{
+    float best = mx / (float)CX__YMAX, best_err = INFINITY;
+    for (int t = 0; mx > 0 && t <= 10; t++) {
+        float s = mx * (1.0f - 0.04f * (float)t) / (float)CX__YMAX,
+              inv = 1.0f / s, err = 0;
+        for (int d = 0; d < k; d++) {
+            float v = y[d] * inv;
+            v = v > CX__YMAX ? CX__YMAX : v < -CX__YMAX ? -CX__YMAX : v;
+            /* roundf, inline (|v| <= 7) */
+            float e = (float)(int)(v + (v < 0 ? -0.5f : 0.5f)) * s - y[d];
+            err += e * e;
+        }
+        if (err < best_err)
+            best_err = err, best = s;
+    }
+    return best;
+}
+
 int cx__model_finish(cx__model *m)
 {
-    int k = m->k, kq = (k + 3) & ~3;
+    int k = m->k, kq = (k + 7) & ~7;
     size_t nb = ((size_t)m->n_items + 7) / 8, padded = nb * 8;
     m->kq = kq;
     m->inv_norm = calloc(padded + 1, sizeof *m->inv_norm);
     m->q_scale = calloc(padded + 1, sizeof *m->q_scale);
     m->q_cos_scale = calloc(padded + 1, sizeof *m->q_cos_scale);
-    m->Yq = cx__alloc_big(padded * (size_t)kq + 32);
+    m->Yq = cx__alloc_big(padded * (size_t)kq / 2 + 32);
     if (!m->inv_norm || !m->q_scale || !m->q_cos_scale || !m->Yq)
         return CX_ENOMEM;
+    memset(m->Yq, 0x88, padded * (size_t)kq / 2 + 32); /* codes 0 */
     for (uint32_t i = 0; i < m->n_items; i++) {
         const float *y = m->Y + (size_t)i * k;
         double n2 = 0;
@@ -37,13 +65,14 @@ int cx__model_finish(cx__model *m)
             mx = fabsf(y[d]) > mx ? fabsf(y[d]) : mx;
         }
         m->inv_norm[i] = n2 > 0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
-        m->q_scale[i] = mx / 127.0f;
+        m->q_scale[i] = q4_scale(y, k, mx);
         m->q_cos_scale[i] = m->q_scale[i] * m->inv_norm[i];
-        int8_t *blk = m->Yq + (size_t)(i / 8) * kq * 8;
         for (int d = 0; d < k; d++) {
             float q = mx > 0 ? roundf(y[d] / m->q_scale[i]) : 0;
-            q = q > 127 ? 127 : q < -127 ? -127 : q;
-            blk[(d / 4) * 32 + (int)(i % 8) * 4 + d % 4] = (int8_t)q;
+            q = q > CX__YMAX ? CX__YMAX : q < -CX__YMAX ? -CX__YMAX : q;
+            int sh;
+            uint8_t *p = cx__q4_at(m->Yq, kq, i, d, &sh);
+            *p = (uint8_t)((*p & (0xf0 >> sh)) | ((int)q + 8) << sh);
         }
     }
     return CX_OK;
@@ -145,7 +174,7 @@ typedef struct rules {
                                   bit is clear is not in it */
     /* Not a rule but a term of the score, which every scan adds where it
      * scores: bias_w * bias[i] for items i < n_bias (the blend's
-     * popularity prior), or nothing with bias NULL.  The int8 kernel
+     * popularity prior), or nothing with bias NULL.  The 4-bit kernel
      * reads it for whole blocks of 8 model items: rank_hits checks. */
     const float *bias;
     size_t n_bias;
@@ -321,7 +350,7 @@ static void scan_exact(const cx__model *m, const float *x, const float *scale,
 }
 
 /* A hit as one integer that orders as worse() does, larger for better:
- * the score's bits made monotonic (0 is +0: the int8 scores give no -0,
+ * the score's bits made monotonic (0 is +0: the 4-bit scores give no -0,
  * and -0 == +0 must tie), then the complement of the item. */
 static inline uint64_t hit_key(const cx__hit *h)
 {
@@ -392,7 +421,7 @@ float cx__select_best(cx__hit *h, size_t n, size_t keep)
     return m;
 }
 
-/* Approximate int8 scan collecting the best `cand->cap` candidates, then
+/* Approximate 4-bit scan collecting the best `cand->cap` candidates, then
  * exact re-ranking into t.  Candidates go into a buffer of twice that
  * size that is cut back by quickselect when full: O(1) per candidate,
  * where a heap would pay a sift on every one.  A fastq is one query's
@@ -903,6 +932,21 @@ static size_t emit(const cx_engine *e, cx__topk *t, int reason,
 
 
 /* The best `cap` hits for x (or the list) into a fresh heap *t. */
+/* How many candidates the fast scan re-ranks exactly for cap results:
+ * CX_OPT_CANDIDATES per result, and few results need a wider margin than
+ * a multiple of cap gives.  A pool, whose members its caller scores
+ * again (a layout row, the blend), takes a narrower one: on the 20k-item
+ * synthetic shop every exact top 10, 36 and 60 of 400 customers is in
+ * the 4-bit top 2 cap + 32, and 99.8% of the top 200 (a numpy check of
+ * the quantization). */
+static size_t fast_candidates(const cx_engine *e, size_t cap, int pool)
+{
+    if (pool)
+        return 2 * cap + 32;
+    size_t n = cap * (size_t)e->opt.candidates;
+    return n < cap + 32 ? cap + 32 : n;
+}
+
 static int scan_into(cx_engine *e, request *q, const float *x, int cosine,
                      int list, size_t cap, cx__topk *t)
 {
@@ -922,12 +966,7 @@ static int scan_into(cx_engine *e, request *q, const float *x, int cosine,
         }
     }
     int fast = x && !q->o.exact && !allow;
-    /* Few results need a wider margin than a multiple of k gives; a
-     * pool, whose members the caller scores again, needs none. */
-    size_t ncand = fast ? cap * (size_t)(q->pool ? 1 : e->opt.candidates)
-                        : 0;
-    if (fast && ncand < cap + 32)
-        ncand = cap + 32;
+    size_t ncand = fast ? fast_candidates(e, cap, q->pool) : 0;
     if (ncand > nitems)
         ncand = nitems;
     cx__topk cand = {0};
@@ -1210,7 +1249,7 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         rc = CX_ENOMEM;
     for (size_t j = 0; rc == CX_OK && j < nq; j++) {
         size_t k = q[j].k < nitems ? q[j].k : nitems;
-        size_t ncand = k + 32; /* a pool's, as in scan_into */
+        size_t ncand = fast_candidates(e, k, 1);
         ncand = ncand < nitems ? ncand : nitems;
         if (!(buf[j] = malloc(2 * ncand * sizeof *buf[j])))
             rc = CX_ENOMEM;

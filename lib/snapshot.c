@@ -26,10 +26,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Format 2 adds the item factors' serving form (int8 copy, scales,
- * norms), which format 1 readers rebuilt at every open; format 1 is
- * still read (and the serving form computed then). */
-#define SNAP_FORMAT 2
+/* Format 2 added the item factors' serving form (int8 copy, scales,
+ * norms), which format 1 readers rebuilt at every open; format 3 has a
+ * 4-bit copy in its place.  Formats 1 and 2 are still read: their
+ * generations open with the serving form computed (format 2's files of
+ * it are listed but not read). */
+#define SNAP_FORMAT 3
 #define KEEP_GENERATIONS 2
 
 static int model_ok(const cx__model *mo, uint64_t nnz);
@@ -48,10 +50,10 @@ static const struct {
     {"has_vector.npy", "|u1", 1},       {"pairs_ptr.npy", "<u8", 8},
     {"pairs_item.npy", "<u4", 4},       {"pairs_conf.npy", "<f4", 4},
     {"pairs_mask.npy", "<u4", 4},       {"gram.npy", "<f8", 8},
-    /* The int8 copy of item_factors in rank.c's blocks of 8 items x 4
-     * dimensions, and per item (padded to 8, plus one) max|y| / 127,
-     * 1 / |y| and their product: see cx__model_finish. */
-    {"item_factors_int8.npy", "|i1", 1}, {"item_scale.npy", "<f4", 4},
+    /* The 4-bit copy of item_factors in the blocks of cx__q4_at, and per
+     * item (padded to 8, plus one) max|y| / CX__YMAX, 1 / |y| and their
+     * product: see cx__model_finish. */
+    {"item_factors_int4.npy", "|u1", 1}, {"item_scale.npy", "<f4", 4},
     {"item_inv_norm.npy", "<f4", 4},     {"item_cos_scale.npy", "<f4", 4},
 };
 
@@ -114,10 +116,29 @@ static uint64_t elems(const manifest *m, int f)
     return n;
 }
 
-/* The files of a manifest's format. */
+/* The files of a manifest's format, and those of them this library
+ * reads (the serving form only in the format that has it as it is). */
 static int n_files(const manifest *m)
 {
     return m->format == 1 ? F_COUNT_1 : F_COUNT;
+}
+
+static int n_read(const manifest *m)
+{
+    return m->format == SNAP_FORMAT ? F_COUNT : F_COUNT_1;
+}
+
+/* File f's name and numpy type in format `format`: format 2's copy of
+ * the item factors was int8. */
+static const char *file_name(int format, int f)
+{
+    return format == 2 && f == F_YQ ? "item_factors_int8.npy"
+                                    : files[f].name;
+}
+
+static const char *file_descr(int format, int f)
+{
+    return format == 2 && f == F_YQ ? "|i1" : files[f].descr;
 }
 
 /* The shapes a model implies, and whether the manifest's agree. */
@@ -134,9 +155,11 @@ static void shapes(manifest *m, uint64_t nnz)
         nnz;
     m->f[F_GRAM].shape[0] = 2;
     m->f[F_GRAM].shape[1] = m->f[F_GRAM].shape[2] = m->k;
-    uint64_t padded = ((uint64_t)m->n_items + 7) / 8 * 8,
-             kq = (m->k + 3) & ~3u;
-    m->f[F_YQ].shape[0] = padded * kq + 32;
+    uint64_t padded = ((uint64_t)m->n_items + 7) / 8 * 8;
+    /* format 2: 1 byte a value, k rounded up to 4; then half a byte, k
+     * rounded up to 8 */
+    m->f[F_YQ].shape[0] = m->format == 2 ? padded * ((m->k + 3) & ~3u) + 32
+                                         : padded * ((m->k + 7) & ~7u) / 2 + 32;
     m->f[F_QSCALE].shape[0] = m->f[F_NORM].shape[0] =
         m->f[F_QCOS].shape[0] = padded + 1;
 }
@@ -201,8 +224,9 @@ static char *manifest_text(const manifest *m, size_t *len)
         bad |= cx__put_line(&b, &n, &cap, "option %d %a\n", keys[i],
                         cx__option_get(&m->opt, keys[i]));
     for (int f = 0; f < n_files(m); f++) {
-        bad |= cx__put_line(&b, &n, &cap, "file %s %s", files[f].name,
-                        files[f].descr);
+        bad |= cx__put_line(&b, &n, &cap, "file %s %s",
+                            file_name(m->format, f),
+                            file_descr(m->format, f));
         for (int d = 0; d < m->f[f].ndim; d++)
             bad |= cx__put_line(&b, &n, &cap, " %" PRIu64, m->f[f].shape[d]);
         bad |= cx__put_line(&b, &n, &cap, " %016" PRIx64 "\n", m->f[f].sum);
@@ -288,7 +312,7 @@ int cx__manifest_parse(const char *text, size_t len, void *out, char *why,
         if (strcmp(word, "cxengine-snapshot") == 0) {
             NUM("%d", &fmt, 1);
             m->format = fmt;
-            if (fmt != 1 && fmt != SNAP_FORMAT) {
+            if (fmt < 1 || fmt > SNAP_FORMAT) {
                 snprintf(why, whylen, "snapshot format %d; this library "
                          "reads formats 1 to %d", fmt, SNAP_FORMAT);
                 return CX_EVERSION;
@@ -334,8 +358,9 @@ int cx__manifest_parse(const char *text, size_t len, void *out, char *why,
                     return BAD("bad file line '%.40s'", ml.line);
             }
             int nd = nt - 3;
-            if (*q || nd < 1 || nd > 3 || strcmp(tok[0], files[nfile].name) ||
-                strcmp(tok[1], files[nfile].descr))
+            if (*q || nd < 1 || nd > 3 ||
+                strcmp(tok[0], file_name(m->format, nfile)) ||
+                strcmp(tok[1], file_descr(m->format, nfile)))
                 return BAD("bad file line '%.40s'", ml.line);
             uint64_t s[3], hx;
             for (int d = 0; d <= nd; d++) {
@@ -373,10 +398,12 @@ int cx__manifest_parse(const char *text, size_t len, void *out, char *why,
     shapes(&want, nnz);
     for (int f = 0; f < n_files(m); f++) {
         if (want.f[f].ndim != m->f[f].ndim)
-            return BAD("file %s has the wrong rank", files[f].name);
+            return BAD("file %s has the wrong rank",
+                       file_name(m->format, f));
         for (int d = 0; d < m->f[f].ndim; d++)
             if (want.f[f].shape[d] != m->f[f].shape[d])
-                return BAD("file %s has the wrong shape", files[f].name);
+                return BAD("file %s has the wrong shape",
+                           file_name(m->format, f));
     }
     return CX_OK;
 #undef BAD
@@ -770,7 +797,7 @@ static int try_generation(const char *snaps, int64_t g, int verify,
                  m.generation);
         rc = CX_ECORRUPT;
     }
-    for (int f = 0; f < n_files(&m) && rc == CX_OK; f++)
+    for (int f = 0; f < n_read(&m) && rc == CX_OK; f++)
         rc = map_data(dir, &m, f, s, why, whylen);
     if (rc == CX_OK) {
         s->found = 1;
@@ -852,16 +879,16 @@ static int model_ok(const cx__model *mo, uint64_t nnz)
                             all_finite(mo->q_cos_scale, nq));
 }
 
-/* The item factors' serving form of a format 2 generation, copied out of
- * its mappings into memory the model owns (the int8 copy on huge pages,
- * as cx__model_finish makes it, for the scan): a copy of 6.4 MB at
- * 100,000 items x 64, where computing it took about 30 ms. */
+/* The item factors' serving form of a generation in this format, copied
+ * out of its mappings into memory the model owns (the 4-bit copy on huge
+ * pages, as cx__model_finish makes it, for the scan): a copy of 3.2 MB at
+ * 100,000 items x 64, where computing it takes about 30 ms. */
 static int serving_form(cx__model *mo, const cx__snapshot_info *s,
                         const manifest *m)
 {
     size_t yq = (size_t)m->f[F_YQ].shape[0],
            nq = (size_t)m->f[F_QSCALE].shape[0] * sizeof(float);
-    mo->kq = (mo->k + 3) & ~3;
+    mo->kq = (mo->k + 7) & ~7;
     mo->Yq = cx__alloc_big(yq);
     mo->q_scale = malloc(nq);
     mo->inv_norm = malloc(nq);
@@ -914,7 +941,7 @@ int cx__snapshot_model(cx_engine *e, cx__snapshot_info *s, size_t n_events,
         mo->ts_ref = m.ts_ref;
         uint64_t nnz = m.f[F_IDX].shape[0];
         size_t k = m.k;
-        if (m.format > 1)
+        if (m.format == SNAP_FORMAT)
             rc = serving_form(mo, s, &m);
         /* The stamp vouches for the files, not for this database. */
         if (rc == CX_OK &&
@@ -935,7 +962,7 @@ int cx__snapshot_model(cx_engine *e, cx__snapshot_info *s, size_t n_events,
             rc = CX_ENOMEM;
         if (rc == CX_OK)
             memcpy(mo->Gx, mo->Gy + kk, kk * sizeof *mo->Gx);
-        if (rc == CX_OK && m.format == 1)
+        if (rc == CX_OK && m.format != SNAP_FORMAT)
             rc = cx__model_finish(mo);
     }
     if (rc) {

@@ -294,7 +294,7 @@ static void test_torn_snapshot(void **state)
         "MANIFEST", "customer_factors.npy", "item_factors.npy",
         "has_vector.npy", "pairs_ptr.npy", "pairs_item.npy",
         "pairs_conf.npy", "pairs_mask.npy", "gram.npy",
-        "item_factors_int8.npy", "item_scale.npy", "item_inv_norm.npy",
+        "item_factors_int4.npy", "item_scale.npy", "item_inv_norm.npy",
         "item_cos_scale.npy"};
     char dir[256], path[600];
     tu_mkdtemp(dir, sizeof dir, "ddtorn");
@@ -1689,17 +1689,19 @@ static void test_stamp(void **state)
     tu_rmdir(dir);
 }
 
-/* A generation of snapshot format 1 (before the item factors' serving
- * form was saved) still opens, with the serving form computed, and
- * answers as the same generation in format 2. */
-static void test_snapshot_format1(void **state)
+/* A generation of an older snapshot format still opens, with the
+ * serving form computed, and answers as the same generation in this
+ * format: format 1, before the item factors' serving form was saved
+ * (its four files and lines gone), and format 2, whose copy of the item
+ * factors was int8 (listed, and not read: the file here keeps the 4-bit
+ * bytes, which would fail the listed checksum and size if read). */
+static void snapshot_older(int format)
 {
-    (void)state;
     static const char *const added[] = {
-        "item_factors_int8.npy", "item_scale.npy", "item_inv_norm.npy",
+        "item_factors_int4.npy", "item_scale.npy", "item_inv_norm.npy",
         "item_cos_scale.npy"};
-    char dir[256], gen[400], path[700];
-    tu_mkdtemp(dir, sizeof dir, "ddfmt1");
+    char dir[256], gen[400], path[700], path2[700];
+    tu_mkdtemp(dir, sizeof dir, "ddfmt");
     synth_shop s;
     cx_engine *w = shop_writer(dir, 6000, 150, 8, 2, 0, &s);
     TU_OK(w, shop_ingest(w, &s, 0, s.n_signals, 4096));
@@ -1708,33 +1710,45 @@ static void test_snapshot_format1(void **state)
     cx_engine *r = open_ro(dir);
     char *want = answers(r, &s, 60, NULL, 0);
     cx_close(r);
-    /* Down to format 1: the four files and their lines gone, the
-     * checksum line made again. */
     snprintf(gen, sizeof gen, "%s/snapshots/g0000000001", dir);
     for (int f = 0; f < 4; f++) {
         snprintf(path, sizeof path, "%s/%s", gen, added[f]);
-        assert_int_equal(unlink(path), 0);
+        snprintf(path2, sizeof path2, "%s/item_factors_int8.npy", gen);
+        if (format == 1)
+            assert_int_equal(unlink(path), 0);
+        else if (f == 0)
+            assert_int_equal(rename(path, path2), 0);
     }
     snprintf(path, sizeof path, "%s/MANIFEST", gen);
     size_t len;
     char *text = (char *)tu_read_file(path, &len);
     assert_non_null(text);
     char *out = malloc(len + 64), *o = out;
+    int seen = 0;
     for (char *line = text; line < text + len;) {
         char *nl = memchr(line, '\n', (size_t)(text + len - line));
         assert_non_null(nl);
         int drop = strncmp(line, "checksum ", 9) == 0;
-        for (int f = 0; f < 4; f++)
+        for (int f = 0; f < 4 && format == 1; f++)
             drop |= strncmp(line + 5, added[f], strlen(added[f])) == 0;
-        if (strncmp(line, "cxengine-snapshot 2\n", 20) == 0) {
-            memcpy(o, "cxengine-snapshot 1\n", 20);
-            o += 20;
+        unsigned long long n, sum;
+        if (strncmp(line, "cxengine-snapshot 3\n", 20) == 0) {
+            o += sprintf(o, "cxengine-snapshot %d\n", format);
+            seen++;
+        } else if (format == 2 &&
+                   sscanf(line, "file item_factors_int4.npy |u1 %llu %llx",
+                          &n, &sum) == 2) {
+            /* 8 factors: 4 bytes an item in format 3, 8 in format 2 */
+            o += sprintf(o, "file item_factors_int8.npy |i1 %llu %016llx\n",
+                         (n - 32) * 2 + 32, sum);
+            seen++;
         } else if (!drop) {
             memcpy(o, line, (size_t)(nl + 1 - line));
             o += nl + 1 - line;
         }
         line = nl + 1;
     }
+    assert_int_equal(seen, format == 2 ? 2 : 1);
     o += sprintf(o, "checksum %016llx\n",
                  (unsigned long long)cx__checksum(out, (size_t)(o - out)));
     tu_write_file(path, out, (size_t)(o - out));
@@ -1744,12 +1758,24 @@ static void test_snapshot_format1(void **state)
     assert_int_equal(c.models, 1);
     assert_int_equal(tu_stat(r, CX_STAT_GENERATION), 1);
     char *got = answers(r, &s, 60, NULL, 0);
-    same_answers("format 1", want, got);
+    same_answers(format == 1 ? "format 1" : "format 2", want, got);
     free(got);
     cx_close(r);
     free(want);
     synth_free(&s);
     tu_rmdir(dir);
+}
+
+static void test_snapshot_format1(void **state)
+{
+    (void)state;
+    snapshot_older(1);
+}
+
+static void test_snapshot_format2(void **state)
+{
+    (void)state;
+    snapshot_older(2);
 }
 
 int main(void)
@@ -1771,6 +1797,7 @@ int main(void)
         cmocka_unit_test(test_forget_keeps_seqs),
         cmocka_unit_test(test_stamp),
         cmocka_unit_test(test_snapshot_format1),
+        cmocka_unit_test(test_snapshot_format2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,19 +57,21 @@ static void test_above(void **state)
     }
 }
 
-/* Item i of the int8 block layout, dimension d (internal.h: byte
- * (b, g, j, d') is item 8b+j, dimension 4g+d'). */
-static int8_t *at(int8_t *Yq, int kq, size_t i, int d)
+/* Item i, dimension d of the 4-bit block layout set to code c. */
+static void put(uint8_t *Yq, int kq, size_t i, int d, int c)
 {
-    return Yq + (i / 8) * (size_t)kq * 8 + (size_t)(d / 4) * 32 +
-           (i % 8) * 4 + (size_t)(d % 4);
+    int sh;
+    uint8_t *p = cx__q4_at(Yq, kq, i, d, &sh);
+    *p = (uint8_t)((*p & (0xf0 >> sh)) | (c + 8) << sh);
 }
 
 /* Every query count 1..CX__QN, each query with its own vector, factor
  * and scales, odd queries with a bias term, every start and length of a
- * run of blocks; random bytes, then only the extremes (every pair of
- * products at the largest the kernel's 16-bit sums must hold, both
- * signs).  Each score is the plain loop's, to the bit. */
+ * run of blocks, factor counts 8..72 (a last group of fewer than four
+ * runs of 8 dimensions included); random codes, then only the extremes
+ * (every product at the largest the kernel's 16-bit sums must hold,
+ * both signs).  Each score is the plain loop's, to the bit, and the
+ * codes read back as written. */
 static void test_scores_qn(void **state)
 {
     (void)state;
@@ -77,26 +79,31 @@ static void test_scores_qn(void **state)
     uint64_t s = 7;
     enum { NB = 19, N = NB * 8 };
     for (int round = 0; round < 2; round++)
-    for (int kq = 4; kq <= 72; kq += 4) {
-        int8_t *Yq = calloc(N * (size_t)kq + 32, 1);
-        int8_t xq[CX__QN][72 + 4];
+    for (int kq = 8; kq <= 72; kq += 8) {
+        uint8_t *Yq = malloc(N * (size_t)kq / 2 + 32);
+        int8_t xq[CX__QN][72];
         float scale[CX__QN][N], bias[CX__QN][N], out[CX__QN][N];
         cx__qn qn[CX__QN];
         assert_non_null(Yq);
+        memset(Yq, 0x88, N * (size_t)kq / 2 + 32);
         for (size_t i = 0; i < N; i++)
-            for (int d = 0; d < kq; d++)
-                /* the extremes included: |y| reaches 127 */
-                *at(Yq, kq, i, d) =
-                    (int8_t)(round ? (i % 2 ? 127 : -127)
-                                   : (int)(rnd(&s) % 255) - 127);
+            for (int d = 0; d < kq; d++) {
+                /* the extremes included: |y| reaches CX__YMAX */
+                int c = round ? (i % 2 ? CX__YMAX : -CX__YMAX)
+                              : (int)(rnd(&s) % (2 * CX__YMAX + 1)) - CX__YMAX;
+                put(Yq, kq, i, d, c);
+                assert_int_equal(cx__q4_get(Yq, kq, i, d), c);
+            }
         for (int q = 0; q < CX__QN; q++) {
             for (size_t i = 0; i < N; i++) {
                 scale[q][i] = (float)(rnd(&s) % 1000 + 1) * 1e-3f;
                 bias[q][i] = (float)(rnd(&s) % 1000) * 1e-3f;
             }
-            for (int d = 0; d < kq; d++) /* |q| reaches CX__QMAX */
+            /* |q| reaches CX__QMAX, with one sign in the extremes round:
+             * the 16-bit sums reach their largest */
+            for (int d = 0; d < kq; d++)
                 xq[q][d] = (int8_t)(round || (d + q) % 9 == 0
-                                        ? ((d / 2 + q) % 2 ? CX__QMAX
+                                        ? ((round ? q : d / 8 + q) % 2 ? CX__QMAX
                                                            : -CX__QMAX)
                                         : (int)(rnd(&s) % (2 * CX__QMAX + 1)) -
                                               CX__QMAX);
@@ -113,7 +120,7 @@ static void test_scores_qn(void **state)
                             size_t i = b0 * 8 + j;
                             int32_t acc = 0;
                             for (int d = 0; d < kq; d++)
-                                acc += (int32_t)*at(Yq, kq, i, d) * xq[q][d];
+                                acc += cx__q4_get(Yq, kq, i, d) * xq[q][d];
                             float v = (float)acc * qn[q].qs * scale[q][i];
                             if (qn[q].bias)
                                 v = fmaf(qn[q].bias_w, bias[q][i], v);

@@ -302,7 +302,7 @@ static void check_category_rank(cx_engine *e, size_t n_items)
             m++;
         }
         assert_int_equal(one.n, m);
-        /* The fast (int8) path confined to the category gives the same. */
+        /* The fast (4-bit) path confined to the category gives the same. */
         o.exact = 0;
         static result fast;
         TU_OK(e, rec(e, cust, 15, &o, &fast));
@@ -383,7 +383,7 @@ static void test_category_rank_follows_reference(void **state)
  * gives alone as a pool: a customer's vector and item vectors by cosine,
  * with the customer's exclusions, rules, and items folded in since
  * training.  The customer's vector in a category (sharing the customer's
- * int8 scores) is ranked by the fast scan where cx__rank_hits reads a
+ * 4-bit scores) is ranked by the fast scan where cx__rank_hits reads a
  * small category exactly: the same hits here, the candidates' margin
  * being wide enough on this shop. */
 static void test_multi_matches_single(void **state)

@@ -156,7 +156,7 @@ static const opt_case opts[] = {
     {CX_OPT_THREADS, 0, 256, 0, 1},
     {CX_OPT_SEED, 0, 9007199254740992.0, 42, 1},
     {CX_OPT_HALF_LIFE, 0, 1e12, 0, 0},
-    {CX_OPT_CANDIDATES, 1, 1000, 4, 1},
+    {CX_OPT_CANDIDATES, 1, 1000, 8, 1},
     {CX_OPT_FOLD_IN, 0, 2, CX_FOLD_LAZY, 1},
     {CX_OPT_TRENDING_HALF_LIFE, 1, 1e12, 86400, 0},
     {CX_OPT_POPULAR_HALF_LIFE, 0, 1e12, 30 * 86400, 0},

@@ -86,7 +86,7 @@ static void test_plain_blend_is_als(void **state)
     synth_free(&shop);
 }
 
-/* The served blend ranks candidates (the top of one int8 pass by the ALS
+/* The served blend ranks candidates (the top of one 4-bit pass by the ALS
  * and popularity terms, co-bought and bought items); opts.exact ranks
  * every item.  On a taste shop and
  * a grocery shop the two lists agree on at least 99% of their items, and

@@ -583,14 +583,15 @@ static void test_batch_matches_single(void **state)
     check_batch(f, &o, 300);
 }
 
-/* Factor counts that are not multiples of the SIMD widths (8 floats, 4
- * int8 dimensions) take the kernels' tail paths: the fast path, the batch
- * and similar items must still return exact scores. */
+/* Factor counts that are not multiples of the SIMD widths (8 floats; 8
+ * dimensions of the 4-bit copy, 32 in one 16-bit sum) take the kernels'
+ * tail paths: the fast path, the batch and similar items must still
+ * return exact scores. */
 static void test_odd_factor_counts(void **state)
 {
     fixture *f = *state;
-    const int ks[] = {1, 5, 13};
-    for (size_t t = 0; t < 3; t++) {
+    const int ks[] = {1, 5, 13, 41};
+    for (size_t t = 0; t < 4; t++) {
         cx_engine *e;
         TU_OK(NULL, cx_open(&e, NULL, 0));
         tu_plain(e);
