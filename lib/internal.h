@@ -657,7 +657,7 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
  * vector), or with x NULL the list `list` (0 popular, 1 trending, 2 new
  * arrivals); cat restricts to one category (CX_NONE: opts' own), self is
  * excluded.  pool: a pool of candidates that the caller chooses from or
- * scores again, so the 4-bit scan keeps 2 k + 32 candidates for the
+ * scores again, so the 4-bit scan keeps 1.5 k + 32 candidates for the
  * exact re-rank instead of CX_OPT_CANDIDATES * k, and the pool's members
  * are the best k up to the 4-bit scores' error at its edge.  The read lock is
  * held by the caller. */
