@@ -546,6 +546,14 @@ static inline int cx__q4_get(const uint8_t *Yq, int kq, size_t i, int d)
     return (*p >> sh & 15) - 8;
 }
 
+/* Set item i's code for dimension d to c (|c| <= CX__YMAX). */
+static inline void cx__q4_put(uint8_t *Yq, int kq, size_t i, int d, int c)
+{
+    int sh;
+    uint8_t *p = cx__q4_at(Yq, kq, i, d, &sh);
+    *p = (uint8_t)((*p & (0xf0 >> sh)) | (c + 8) << sh);
+}
+
 /* One query of the 4-bit kernel (scores_qn). */
 typedef struct cx__qn {
     const int8_t *xq;

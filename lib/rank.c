@@ -52,10 +52,11 @@ int cx__model_finish(cx__model *m)
     m->inv_norm = calloc(padded + 1, sizeof *m->inv_norm);
     m->q_scale = calloc(padded + 1, sizeof *m->q_scale);
     m->q_cos_scale = calloc(padded + 1, sizeof *m->q_cos_scale);
-    m->Yq = cx__alloc_big(padded * (size_t)kq / 2 + 32);
+    size_t yq = padded * (size_t)kq / 2 + 32;
+    m->Yq = cx__alloc_big(yq);
     if (!m->inv_norm || !m->q_scale || !m->q_cos_scale || !m->Yq)
         return CX_ENOMEM;
-    memset(m->Yq, 0x88, padded * (size_t)kq / 2 + 32); /* codes 0 */
+    memset(m->Yq, 0x88, yq); /* codes 0 */
     for (uint32_t i = 0; i < m->n_items; i++) {
         const float *y = m->Y + (size_t)i * k;
         double n2 = 0;
@@ -70,9 +71,7 @@ int cx__model_finish(cx__model *m)
         for (int d = 0; d < k; d++) {
             float q = mx > 0 ? roundf(y[d] / m->q_scale[i]) : 0;
             q = q > CX__YMAX ? CX__YMAX : q < -CX__YMAX ? -CX__YMAX : q;
-            int sh;
-            uint8_t *p = cx__q4_at(m->Yq, kq, i, d, &sh);
-            *p = (uint8_t)((*p & (0xf0 >> sh)) | ((int)q + 8) << sh);
+            cx__q4_put(m->Yq, kq, i, d, (int)q);
         }
     }
     return CX_OK;

@@ -57,14 +57,6 @@ static void test_above(void **state)
     }
 }
 
-/* Item i, dimension d of the 4-bit block layout set to code c. */
-static void put(uint8_t *Yq, int kq, size_t i, int d, int c)
-{
-    int sh;
-    uint8_t *p = cx__q4_at(Yq, kq, i, d, &sh);
-    *p = (uint8_t)((*p & (0xf0 >> sh)) | (c + 8) << sh);
-}
-
 /* Every query count 1..CX__QN, each query with its own vector, factor
  * and scales, odd queries with a bias term, every start and length of a
  * run of blocks, factor counts 8..72 (a last group of fewer than four
@@ -91,7 +83,7 @@ static void test_scores_qn(void **state)
                 /* the extremes included: |y| reaches CX__YMAX */
                 int c = round ? (i % 2 ? CX__YMAX : -CX__YMAX)
                               : (int)(rnd(&s) % (2 * CX__YMAX + 1)) - CX__YMAX;
-                put(Yq, kq, i, d, c);
+                cx__q4_put(Yq, kq, i, d, c);
                 assert_int_equal(cx__q4_get(Yq, kq, i, d), c);
             }
         for (int q = 0; q < CX__QN; q++) {
