@@ -85,8 +85,10 @@ io.stdout:setvbuf("line")
 local rawp = runu(function(u) return e:_recommend_raw(u, 10) end)
 local fullp = runu(function(u) return e:recommend(u, 10) end)
 print(string.format("  popular path: raw %.2f us, e:recommend %.2f us (overhead %.2f us)", rawp, fullp, fullp - rawp))
+local lraw = run(function(u) return e:_layout_raw(u) end, 500)
 local rl = run(function(u) return e:layout(u) end, 500)
-print(string.format("  e:layout       %8.2f us", rl))
+local rj = run(function(u) return e:layout_json(u) end, 500)
+print(string.format("  layout: raw ffi call %.2f us, e:layout %.2f us (Lua tables), e:layout_json %.2f us (JSON text)", lraw, rl, rj))
 -- What a worker pays before answering when another worker has posted:
 -- cx_refresh with nothing new, and with one new signal to bring in.
 local a = assert(cx.open(os.getenv("ENGINE"), cx.OPEN_READONLY + cx.OPEN_SIGNALS))

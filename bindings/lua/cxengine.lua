@@ -1050,23 +1050,25 @@ local function int_field(v, name, lo, hi)
     return v
 end
 
--- layout(user, spec): rows {title, kind, seed, fit, items = {{item, score,
--- reason}}}, best first.  spec fields (all optional): max_rows,
--- items_per_row, min_row, kinds (list of kind names), per_kind ({kind =
--- n}), channel, now, and rules (the opts of recommend, but category).
-function Engine:layout(user, spec)
-    local h = handle(self)
-    local bad = bad_id(user, "user")
-    if bad then return nil, bad, _M.EINVAL end
+local function layout_bufs()
     if not rows_buf then
         rows_buf = ffi_new("cx_layout_row[?]", MAX_ROWS)
         litems_buf = ffi_new("cx_layout_item[?]", MAX_ROWS * MAX_PER_ROW)
     end
+end
+
+-- The page for `user` into rows_buf/litems_buf; returns the row count, or
+-- nil, err, code.  spec as for layout().
+local function layout_call(self, user, spec)
+    local h = handle(self)
+    local bad = bad_id(user, "user")
+    if bad then return nil, bad, _M.EINVAL end
+    layout_bufs()
     local s = spec_buf
     C.cx_layout_spec_init(s)
     local keep
     if spec ~= nil then
-        if type(spec) ~= "table" then misuse("layout: spec must be a table") end
+        if type(spec) ~= "table" then misuse("layout: spec must be a table", 3) end
         keep = {}
         if spec.max_rows ~= nil then
             s.max_rows = int_field(spec.max_rows, "max_rows", 1, MAX_ROWS)
@@ -1082,7 +1084,7 @@ function Engine:layout(user, spec)
             local mask = 0
             for _, k in ipairs(spec.kinds) do
                 local n = ROW_KIND_NUM[k]
-                if not n then misuse("layout: unknown row kind " .. tostring(k)) end
+                if not n then misuse("layout: unknown row kind " .. tostring(k), 3) end
                 mask = bit.bor(mask, bit.lshift(1, n))
             end
             s.kinds = mask
@@ -1090,19 +1092,19 @@ function Engine:layout(user, spec)
         if spec.per_kind ~= nil then
             for k, v in pairs(spec.per_kind) do
                 local n = ROW_KIND_NUM[k]
-                if not n then misuse("layout: unknown row kind " .. tostring(k)) end
+                if not n then misuse("layout: unknown row kind " .. tostring(k), 3) end
                 s.per_kind[n] = int_field(v, "per_kind", 0, MAX_ROWS)
             end
         end
         if spec.channel ~= nil then
             if type(spec.channel) ~= "string" then
-                misuse("layout: channel must be a string")
+                misuse("layout: channel must be a string", 3)
             end
             s.channel = spec.channel
         end
         if spec.now ~= nil then s.now = int_field(spec.now, "now", 0, 2^53) end
         if spec.rules ~= nil then
-            if type(spec.rules) ~= "table" then misuse("layout: rules table") end
+            if type(spec.rules) ~= "table" then misuse("layout: rules table", 3) end
             local err = fill_opts(self, s.rules, spec.rules, keep)
             if err then return nil, err, _M.ENOTFOUND end
             s.rules.size = ffi.sizeof("cx_rec_opts")
@@ -1110,9 +1112,20 @@ function Engine:layout(user, spec)
     end
     local rc = C.cx_layout(h, user, s, rows_buf, MAX_ROWS, litems_buf,
                            MAX_ROWS * MAX_PER_ROW, out_n)
+    local _ = keep
     if rc ~= 0 then return fail(self, rc) end
+    return tonumber(out_n[0])
+end
+
+-- layout(user, spec): rows {title, kind, seed, fit, items = {{item, score,
+-- reason}}}, best first.  spec fields (all optional): max_rows,
+-- items_per_row, min_row, kinds (list of kind names), per_kind ({kind =
+-- n}), channel, now, and rules (the opts of recommend, but category).
+function Engine:layout(user, spec)
+    local nr, err, code = layout_call(self, user, spec)
+    if not nr then return nil, err, code end
     local out = {}
-    for r = 0, tonumber(out_n[0]) - 1 do
+    for r = 0, nr - 1 do
         local row = rows_buf[r]
         local kind = ROW_KINDS[row.kind]
         local seed = row.seed ~= nil and ffi_string(row.seed) or nil
@@ -1126,8 +1139,107 @@ function Engine:layout(user, spec)
         out[r + 1] = { title = row_title(kind, seed), kind = kind,
                        seed = seed, fit = row.fit, items = its }
     end
-    local _ = keep
     return out
+end
+
+-- JSON text out of the result buffers (for layout_json).
+local json_buf
+local u8_ptr = ffi.typeof("const uint8_t *")
+local JSON_ESC = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b',
+                   ['\f'] = '\\f', ['\n'] = '\\n', ['\r'] = '\\r',
+                   ['\t'] = '\\t' }
+local function json_esc_char(c)
+    return JSON_ESC[c] or str_format("\\u%04x", c:byte())
+end
+-- Whether the n bytes at p need no escape in a JSON string (a byte loop
+-- the JIT compiles, where string.find with a class would stop it).
+local function json_clean(p, n)
+    for j = 0, n - 1 do
+        local c = p[j]
+        if c < 32 or c == 34 or c == 92 or c == 127 then return false end
+    end
+    return true
+end
+-- A string as JSON, quotes included: bytes >= 0x80 as they are (ids are
+-- whatever the shop gave, as cjson does).
+local function put_str(b, s)
+    if not json_clean(ffi_cast(u8_ptr, s), #s) then
+        s = s:gsub('[%c"\\]', json_esc_char)
+    end
+    b:put('"', s, '"')
+end
+-- The same of a C string, copied into the buffer without a Lua string:
+-- one byte loop finds its end and whether it needs escapes.
+local function put_cstr(b, p)
+    local u = ffi_cast(u8_ptr, p)
+    local n, clean = 0, true
+    while true do
+        local c = u[n]
+        if c < 35 then
+            if c == 0 then break end
+            if c < 32 or c == 34 then clean = false end
+        elseif c == 92 or c == 127 then
+            clean = false
+        end
+        n = n + 1
+    end
+    if not clean then return put_str(b, ffi_string(p, n)) end
+    b:put('"')
+    b:putcdata(p, n)
+    b:put('"')
+end
+-- A float as JSON: 9 significant digits give a float back exactly; NaN
+-- and infinities (which JSON has not) as null.
+local function put_num(b, x)
+    if x ~= x or x == huge or x == -huge then b:put("null")
+    else b:putf("%.9g", x) end
+end
+
+-- layout_json(user, spec): the same page as layout() as a JSON text,
+-- {"user":..,"rows":[{"title","kind","seed" (null when none),"fit",
+-- "items":[{"item","score","reason"}]}]}, written straight from the C
+-- buffers (no Lua tables): what an HTTP handler sends.  Needs LuaJIT's
+-- string.buffer (LuaJIT 2.1 since 2021, OpenResty's luajit2).
+function Engine:layout_json(user, spec)
+    if not json_buf then
+        local ok, buffer = pcall(require, "string.buffer")
+        if not ok then
+            misuse("layout_json needs LuaJIT's string.buffer (LuaJIT 2.1 "
+                   .. "of 2021 or later)")
+        end
+        json_buf = buffer.new(8192)
+    end
+    local nr, err, code = layout_call(self, user, spec)
+    if not nr then return nil, err, code end
+    local b = json_buf
+    b:reset()
+    b:put('{"user":')
+    put_str(b, user)
+    b:put(',"rows":[')
+    for r = 0, nr - 1 do
+        local row = rows_buf[r]
+        local kind = ROW_KINDS[row.kind]
+        local seed = row.seed ~= nil and ffi_string(row.seed) or nil
+        b:put(r > 0 and ',{"title":' or '{"title":')
+        put_str(b, row_title(kind, seed))
+        b:put(',"kind":"', kind, '","seed":')
+        if seed then put_str(b, seed) else b:put("null") end
+        b:put(',"fit":')
+        put_num(b, row.fit)
+        b:put(',"items":[')
+        local first = tonumber(row.first)
+        for j = 0, tonumber(row.count) - 1 do
+            local li = litems_buf[first + j]
+            b:put(j > 0 and ',{"item":' or '{"item":')
+            put_cstr(b, li.item)
+            b:put(',"score":')
+            put_num(b, li.score)
+            b:put(',"reason":"', REASONS[li.reason], '"}')
+        end
+        b:put("]}")
+    end
+    b:put("]}")
+    return b:tostring()
 end
 
 -- ------------------------------------------------------------ customers
@@ -1304,6 +1416,12 @@ function Engine:stats(name)
 end
 
 -- For benchmarks: the raw C call on the shared buffers, no Lua result.
+function Engine:_layout_raw(user)
+    layout_bufs()
+    return C.cx_layout(self.h, user, nil, rows_buf, MAX_ROWS, litems_buf,
+                       MAX_ROWS * MAX_PER_ROW, out_n)
+end
+
 function Engine:_recommend_raw(user, k)
     local it, sc, re = results(k)
     return C.cx_recommend(self.h, user, k, nil, it, sc, re, out_n)

@@ -283,6 +283,46 @@ raises(function() e:layout("u1", { max_rows = 1000 }) end, "max_rows",
        "layout max_rows too big")
 fails("layout overlong user", cx.EINVAL, e:layout(string.rep("u", 513)))
 
+-- layout_json: the same page as layout(), as JSON text
+local cjson = require "cjson"
+local ffi = require "ffi"
+local function f32(v) return tonumber(ffi.new("float", v)) end
+local function same_page(user, spec)
+    local want = e:layout(user, spec)
+    local txt = e:layout_json(user, spec)
+    local got = cjson.decode(txt)
+    if got.user ~= user or #got.rows ~= #want then return false, txt end
+    for r, row in ipairs(want) do
+        local g = got.rows[r]
+        if g.title ~= row.title or g.kind ~= row.kind or
+           (row.seed or cjson.null) ~= g.seed or
+           f32(g.fit) ~= row.fit or #g.items ~= #row.items then
+            return false, txt
+        end
+        for j, x in ipairs(row.items) do
+            local y = g.items[j]
+            -- 9 significant digits give the float back exactly
+            if y.item ~= x.item or f32(y.score) ~= x.score or
+               y.reason ~= x.reason then
+                return false, txt
+            end
+        end
+    end
+    return true, txt
+end
+ok(same_page("u1"), "layout_json u1 is layout()'s page")
+ok(same_page("u2", { max_rows = 3, items_per_row = 2, min_row = 1 }),
+   "layout_json with a spec")
+ok(same_page("brand-new visitor"), "layout_json for a new visitor")
+local odd = 'q"uo\\te\n\t\1\127 é'
+local okj, txt = same_page(odd)
+ok(okj and txt:find('"user":"q\\"uo\\\\te\\n\\t\\u0001\\u007f é"', 1, true),
+   "layout_json escapes the id", txt)
+local lj, lerr, lrc = e:layout_json(string.rep("u", 513))
+fails("layout_json overlong user", cx.EINVAL, lj, lerr, lrc)
+raises(function() e:layout_json("u1", { kinds = { "nosuch" } }) end,
+       "unknown row kind", "layout_json bad kind")
+
 -- ---------------------------------------------------------------- profile
 local pr = e:profile("u1")
 ok(pr and pr.signals > 0 and pr.by_type.view and pr.by_channel.app and
