@@ -485,7 +485,7 @@ typedef struct cx_rec_opts {
     size_t n_allow;
     const char *const *deny;  /* never these items */
     size_t n_deny;
-    int exact;            /* 0 (default): scan an int8 copy of the item
+    int exact;            /* 0 (default): scan a 4-bit copy of the item
                              vectors, re-rank the CX_OPT_CANDIDATES * k
                              best (at least k + 32) exactly, with the same
                              arithmetic as the exact scan; 1: exact fp32
@@ -576,7 +576,11 @@ CX_API int cx_recommend_session(cx_engine *e, size_t n_signals,
  * the item itself.  opts->exclude is ignored (there is no customer).  An
  * item without a vector (added after training) gets the popular items of
  * its category (CX_REASON_CATEGORY).  CX_ENOTFOUND for an unknown item,
- * CX_ENOTTRAINED before the first training. */
+ * CX_ENOTTRAINED before the first training.  The first call for an item
+ * (and the first layout with it as a "because" seed) keeps its 64
+ * nearest items with the model (up to 8192 items' lists, about 4.3 MB);
+ * later calls with k <= 64 and no exact, allow, category or diversity
+ * rule filter that list instead of scanning the catalogue. */
 CX_API int cx_similar_items(cx_engine *e, const char *item, size_t k,
                             const cx_rec_opts *opts, const char **items,
                             float *scores, int *reasons, size_t *n);

@@ -312,6 +312,7 @@ void cx__model_free(cx__model *m)
     free(m->q_cos_scale);
     free(m->Gx);
     cx__hstats_free(atomic_load(&m->hstats));
+    cx__nbrs_free(atomic_load(&m->nbrs));
     free(m);
 }
 

@@ -155,6 +155,9 @@ typedef struct cx__model {
     /* The blend's item statistics of this model's training signals,
      * built by the first blended request (hybrid.c); freed with it. */
     _Atomic(struct cx__hstats *) hstats;
+    /* Seed items' neighbour lists for this model (rank.c), made by the
+     * first request that wants one; freed with it. */
+    _Atomic(struct cx__nbrs *) nbrs;
 } cx__model;
 
 /* A customer's fold-in vector.  Immutable once published in the fold
@@ -498,6 +501,7 @@ int cx__train_model(const cx_engine *e, const cx__train_input *in,
 int cx__model_publish(cx_engine *e, cx__model *m, size_t n, int64_t gen);
 /* Derived serving data (norms, 4-bit copy) from X and Y. */
 int cx__model_finish(cx__model *m);
+void cx__nbrs_free(struct cx__nbrs *t);
 
 /* Solvers, exposed for the tests' reference comparisons.  Solve one row:
  * x = argmin over the pairs (idx, conf) against factors F (n x k) with the

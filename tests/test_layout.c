@@ -343,6 +343,58 @@ static void test_invariants_repeat_buyers(void **state)
     invariants_on(&c);
 }
 
+/* BECAUSE rows come from a scan the first time a seed is seen (the pass
+ * makes the seed's neighbour list on the same scores) and from the list
+ * after: the pages are the same, and a list made by a page answers
+ * similar_items as the exact scan does. */
+static void test_because_rows_from_lists(void **state)
+{
+    (void)state;
+    synth_config c;
+    synth_config_default(&c, 20000);
+    c.seed = 44;
+    world w;
+    world_make(&w, &c, 1); /* a new model: no list yet */
+    cx_engine *e = w.e;
+    enum { NC = 40 };
+    pageout *first = calloc(NC, sizeof *first);
+    static pageout again;
+    assert_non_null(first);
+    size_t step = w.shop.n_customers / NC, because = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t j = 0; j < NC; j++) {
+            char id[24];
+            synth_customer_id((uint32_t)(j * step), id);
+            get_page(e, id, NULL, pass ? &again : &first[j]);
+            if (pass)
+                same_page(&first[j], &again);
+        }
+    cx_rec_opts ex;
+    cx_rec_opts_init(&ex);
+    ex.exact = 1;
+    for (size_t j = 0; j < NC; j++)
+        for (size_t r = 0; r < first[j].n_rows; r++) {
+            const cx_layout_row *row = &first[j].rows[r];
+            if (row->kind != CX_ROW_BECAUSE)
+                continue;
+            result a, x;
+            memset(&a, 0, sizeof a);
+            memset(&x, 0, sizeof x);
+            TU_OK(e, cx_similar_items(e, row->seed, 12, NULL, a.items,
+                                      a.scores, NULL, &a.n));
+            TU_OK(e, cx_similar_items(e, row->seed, 12, &ex, x.items,
+                                      x.scores, NULL, &x.n));
+            assert_int_equal(a.n, x.n);
+            for (size_t t = 0; t < a.n; t++)
+                if (strcmp(a.items[t], x.items[t]) != 0)
+                    assert_true(fabsf(a.scores[t] - x.scores[t]) <= 1e-5f);
+            because++;
+        }
+    assert_true(because >= 20);
+    free(first);
+    world_free(&w);
+}
+
 /* ===================================================================== */
 /* Planted taste near the top                                            */
 /* ===================================================================== */
@@ -905,6 +957,7 @@ int main(void)
         cmocka_unit_test(test_invariants_default_shop),
         cmocka_unit_test(test_invariants_weak_taste_skewed),
         cmocka_unit_test(test_invariants_repeat_buyers),
+        cmocka_unit_test(test_because_rows_from_lists),
         cmocka_unit_test(test_planted_taste_on_top),
         cmocka_unit_test(test_new_visitor),
         cmocka_unit_test(test_catalogue_only),

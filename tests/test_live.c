@@ -1114,6 +1114,12 @@ static void test_new_item_reaches_co_buyers(void **state)
             assert_false(contains(&r, nid[0]));
     }
 
+    /* A's neighbour list, made before N has a vector. */
+    result sa0;
+    TU_OK(e, cx_similar_items(e, a_id, 10, &o, sa0.items, sa0.scores,
+                              sa0.reasons, &sa0.n));
+    assert_false(contains(&sa0, nid[0]));
+
     /* Ten buyers of A buy two of N each. */
     uint32_t co[10], others[20];
     size_t nco = 0, no = 0;
@@ -1212,6 +1218,21 @@ static void test_new_item_reaches_co_buyers(void **state)
     TU_OK(e, cx_similar_items(e, a_id, 10, &o, sa.items, sa.scores,
                               sa.reasons, &sa.n));
     assert_true(contains(&sn, a_id) || contains(&sa, nid[0]));
+    /* A's answer comes from the list made before N's fold-in, N scored
+     * by its vector now: as the exact scan has it. */
+    {
+        cx_rec_opts ex;
+        cx_rec_opts_init(&ex);
+        ex.exact = 1;
+        result sx;
+        TU_OK(e, cx_similar_items(e, a_id, 10, &ex, sx.items, sx.scores,
+                                  sx.reasons, &sx.n));
+        assert_int_equal(sa.n, sx.n);
+        for (size_t j = 0; j < sx.n; j++) {
+            assert_string_equal(sa.items[j], sx.items[j]);
+            assert_float_equal(sa.scores[j], sx.scores[j], 1e-6);
+        }
+    }
     /* N's similarity scores are cosines of its fold-in vector. */
     for (size_t j = 0; j < sn.n; j++) {
         uint32_t t = item_ix(sn.items[j]);

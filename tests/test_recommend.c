@@ -760,6 +760,66 @@ static void test_similar_items(void **state)
     assert_true(checked > 1000);
 }
 
+static void similar(cx_engine *e, const char *id, size_t k,
+                    const cx_rec_opts *o, result *r)
+{
+    memset(r, 0, sizeof *r);
+    TU_OK(e, cx_similar_items(e, id, k, o, r->items, r->scores, r->reasons,
+                              &r->n));
+}
+
+/* The second similar_items of a seed comes from the seed's neighbour list
+ * (the first one made it); either answers as the exact scan does, rules
+ * included: a deny list the list can serve, and one that takes away so
+ * many of its items that the scan must run. */
+static void test_similar_from_lists(void **state)
+{
+    fixture *f = *state;
+    cx_rec_opts def, ex;
+    cx_rec_opts_init(&def);
+    cx_rec_opts_init(&ex);
+    ex.exact = 1;
+    const float *Y;
+    size_t ny, k, seeds = 0;
+    TU_OK(f->e, cx_factors(f->e, 1, &Y, &ny, &k));
+    result a, b, x;
+    for (size_t i = 0; i < ny; i += 2) {
+        const char *id = f->shop.items[i].id;
+        if (tu_dot(Y + i * k, Y + i * k, k) == 0)
+            continue; /* no vector: the category's popular items */
+        similar(f->e, id, 12, &def, &a); /* makes the list */
+        similar(f->e, id, 12, &def, &b); /* reads it */
+        similar(f->e, id, 12, &ex, &x);
+        assert_same_list(a.items, a.scores, &x, 12);
+        assert_same_list(b.items, b.scores, &x, 12);
+        for (size_t j = 0; j < 12; j++)
+            assert_float_equal(a.scores[j], b.scores[j], 0);
+        seeds++;
+        if (i % 10)
+            continue;
+        /* Denying the first 5: the list still answers. */
+        cx_rec_opts d = def, dx = ex;
+        d.deny = dx.deny = x.items;
+        d.n_deny = dx.n_deny = 5;
+        result xd;
+        similar(f->e, id, 12, &d, &b);
+        similar(f->e, id, 12, &dx, &xd);
+        assert_same_list(b.items, b.scores, &xd, 12);
+        /* Denying the 60 best: 4 of the list's 64 pass, the scan runs. */
+        result big;
+        similar(f->e, id, 60, &ex, &big);
+        d.deny = dx.deny = big.items;
+        d.n_deny = dx.n_deny = 60;
+        similar(f->e, id, 12, &d, &b);
+        similar(f->e, id, 12, &dx, &xd);
+        assert_same_list(b.items, b.scores, &xd, 12);
+        for (size_t j = 0; j < 12; j++)
+            for (size_t t = 0; t < 60; t++)
+                assert_string_not_equal(b.items[j], big.items[t]);
+    }
+    assert_true(seeds > 150);
+}
+
 /* An item added after training has no vector: the popular items of its
  * category stand in.  (Adds an item; removes it again at the end.) */
 static void test_similar_items_without_vector(void **state)
@@ -1109,6 +1169,7 @@ int main(void)
         cmocka_unit_test(test_odd_factor_counts),
         cmocka_unit_test(test_long_lists),
         cmocka_unit_test(test_similar_items),
+        cmocka_unit_test(test_similar_from_lists),
         cmocka_unit_test(test_planted_taste),
         cmocka_unit_test(test_evaluate_beats_popularity),
         cmocka_unit_test(test_evaluate_splits_by_time),
