@@ -242,6 +242,12 @@ struct cx_engine {
         uint32_t slot[2 * CX__TOP_M]; /* item -> member, linear probing */
     } top[CX__LISTS];
     struct cx__catidx *catidx; /* items by category (catalog.c), or NULL */
+    /* The buyers of each item (layout.c), made by the first bought-
+     * together row; replaced ones wait on bidx_retired (under retire_mu)
+     * for the next write lock. */
+    _Atomic(struct cx__bidx *) bidx;
+    struct cx__bidx *bidx_retired;
+    pthread_mutex_t bidx_mu;
 
     /* Signals, in arrival order, with a newest-first chain per customer
      * and per item. */
@@ -458,6 +464,10 @@ int cx__fold_after_ingest(cx_engine *e, size_t ev_from);
 int cx__fold_plan_reset(cx_engine *e, cx__plan *p);
 void cx__fold_free_table(void **pages, size_t npages);
 void cx__retire(cx_engine *e, cx__fold *f);
+/* layout.c: free a list of basket indexes; drop the engine's (the events
+ * were renumbered: cx_forget), with the write lock held. */
+void cx__bidx_free(struct cx__bidx *x);
+void cx__bidx_drop(cx_engine *e);
 /* Contribution of one signal to r, before decay. */
 double cx__signal_strength(const cx__options *o, const cx__event *ev);
 /* Types whose signal means "never show this again": return, dislike and

@@ -210,15 +210,130 @@ static void recent(const page *pg, uint32_t *seeds, size_t *n_seeds,
             seeds[(*n_seeds)++] = other[j];
 }
 
+/* ------------------------------------------------------------------ */
+/* The basket index                                                    */
+/* ------------------------------------------------------------------ */
+
+/* For each item, the customers of its purchase and add-to-cart signals
+ * among events [0, n_cov), newest first: what a bought-together row reads
+ * to find an item's buyers instead of the item's chain of every signal,
+ * where buyers are a few percent of the signals and each step waits for
+ * the cache miss of the one before (about 400 steps a row at 20,000
+ * items and 2M signals).  The first row that finds none, or finds the
+ * events after it grown past a quarter of it, makes one: under bidx_mu,
+ * holding only the read lock, which keeps the events still, while other
+ * readers keep using the one they have.  A replaced index waits for the
+ * next write lock (cx__wrunlock), when no reader can hold it; cx_forget
+ * drops it, as it renumbers the events.  4 bytes a basket signal and 4
+ * an item. */
+struct cx__bidx {
+    struct cx__bidx *next;   /* the retired list */
+    uint32_t n_cov, n_items;
+    uint32_t *start;         /* item i's buyers: cust[start[i], start[i+1]) */
+    uint32_t *cust;
+};
+
+#define BIDX_SLACK 4096      /* events after an index before a quarter */
+
+static int basket_type(int t)
+{
+    return t == CX_PURCHASE || t == CX_ADD_TO_CART;
+}
+
+void cx__bidx_free(struct cx__bidx *x)
+{
+    while (x) {
+        struct cx__bidx *next = x->next;
+        free(x->start);
+        free(x->cust);
+        free(x);
+        x = next;
+    }
+}
+
+void cx__bidx_drop(cx_engine *e)
+{
+    struct cx__bidx *x = atomic_exchange(&e->bidx, NULL);
+    if (!x)
+        return;
+    pthread_mutex_lock(&e->retire_mu);
+    x->next = e->bidx_retired;
+    e->bidx_retired = x;
+    pthread_mutex_unlock(&e->retire_mu);
+}
+
+static struct cx__bidx *bidx_build(const cx_engine *e)
+{
+    uint32_t n = (uint32_t)e->n_ev, ni = (uint32_t)e->items.n;
+    struct cx__bidx *x = calloc(1, sizeof *x);
+    uint32_t *at = malloc(((size_t)ni + 1) * sizeof *at);
+    if (!x || !at || !(x->start = calloc((size_t)ni + 1, sizeof *x->start))) {
+        free(at);
+        cx__bidx_free(x);
+        return NULL;
+    }
+    for (uint32_t j = 0; j < n; j++)
+        if (basket_type(e->ev[j].type))
+            x->start[e->ev[j].item + 1]++;
+    for (uint32_t i = 0; i < ni; i++)
+        x->start[i + 1] += x->start[i];
+    if (!(x->cust = malloc(((size_t)x->start[ni] + 1) * sizeof *x->cust))) {
+        free(at);
+        cx__bidx_free(x);
+        return NULL;
+    }
+    memcpy(at, x->start, (size_t)ni * sizeof *at);
+    for (uint32_t j = n; j-- > 0;)
+        if (basket_type(e->ev[j].type))
+            x->cust[at[e->ev[j].item]++] = e->ev[j].cust;
+    free(at);
+    x->n_cov = n;
+    x->n_items = ni;
+    return x;
+}
+
+static int bidx_fresh(const cx_engine *e, const struct cx__bidx *x)
+{
+    return x && e->n_ev - x->n_cov <= x->n_cov / 4 + BIDX_SLACK;
+}
+
+/* The engine's index, made now if it has none or a stale one; NULL
+ * only without memory for a first one (the caller walks the chain). */
+static const struct cx__bidx *bidx_get(cx_engine *e)
+{
+    struct cx__bidx *x = atomic_load_explicit(&e->bidx,
+                                              memory_order_acquire);
+    if (bidx_fresh(e, x))
+        return x;
+    pthread_mutex_lock(&e->bidx_mu);
+    x = atomic_load_explicit(&e->bidx, memory_order_acquire);
+    if (!bidx_fresh(e, x)) {
+        struct cx__bidx *y = bidx_build(e);
+        if (y) {
+            atomic_store_explicit(&e->bidx, y, memory_order_release);
+            if (x) {
+                pthread_mutex_lock(&e->retire_mu);
+                x->next = e->bidx_retired;
+                e->bidx_retired = x;
+                pthread_mutex_unlock(&e->retire_mu);
+            }
+            x = y;
+        }
+    }
+    pthread_mutex_unlock(&e->bidx_mu);
+    return x;
+}
+
 /* Items bought or carted by the customers who bought or carted `seed`,
  * by the number of such customers, into items/score (at most max).  The
  * work is bounded, whatever the seed's popularity: its newest buyers
- * (TOGETHER_BUYERS, found within TOGETHER_WALK of its newest signals)
- * and each one's newest TOGETHER_MINE signals, so a page costs at most a
- * few thousand event reads.  Those reads are cache misses, each waiting
- * for the one before along a buyer's chain of events: the buyers' chains
- * are walked side by side first, their misses overlapping, then their
- * events are read in the order of the buyers. */
+ * (TOGETHER_BUYERS, found within its TOGETHER_WALK newest signals: those
+ * after the basket index, then purchases and carts from it) and each one's
+ * newest TOGETHER_MINE signals, so a page costs at most a few thousand
+ * event reads.  Those reads are cache misses, each waiting for the one
+ * before along a buyer's chain of events: the buyers' chains are walked
+ * side by side first, their misses overlapping, then their events are
+ * read in the order of the buyers. */
 #define TOGETHER_BUYERS 64
 #define TOGETHER_WALK 1000
 #define TOGETHER_MINE (TOGETHER_WALK / 20)
@@ -239,14 +354,24 @@ static int together(const page *pg, uint32_t seed, uint32_t *items,
     }
     memset(key, 0xff, cap * sizeof *key);
     size_t nb = 0, walked = 0, used = 0;
+    const struct cx__bidx *x = bidx_get(pg->e);
+    uint32_t cov = x ? x->n_cov : 0;
     for (uint32_t ev = e->item_last[seed];
-         ev != CX_NONE && walked < TOGETHER_WALK && nb < TOGETHER_BUYERS;
+         ev != CX_NONE && ev >= cov && walked < TOGETHER_WALK &&
+         nb < TOGETHER_BUYERS;
          ev = e->ev_iprev[ev], walked++) {
         const cx__event *v = &e->ev[ev];
-        if ((v->type == CX_PURCHASE || v->type == CX_ADD_TO_CART) &&
-            v->cust != pg->u && !seen_in(buyers, nb, v->cust))
+        if (basket_type(v->type) && v->cust != pg->u &&
+            !seen_in(buyers, nb, v->cust))
             buyers[nb++] = v->cust;
     }
+    if (x && seed < x->n_items)
+        for (uint32_t j = x->start[seed]; j < x->start[seed + 1] &&
+                                          walked < TOGETHER_WALK &&
+                                          nb < TOGETHER_BUYERS;
+             j++, walked++)
+            if (x->cust[j] != pg->u && !seen_in(buyers, nb, x->cust[j]))
+                buyers[nb++] = x->cust[j];
     uint32_t next_ev[TOGETHER_BUYERS];
     size_t n_ev[TOGETHER_BUYERS];
     for (size_t b = 0; b < nb; b++)

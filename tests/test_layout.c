@@ -395,6 +395,236 @@ static void test_because_rows_from_lists(void **state)
     world_free(&w);
 }
 
+/* The bought-together row by its definition, from the signals in order
+ * (the engine's events): the seed is u's newest purchase, else newest
+ * cart, among u's newest 2000 signals; its buyers are the first 64
+ * customers but u met walking its signals newest first, every signal
+ * from index cov on (after the basket index) and then only purchases and
+ * carts, 1000 steps in all; each buyer's newest 50 signals add 1 to each
+ * distinct item bought or carted there but the seed; the best 128 by
+ * count, then item index; then the rules: nothing u has a signal of, not
+ * the seed, in stock.  Returns the row's length (into out/cnt), with
+ * *seed_out the seed or SIZE_MAX. */
+static int is_basket_sig(const synth_signal *g)
+{
+    return g->type == SYNTH_PURCHASE || g->type == SYNTH_ADD_TO_CART;
+}
+
+static size_t ref_together(const world *w, const synth_signal *sig,
+                           size_t ns, size_t cov, uint32_t u,
+                           size_t *seed_out, uint32_t *out, float *cnt_out)
+{
+    size_t ni = w->shop.n_items, seed = SIZE_MAX, cart = SIZE_MAX, walked;
+    uint8_t *touched = calloc(ni, 1);
+    float *count = calloc(ni, sizeof *count);
+    uint8_t *mine = calloc(ni, 1);
+    assert_non_null(touched);
+    assert_non_null(count);
+    assert_non_null(mine);
+    walked = 0;
+    for (size_t j = ns; j-- > 0;) {
+        if (sig[j].customer != u)
+            continue;
+        touched[sig[j].item] = 1;
+        if (walked++ >= 2000)
+            continue;
+        if (sig[j].type == SYNTH_PURCHASE && seed == SIZE_MAX)
+            seed = sig[j].item;
+        if (sig[j].type == SYNTH_ADD_TO_CART && cart == SIZE_MAX)
+            cart = sig[j].item;
+    }
+    if (seed == SIZE_MAX)
+        seed = cart;
+    *seed_out = seed;
+    size_t n = 0;
+    if (seed != SIZE_MAX) {
+        uint32_t buyers[64];
+        size_t nb = 0;
+        walked = 0;
+        for (size_t j = ns; j-- > 0 && walked < 1000 && nb < 64;) {
+            const synth_signal *g = &sig[j];
+            if (g->item != seed || (j < cov && !is_basket_sig(g)))
+                continue;
+            walked++;
+            int seen = g->customer == u;
+            for (size_t b = 0; b < nb && !seen; b++)
+                seen = buyers[b] == g->customer;
+            if (is_basket_sig(g) && !seen)
+                buyers[nb++] = g->customer;
+        }
+        for (size_t b = 0; b < nb; b++) {
+            memset(mine, 0, ni);
+            size_t seen = 0;
+            for (size_t j = ns; j-- > 0 && seen < 50;) {
+                const synth_signal *g = &sig[j];
+                if (g->customer != buyers[b])
+                    continue;
+                seen++;
+                if (is_basket_sig(g) && g->item != seed && !mine[g->item]) {
+                    mine[g->item] = 1;
+                    count[g->item] += 1;
+                }
+            }
+        }
+        /* The best 128 by count, then index; then the rules. */
+        uint32_t best[128];
+        size_t nbest = 0, distinct = 0;
+        for (size_t i = 0; i < ni; i++) {
+            if (count[i] == 0)
+                continue;
+            distinct++;
+            size_t at = nbest < 128 ? nbest++ : 128;
+            if (at == 128) {
+                if (count[i] <= count[best[127]])
+                    continue;
+                at = 127;
+            }
+            while (at > 0 && count[best[at - 1]] < count[i]) {
+                best[at] = best[at - 1];
+                at--;
+            }
+            best[at] = (uint32_t)i;
+        }
+        assert_true(distinct < 2048); /* the engine's table keeps all */
+        for (size_t j = 0; j < nbest && n < 100; j++) {
+            uint32_t i = best[j];
+            if (touched[i] || i == seed || !w->shop.items[i].in_stock)
+                continue;
+            out[n] = i;
+            cnt_out[n++] = count[i];
+        }
+    }
+    free(touched), free(count), free(mine);
+    return n;
+}
+
+/* The engine's row against ref_together() for customers of the shop:
+ * first from the basket index alone, then with signals after it (the
+ * chain's part), then after cx_forget renumbered the events. */
+static void check_together(const world *w, const synth_signal *sig,
+                           size_t ns, size_t cov, size_t *rows)
+{
+    cx_layout_spec s;
+    cx_layout_spec_init(&s);
+    s.kinds = CX_ROW_BIT(CX_ROW_BOUGHT_TOGETHER);
+    s.max_rows = 1;
+    s.items_per_row = 100;
+    s.min_row = 1;
+    static pageout p;
+    uint32_t ref[100];
+    float cnt[100];
+    for (uint32_t u = 0; u < w->shop.n_customers; u += 3) {
+        char id[24];
+        synth_customer_id(u, id);
+        size_t seed;
+        size_t n = ref_together(w, sig, ns, cov, u, &seed, ref, cnt);
+        get_page(w->e, id, &s, &p);
+        if (n == 0) { /* no row, or the popular fallback */
+            assert_true(p.n_rows == 0 ||
+                        p.rows[0].kind != CX_ROW_BOUGHT_TOGETHER);
+            continue;
+        }
+        assert_int_equal(p.n_rows, 1);
+        assert_int_equal(p.rows[0].kind, CX_ROW_BOUGHT_TOGETHER);
+        assert_string_equal(p.rows[0].seed, w->shop.items[seed].id);
+        assert_int_equal(p.rows[0].count, n);
+        for (size_t j = 0; j < n; j++) {
+            assert_string_equal(p.items[j].item, w->shop.items[ref[j]].id);
+            assert_true(p.items[j].score == cnt[j]);
+        }
+        (*rows)++;
+    }
+}
+
+static void test_bought_together_reference(void **state)
+{
+    (void)state;
+    synth_config c;
+    synth_config_default(&c, 20000);
+    c.seed = 55;
+    world w;
+    world_make(&w, &c, 0);
+    size_t ns = w.shop.n_signals, rows = 0;
+    assert_true(w.shop.n_items < 2048);
+    synth_signal *sig = malloc((ns + 64) * sizeof *sig);
+    assert_non_null(sig);
+    memcpy(sig, w.shop.signals, ns * sizeof *sig);
+    /* The first page makes the index: it covers every signal. */
+    check_together(&w, sig, ns, ns, &rows);
+    assert_true(rows >= 20);
+
+    /* After the index: the item most bought gets new buyers, each also
+     * buying the next item. */
+    uint32_t *buys = calloc(w.shop.n_items, sizeof *buys);
+    assert_non_null(buys);
+    for (size_t j = 0; j < ns; j++)
+        buys[sig[j].item] += is_basket_sig(&sig[j]);
+    uint32_t top = 0;
+    for (uint32_t i = 0; i < w.shop.n_items; i++)
+        if (buys[i] > buys[top])
+            top = i;
+    uint32_t other = (top + 1) % (uint32_t)w.shop.n_items;
+    size_t n2 = ns;
+    const char *cu[16], *it[16];
+    int ty[16];
+    int64_t ts[16];
+    char ids[8][24];
+    for (uint32_t k = 0; k < 8; k++) {
+        uint32_t u = (uint32_t)((k * 37 + 5) % w.shop.n_customers);
+        synth_customer_id(u, ids[k]);
+        for (int h = 0; h < 2; h++) {
+            synth_signal g = {u, h ? other : top, SYNTH_PURCHASE, 1,
+                              sig[ns - 1].ts + 10 + 2 * k + h, 0};
+            sig[n2] = g;
+            cu[n2 - ns] = ids[k];
+            it[n2 - ns] = w.shop.items[g.item].id;
+            ty[n2 - ns] = CX_PURCHASE;
+            ts[n2 - ns] = g.ts;
+            n2++;
+        }
+    }
+    TU_OK(w.e, cx_ingest(w.e, n2 - ns, cu, it, ty, NULL, ts, NULL));
+    rows = 0;
+    check_together(&w, sig, n2, ns, &rows);
+    assert_true(rows >= 20);
+
+    /* cx_forget renumbers the events: a new index over what is left. */
+    uint32_t gone = 5;
+    char gid[24];
+    synth_customer_id(gone, gid);
+    const char *gl[1] = {gid};
+    size_t forgotten = 0;
+    TU_OK(w.e, cx_forget(w.e, 1, gl, &forgotten));
+    assert_int_equal(forgotten, 1);
+    size_t n3 = 0;
+    for (size_t j = 0; j < n2; j++)
+        if (sig[j].customer != gone)
+            sig[n3++] = sig[j];
+    /* Views enough to bring the count of events back above the old
+     * index's: it must not be taken for a fresh one. */
+    size_t n_views = n2 - n3 + 40;
+    sig = realloc(sig, (n3 + n_views) * sizeof *sig);
+    assert_non_null(sig);
+    char vid[24];
+    synth_customer_id(7, vid);
+    for (size_t k = 0; k < n_views; k++) {
+        synth_signal g = {7, (uint32_t)(k % w.shop.n_items), SYNTH_VIEW, 1,
+                          sig[n3 - 1].ts + 100, 0};
+        sig[n3 + k] = g;
+        const char *vc[1] = {vid}, *vi[1] = {w.shop.items[g.item].id};
+        int vt[1] = {CX_VIEW};
+        int64_t vts[1] = {g.ts};
+        TU_OK(w.e, cx_ingest(w.e, 1, vc, vi, vt, NULL, vts, NULL));
+    }
+    n3 += n_views;
+    rows = 0;
+    check_together(&w, sig, n3, n3, &rows);
+    assert_true(rows >= 20);
+    free(buys);
+    free(sig);
+    world_free(&w);
+}
+
 /* ===================================================================== */
 /* Planted taste near the top                                            */
 /* ===================================================================== */
@@ -958,6 +1188,7 @@ int main(void)
         cmocka_unit_test(test_invariants_weak_taste_skewed),
         cmocka_unit_test(test_invariants_repeat_buyers),
         cmocka_unit_test(test_because_rows_from_lists),
+        cmocka_unit_test(test_bought_together_reference),
         cmocka_unit_test(test_planted_taste_on_top),
         cmocka_unit_test(test_new_visitor),
         cmocka_unit_test(test_catalogue_only),

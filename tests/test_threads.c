@@ -1,5 +1,6 @@
 /* test_threads.c -- one engine shared by readers and writers at once:
- * 4 threads rank (cx_recommend, cx_similar_items, cx_recommend_batch)
+ * 4 threads rank (cx_recommend, cx_similar_items, cx_layout,
+ * cx_recommend_batch)
  * while one ingests batches and another trains twice on 2 threads.  Runs
  * under ThreadSanitizer too (make check-tsan), so the loops are bounded
  * and the shop is small.
@@ -110,6 +111,24 @@ static void *read_loop(void *arg)
             r->bad_result += !well_formed(items, scores, reasons, n, K);
             for (size_t j = 0; j < n; j++)
                 r->bad_result += strcmp(items[j], item) == 0;
+        }
+        /* A page: neighbour lists and the basket index are made and
+         * remade (the writer adds signals) by whichever reader first
+         * needs them. */
+        {
+            cx_layout_row rows[4];
+            cx_layout_item li[4 * K];
+            size_t nr = 0;
+            cx_layout_spec sp;
+            cx_layout_spec_init(&sp);
+            sp.max_rows = 4;
+            sp.items_per_row = K;
+            sp.min_row = 1;
+            rc = cx_layout(s->e, ids[0], &sp, rows, 4, li, 4 * K, &nr);
+            status(r, rc, "cx_layout");
+            for (size_t j = 0; rc == CX_OK && j < nr; j++)
+                r->bad_result += rows[j].count == 0 ||
+                                 rows[j].first + rows[j].count > 4 * K;
         }
         for (int j = 0; j < BATCH_M; j++) {
             synth_customer_id((uint32_t)((c + 7 * j) %
@@ -222,7 +241,7 @@ static void test_readers_and_writers(void **state)
     /* How much the threads overlapped (informative: scheduling decides). */
     print_message("%zu reader calls, %zu of their cx_stat saw a partial "
                   "ingest\n", calls, mid);
-    assert_int_equal(calls, rounds * 5);
+    assert_int_equal(calls, rounds * 6);
     assert_true(nonempty > rounds / 2);
     TU_OK(e, s->ingest_rc);
     TU_OK(e, s->train_rc[0]);
