@@ -1200,19 +1200,23 @@ end
 -- "items":[{"item","score","reason"}]}]}, written straight from the C
 -- buffers (no Lua tables): what an HTTP handler sends.  Needs LuaJIT's
 -- string.buffer (LuaJIT 2.1 since 2021, OpenResty's luajit2).
-function Engine:layout_json(user, spec)
+local function json_buffer(fn)
     if not json_buf then
         local ok, buffer = pcall(require, "string.buffer")
         if not ok then
-            misuse("layout_json needs LuaJIT's string.buffer (LuaJIT 2.1 "
-                   .. "of 2021 or later)")
+            misuse(fn .. " needs LuaJIT's string.buffer (LuaJIT 2.1 of "
+                   .. "2021 or later)", 3)
         end
         json_buf = buffer.new(8192)
     end
+    json_buf:reset()
+    return json_buf
+end
+
+function Engine:layout_json(user, spec)
+    local b = json_buffer("layout_json")
     local nr, err, code = layout_call(self, user, spec)
     if not nr then return nil, err, code end
-    local b = json_buf
-    b:reset()
     b:put('{"user":')
     put_str(b, user)
     b:put(',"rows":[')
@@ -1241,6 +1245,45 @@ function Engine:layout_json(user, spec)
     b:put("]}")
     return b:tostring()
 end
+
+-- A ranking call's answer as JSON text, {"<key>":<id>,"items":[{"item",
+-- "score","reason"}]}, written straight from the result buffers.
+local function id_call_json(fname, what, fn)
+    return function(self, id, k, opts)
+        local h = handle(self)
+        local b = json_buffer(fn)
+        local bad = bad_id(id, what)
+        if bad then return nil, bad, _M.EINVAL end
+        k = check_k(k, 10)
+        local o, keep, err = opts_for(self, opts)
+        if err then return nil, err, _M.ENOTFOUND end
+        local it, sc, re = results(k)
+        local rc = C[fname](h, id, k, o, it, sc, re, out_n)
+        keep = nil -- alive until here
+        if rc ~= 0 then return fail(self, rc) end
+        b:put('{"', what, '":')
+        put_str(b, id)
+        b:put(',"items":[')
+        for j = 0, tonumber(out_n[0]) - 1 do
+            b:put(j > 0 and ',{"item":' or '{"item":')
+            put_cstr(b, it[j])
+            b:put(',"score":')
+            put_num(b, sc[j])
+            b:put(',"reason":"', REASONS[re[j]], '"}')
+        end
+        b:put("]}")
+        return b:tostring()
+    end
+end
+
+-- recommend_json(user, k = 10, opts) and similar_json(item, k = 10,
+-- opts): the answers of recommend and similar_items as JSON text,
+-- {"user" (or "item"):..,"items":[{"item","score","reason"}]}, for HTTP
+-- handlers (no Lua tables, no cjson; string.buffer as layout_json).
+Engine.recommend_json = id_call_json("cx_recommend", "user",
+                                     "recommend_json")
+Engine.similar_json = id_call_json("cx_similar_items", "item",
+                                   "similar_json")
 
 -- ------------------------------------------------------------ customers
 

@@ -323,6 +323,36 @@ fails("layout_json overlong user", cx.EINVAL, lj, lerr, lrc)
 raises(function() e:layout_json("u1", { kinds = { "nosuch" } }) end,
        "unknown row kind", "layout_json bad kind")
 
+-- recommend_json / similar_json: the lists of recommend / similar_items
+local function same_list(txt, key, id, want)
+    local got = cjson.decode(txt)
+    if got[key] ~= id or #got.items ~= #want then return false end
+    for j, x in ipairs(want) do
+        local y = got.items[j]
+        if y.item ~= x.item or f32(y.score) ~= x.score or
+           y.reason ~= x.reason then
+            return false
+        end
+    end
+    return true
+end
+for _, u in ipairs({ "u1", "u2", odd, "nobody at all" }) do
+    local txt = e:recommend_json(u, 5)
+    ok(txt and same_list(txt, "user", u, e:recommend(u, 5)),
+       "recommend_json " .. u, txt)
+end
+local ropt = { deny = { "sku-01" } }
+ok(same_list(e:recommend_json("u1", 7, ropt), "user", "u1",
+             e:recommend("u1", 7, ropt)), "recommend_json with opts")
+local sim_item = e:recommend("u1", 1)[1].item
+ok(same_list(e:similar_json(sim_item, 6), "item", sim_item,
+             e:similar_items(sim_item, 6)), "similar_json")
+fails("similar_json unknown item", cx.ENOTFOUND, e:similar_json("nosuch", 5))
+fails("recommend_json overlong user", cx.EINVAL,
+      e:recommend_json(string.rep("u", 513)))
+raises(function() e:recommend_json("u1", 0) end, "k must be",
+       "recommend_json k = 0")
+
 -- ---------------------------------------------------------------- profile
 local pr = e:profile("u1")
 ok(pr and pr.signals > 0 and pr.by_type.view and pr.by_channel.app and

@@ -208,10 +208,9 @@ function _M.recommend()
     local cat, cerr = arg_id(args, "category", false)
     if cerr then return fail(400, cerr) end
     local opts = cat and { category = cat } or nil
-    local list, rerr, code = engine:recommend(user, k, opts)
-    if not list then return fail(status_of(code), rerr) end
-    return reply(200, '{"user":' .. encode(user) .. ',"items":' ..
-                      items_json(list) .. '}')
+    local body, rerr, code = engine:recommend_json(user, k, opts)
+    if not body then return fail(status_of(code), rerr) end
+    return reply(200, body)
 end
 
 -- GET /similar?item=&k=
@@ -222,10 +221,9 @@ function _M.similar()
     if not item then return fail(400, err) end
     local k, kerr = arg_k(args, 10)
     if not k then return fail(400, kerr) end
-    local list, rerr, code = engine:similar_items(item, k)
-    if not list then return fail(status_of(code), rerr) end
-    return reply(200, '{"item":' .. encode(item) .. ',"items":' ..
-                      items_json(list) .. '}')
+    local body, rerr, code = engine:similar_json(item, k)
+    if not body then return fail(status_of(code), rerr) end
+    return reply(200, body)
 end
 
 -- GET /layout?user=&channel=&per_row=
