@@ -578,7 +578,7 @@ CX_API int cx_recommend_session(cx_engine *e, size_t n_signals,
  * its category (CX_REASON_CATEGORY).  CX_ENOTFOUND for an unknown item,
  * CX_ENOTTRAINED before the first training.  The first call for an item
  * (and the first layout with it as a "because" seed) keeps its 64
- * nearest items with the model (up to 8192 items' lists, about 4.3 MB);
+ * nearest items with the model (up to 16,384 items' lists, about 8.5 MB);
  * later calls with k <= 64 and no exact, allow, category or diversity
  * rule filter that list instead of scanning the catalogue. */
 CX_API int cx_similar_items(cx_engine *e, const char *item, size_t k,
