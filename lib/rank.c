@@ -1307,18 +1307,28 @@ static int nbrs_get(const cx__model *m, uint32_t seed, cx__hit *h)
     return n;
 }
 
-/* Keep the NBR_KEEP + 1 best hits t (sorted) of seed, less the seed. */
-static void nbrs_put(const cx__model *m, uint32_t seed, const cx__topk *t)
+/* The list of seed out of its NBR_KEEP + 1 best hits t (sorted): the
+ * seed left out, into h; returns its length. */
+static int list_of(uint32_t seed, const cx__topk *t, cx__hit *h)
+{
+    int n = 0;
+    for (size_t j = 0; j < t->n && n < NBR_KEEP; j++)
+        if (t->h[j].item != seed)
+            h[n++] = t->h[j];
+    return n;
+}
+
+/* Keep seed's list h[0..n) in the model's table. */
+static void nbrs_put(const cx__model *m, uint32_t seed, const cx__hit *h,
+                     int n)
 {
     struct cx__nbrs *tb = nbrs_of(m);
-    if (!tb)
+    if (!tb || n <= 0)
         return;
     pthread_mutex_lock(&tb->mu);
     nbr_slot *s = &tb->slot[seed & tb->mask];
-    s->n = 0;
-    for (size_t j = 0; j < t->n && s->n < NBR_KEEP; j++)
-        if (t->h[j].item != seed)
-            s->h[s->n++] = t->h[j];
+    memcpy(s->h, h, (size_t)n * sizeof *h);
+    s->n = (uint32_t)n;
     s->seed = seed;
     pthread_mutex_unlock(&tb->mu);
 }
@@ -1337,16 +1347,12 @@ static int nbrs_usable(const cx_engine *e, const request *q, uint32_t seed,
            !(q->o.diversity > 0) && !q->r.bias;
 }
 
-/* The best t->cap items of seed's list that pass r, into t: 1, or 0 if
- * the list is not there or cannot answer. */
-static int nbrs_answer(const cx__model *m, uint32_t seed, const rules *r,
+/* The best t->cap items of a seed's list h[0..n) that pass r, into t:
+ * 1, or 0 if the list cannot answer (too few pass, and it was cut). */
+static int list_answer(const cx__hit *h, int n, const rules *r,
                        cx__topk *t)
 {
-    cx__hit h[NBR_KEEP];
-    int n = nbrs_get(m, seed, h);
     t->n = 0;
-    if (n < 0)
-        return 0;
     for (int j = 0; j < n && t->n < t->cap; j++)
         if (allowed(r, h[j].item))
             cx__topk_push(t, h[j].score, h[j].item);
@@ -1355,6 +1361,16 @@ static int nbrs_answer(const cx__model *m, uint32_t seed, const rules *r,
         return 0;
     }
     return 1;
+}
+
+/* The same from the table: 1, 0, or -1 if seed has no list there. */
+static int nbrs_answer(const cx__model *m, uint32_t seed, const rules *r,
+                       cx__topk *t)
+{
+    cx__hit h[NBR_KEEP];
+    int n = nbrs_get(m, seed, h);
+    t->n = 0;
+    return n < 0 ? -1 : list_answer(h, n, r, t);
 }
 
 /* Candidates of a list: the pool margin of NBR_KEEP + 1, or the
@@ -1382,21 +1398,24 @@ static void nbrs_fastq(const cx_engine *e, const float *x, fastq *f,
     fastq_init(f, m, x, m->inv_norm, m->q_cos_scale, &no_rules, cand);
 }
 
-/* Make seed's list by a scan of its own. */
-static int nbrs_fill(const cx_engine *e, const float *x, uint32_t seed)
+/* Make seed's list by a scan of its own, into h (NBR_KEEP of room) and
+ * the table; returns its length, or -1 without memory. */
+static int nbrs_fill(const cx_engine *e, const float *x, uint32_t seed,
+                     cx__hit *h)
 {
     fastq f;
     cx__topk cand, t, *tp = &t;
     cx__hit tbuf[NBR_KEEP + 1];
     cx__hit *cbuf = malloc(2 * nbr_candidates(e) * sizeof *cbuf);
     if (!cbuf)
-        return CX_ENOMEM;
+        return -1;
     nbrs_fastq(e, x, &f, &cand, cbuf, &t, tbuf);
     scan_fast_n(e->model, &f, 1, &tp);
-    cx__topk_sort(&t);
-    nbrs_put(e->model, seed, &t);
     free(cbuf);
-    return CX_OK;
+    cx__topk_sort(&t);
+    int n = list_of(seed, &t, h);
+    nbrs_put(e->model, seed, h, n);
+    return n;
 }
 
 int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
@@ -1419,15 +1438,16 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         return rc;
     }
     /* Seed queries (cosine, with the seed left out) answered by their
-     * lists take no part in the pass; a seed without one gets a second
-     * query in it, on the same scores, that makes the list. */
+     * lists take no part in the pass; a seed without one gets a query
+     * that makes its list instead, and is answered from it after. */
     rules r[MULTI_MAX];
     fastq *f = malloc(MULTI_MAX * sizeof *f); /* a query's is 1 KiB */
     cx__topk t[MULTI_MAX], cand[MULTI_MAX], *tp[MULTI_MAX];
     cx__topk lt[MULTI_MAX];           /* the lists made */
     cx__hit *lbuf[MULTI_MAX] = {0};
-    uint32_t lseed[MULTI_MAX];
+    size_t lq[MULTI_MAX];             /* the query each list answers */
     cx__hit *buf[MULTI_MAX] = {0};
+    uint8_t redo[MULTI_MAX] = {0};
     size_t nitems = e->items.n, nf = 0, nl = 0;
     rq.r.no_x = e->xv_n > 0;
     if (!f)
@@ -1440,49 +1460,52 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         t[j] = (cx__topk){q[j].out, 0, k};
         int listed = q[j].cosine && q[j].self != CX_NONE &&
                      nbrs_usable(e, &rq, q[j].self, q[j].cat, k);
-        if (listed && nbrs_answer(m, q[j].self, &r[j], &t[j]))
+        int got = listed ? nbrs_answer(m, q[j].self, &r[j], &t[j]) : 0;
+        if (got == 1)
             continue;
-        size_t ncand = fast_candidates(e, k, 1);
+        int make = got < 0; /* its list, on the pass's shared scores */
+        size_t ncand = make ? nbr_candidates(e) : fast_candidates(e, k, 1);
         ncand = ncand < nitems ? ncand : nitems;
-        if (!(buf[nf] = malloc(2 * ncand * sizeof *buf[nf]))) {
+        if (!(buf[nf] = malloc(2 * ncand * sizeof *buf[nf])) ||
+            (make && !(lbuf[nl] = malloc((NBR_KEEP + 1) *
+                                         sizeof *lbuf[nl])))) {
             rc = CX_ENOMEM;
             break;
         }
-        cand[nf] = (cx__topk){buf[nf], 0, 2 * ncand};
-        tp[nf] = &t[j];
-        fastq_init(&f[nf], m, q[j].x, q[j].cosine ? m->inv_norm : NULL,
-                   q[j].cosine ? m->q_cos_scale : m->q_scale, &r[j],
-                   &cand[nf]);
+        if (make) {
+            nbrs_fastq(e, q[j].x, &f[nf], &cand[nf], buf[nf], &lt[nl],
+                       lbuf[nl]);
+            tp[nf] = &lt[nl];
+            lq[nl++] = j;
+        } else {
+            cand[nf] = (cx__topk){buf[nf], 0, 2 * ncand};
+            tp[nf] = &t[j];
+            fastq_init(&f[nf], m, q[j].x, q[j].cosine ? m->inv_norm : NULL,
+                       q[j].cosine ? m->q_cos_scale : m->q_scale, &r[j],
+                       &cand[nf]);
+            f[nf].cat = q[j].cat;
+            f[nf].item_cat = e->item_cat;
+        }
         f[nf].src = nf;
         for (size_t p = 0; p < nf && f[nf].src == nf; p++)
             if (f[p].x == f[nf].x && f[p].scale == f[nf].scale)
                 f[nf].src = p;
-        f[nf].cat = q[j].cat;
-        f[nf].item_cat = e->item_cat;
         nf++;
-        /* room for this list's query and one for each query left */
-        if (listed && nf + 1 + (nq - j - 1) <= MULTI_MAX) {
-            if (!(lbuf[nl] = malloc((NBR_KEEP + 1) * sizeof *lbuf[nl])) ||
-                !(buf[nf] = malloc(2 * nbr_candidates(e) *
-                                   sizeof *buf[nf]))) {
-                rc = CX_ENOMEM;
-                break;
-            }
-            nbrs_fastq(e, q[j].x, &f[nf], &cand[nf], buf[nf], &lt[nl],
-                       lbuf[nl]);
-            f[nf].src = f[nf - 1].src;
-            tp[nf++] = &lt[nl];
-            lseed[nl++] = q[j].self;
-        }
     }
     if (rc == CX_OK) {
         if (nf)
             scan_fast_n(m, f, nf, tp);
         for (size_t a = 0; a < nl; a++) {
+            cx__hit h[NBR_KEEP];
+            size_t j = lq[a];
             cx__topk_sort(&lt[a]);
-            nbrs_put(m, lseed[a], &lt[a]);
+            int n = list_of(q[j].self, &lt[a], h);
+            nbrs_put(m, q[j].self, h, n);
+            redo[j] = !list_answer(h, n, &r[j], &t[j]);
         }
         for (size_t j = 0; j < nq; j++) {
+            if (redo[j])
+                continue;
             if (e->xv_n)
                 scan_extra(e, q[j].x, q[j].cosine, &r[j], &t[j]);
             cx__topk_sort(&t[j]);
@@ -1495,6 +1518,11 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         free(buf[a]), free(lbuf[a]);
     free(f);
     request_free(&rq);
+    /* Lists too short for their rules: the scan, one query each. */
+    for (size_t j = 0; rc == CX_OK && j < nq; j++)
+        if (redo[j])
+            rc = cx__rank_hits(e, opts, u, q[j].x, q[j].cosine, 0, q[j].cat,
+                               q[j].self, q[j].k, 1, q[j].out, &q[j].n);
     return rc;
 }
 
@@ -1712,9 +1740,13 @@ CX_API int cx_similar_items(cx_engine *e, const char *item, size_t k,
             if (nbrs_usable(e, &q, i, CX_NONE, k) &&
                 heap_for(&q, k, &t) == CX_OK) {
                 /* From the seed's list, made now if it has none. */
-                done = nbrs_answer(m, i, &q.r, &t);
-                if (!done && nbrs_fill(e, x, i) == CX_OK)
-                    done = nbrs_answer(m, i, &q.r, &t);
+                int got = nbrs_answer(m, i, &q.r, &t);
+                done = got == 1;
+                if (got < 0) {
+                    cx__hit h[NBR_KEEP];
+                    int nh = nbrs_fill(e, x, i, h);
+                    done = nh >= 0 && list_answer(h, nh, &q.r, &t);
+                }
                 if (done) {
                     if (e->xv_n)
                         scan_extra(e, x, 1, &q.r, &t);

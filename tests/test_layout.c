@@ -391,6 +391,52 @@ static void test_because_rows_from_lists(void **state)
             because++;
         }
     assert_true(because >= 20);
+
+    /* Rules that leave a list too short: a new model (no lists), and a
+     * page denying the 60 items nearest to one of its BECAUSE seeds.  The
+     * first page makes the list, finds it short and scans; the second
+     * finds the list short and scans in the pass: the same rows. */
+    TU_OK(e, cx_train(e, NULL, NULL));
+    size_t cj = 0, cr = 0;
+    for (cj = 0; cj < NC; cj++) {
+        char id[24];
+        synth_customer_id((uint32_t)(cj * step), id);
+        get_page(e, id, NULL, &again);
+        for (cr = 0; cr < again.n_rows; cr++)
+            if (again.rows[cr].kind == CX_ROW_BECAUSE)
+                break;
+        if (cr < again.n_rows)
+            break;
+    }
+    assert_true(cj < NC);
+    char cid[24], seed[64];
+    synth_customer_id((uint32_t)(cj * step), cid);
+    snprintf(seed, sizeof seed, "%s", again.rows[cr].seed);
+    TU_OK(e, cx_train(e, NULL, NULL)); /* and no list again */
+    static result near;
+    memset(&near, 0, sizeof near);
+    TU_OK(e, cx_similar_items(e, seed, 60, &ex, near.items, near.scores,
+                              NULL, &near.n));
+    assert_int_equal(near.n, 60);
+    cx_layout_spec sd;
+    cx_layout_spec_init(&sd);
+    sd.rules.deny = near.items;
+    sd.rules.n_deny = near.n;
+    get_page(e, cid, &sd, &first[0]);
+    get_page(e, cid, &sd, &again);
+    same_page(&first[0], &again);
+    size_t seen_seed = 0;
+    for (size_t r = 0; r < again.n_rows; r++) {
+        if (again.rows[r].kind != CX_ROW_BECAUSE ||
+            strcmp(again.rows[r].seed, seed) != 0)
+            continue;
+        seen_seed++;
+        for (size_t j = again.rows[r].first;
+             j < again.rows[r].first + again.rows[r].count; j++)
+            for (size_t d = 0; d < near.n; d++)
+                assert_string_not_equal(again.items[j].item, near.items[d]);
+    }
+    assert_int_equal(seen_seed, 1);
     free(first);
     world_free(&w);
 }
