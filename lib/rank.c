@@ -1246,6 +1246,7 @@ int cx__rank_filter(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
 
 typedef struct nbr_slot {
     uint32_t seed, n; /* n = 0: empty */
+    uint32_t ncand;   /* made with nbr_candidates() of this many */
     cx__hit h[NBR_KEEP];
 } nbr_slot;
 
@@ -1290,8 +1291,22 @@ static struct cx__nbrs *nbrs_of(const cx__model *cm)
     return t;
 }
 
-/* Seed's list into h (NBR_KEEP of room): its length, or -1 if none. */
-static int nbrs_get(const cx__model *m, uint32_t seed, cx__hit *h)
+/* Candidates of a list: the pool margin of NBR_KEEP + 1, or the
+ * CX_OPT_CANDIDATES margin of a top 20 if that is wider (160 by
+ * default: a list's top 20 then agrees with the exact one as often as
+ * similar_items' own top 20 did before lists; with 129, 99.05% of
+ * bench_rank's 100k-item random model instead of 99.65%). */
+static size_t nbr_candidates(const cx_engine *e)
+{
+    size_t a = fast_candidates(e, NBR_KEEP + 1, 1);
+    size_t b = (size_t)e->opt.candidates * 20;
+    return a > b ? a : b;
+}
+
+/* Seed's list into h (NBR_KEEP of room): its length, or -1 if none (or
+ * one made with other than ncand candidates: CX_OPT_CANDIDATES changed). */
+static int nbrs_get(const cx__model *m, uint32_t seed, size_t ncand,
+                    cx__hit *h)
 {
     struct cx__nbrs *t = nbrs_of(m);
     int n = -1;
@@ -1299,7 +1314,7 @@ static int nbrs_get(const cx__model *m, uint32_t seed, cx__hit *h)
         return -1;
     pthread_mutex_lock(&t->mu);
     const nbr_slot *s = &t->slot[seed & t->mask];
-    if (s->n && s->seed == seed) {
+    if (s->n && s->seed == seed && s->ncand == ncand) {
         n = (int)s->n;
         memcpy(h, s->h, (size_t)n * sizeof *h);
     }
@@ -1319,8 +1334,8 @@ static int list_of(uint32_t seed, const cx__topk *t, cx__hit *h)
 }
 
 /* Keep seed's list h[0..n) in the model's table. */
-static void nbrs_put(const cx__model *m, uint32_t seed, const cx__hit *h,
-                     int n)
+static void nbrs_put(const cx__model *m, uint32_t seed, size_t ncand,
+                     const cx__hit *h, int n)
 {
     struct cx__nbrs *tb = nbrs_of(m);
     if (!tb || n <= 0)
@@ -1330,6 +1345,7 @@ static void nbrs_put(const cx__model *m, uint32_t seed, const cx__hit *h,
     memcpy(s->h, h, (size_t)n * sizeof *h);
     s->n = (uint32_t)n;
     s->seed = seed;
+    s->ncand = (uint32_t)ncand;
     pthread_mutex_unlock(&tb->mu);
 }
 
@@ -1364,22 +1380,13 @@ static int list_answer(const cx__hit *h, int n, const rules *r,
 }
 
 /* The same from the table: 1, 0, or -1 if seed has no list there. */
-static int nbrs_answer(const cx__model *m, uint32_t seed, const rules *r,
+static int nbrs_answer(const cx_engine *e, uint32_t seed, const rules *r,
                        cx__topk *t)
 {
     cx__hit h[NBR_KEEP];
-    int n = nbrs_get(m, seed, h);
+    int n = nbrs_get(e->model, seed, nbr_candidates(e), h);
     t->n = 0;
     return n < 0 ? -1 : list_answer(h, n, r, t);
-}
-
-/* Candidates of a list: the pool margin of NBR_KEEP + 1, or the
- * CX_OPT_CANDIDATES margin of a top 16 if that is wider. */
-static size_t nbr_candidates(const cx_engine *e)
-{
-    size_t a = fast_candidates(e, NBR_KEEP + 1, 1);
-    size_t b = (size_t)e->opt.candidates * 16;
-    return a > b ? a : b;
 }
 
 static const rules no_rules; /* e NULL: every item passes */
@@ -1414,7 +1421,7 @@ static int nbrs_fill(const cx_engine *e, const float *x, uint32_t seed,
     free(cbuf);
     cx__topk_sort(&t);
     int n = list_of(seed, &t, h);
-    nbrs_put(e->model, seed, h, n);
+    nbrs_put(e->model, seed, nbr_candidates(e), h, n);
     return n;
 }
 
@@ -1460,7 +1467,7 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         t[j] = (cx__topk){q[j].out, 0, k};
         int listed = q[j].cosine && q[j].self != CX_NONE &&
                      nbrs_usable(e, &rq, q[j].self, q[j].cat, k);
-        int got = listed ? nbrs_answer(m, q[j].self, &r[j], &t[j]) : 0;
+        int got = listed ? nbrs_answer(e, q[j].self, &r[j], &t[j]) : 0;
         if (got == 1)
             continue;
         int make = got < 0; /* its list, on the pass's shared scores */
@@ -1500,7 +1507,7 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
             size_t j = lq[a];
             cx__topk_sort(&lt[a]);
             int n = list_of(q[j].self, &lt[a], h);
-            nbrs_put(m, q[j].self, h, n);
+            nbrs_put(m, q[j].self, nbr_candidates(e), h, n);
             redo[j] = !list_answer(h, n, &r[j], &t[j]);
         }
         for (size_t j = 0; j < nq; j++) {
@@ -1740,7 +1747,7 @@ CX_API int cx_similar_items(cx_engine *e, const char *item, size_t k,
             if (nbrs_usable(e, &q, i, CX_NONE, k) &&
                 heap_for(&q, k, &t) == CX_OK) {
                 /* From the seed's list, made now if it has none. */
-                int got = nbrs_answer(m, i, &q.r, &t);
+                int got = nbrs_answer(e, i, &q.r, &t);
                 done = got == 1;
                 if (got < 0) {
                     cx__hit h[NBR_KEEP];
