@@ -933,8 +933,9 @@ local function opts_for(self, opts)
     return o, keep, err
 end
 
--- A ranking call keyed by one id (a customer or an item).
-local function id_call(fname, what)
+-- A ranking call keyed by one id (a customer or an item); out(items,
+-- scores, reasons, n, what, id) makes its answer from the buffers.
+local function id_call(fname, what, out)
     return function(self, id, k, opts)
         local h = handle(self)
         local bad = bad_id(id, what)
@@ -946,16 +947,16 @@ local function id_call(fname, what)
         local rc = C[fname](h, id, k, o, it, sc, re, out_n)
         keep = nil -- alive until here
         if rc ~= 0 then return fail(self, rc) end
-        return result_list(it, sc, re, tonumber(out_n[0]))
+        return out(it, sc, re, tonumber(out_n[0]), what, id)
     end
 end
 
 -- recommend(user, k = 10, opts): top-k items; unknown users get popular
 -- items (reason "popular").
-Engine.recommend = id_call("cx_recommend", "user")
+Engine.recommend = id_call("cx_recommend", "user", result_list)
 
 -- similar_items(item, k = 10, opts): items by cosine similarity.
-Engine.similar_items = id_call("cx_similar_items", "item")
+Engine.similar_items = id_call("cx_similar_items", "item", result_list)
 
 -- recommend_session(signals, k, opts): signals a list of item ids, or of
 -- {item=, type=, value=} / {item, type, value}; type defaults to "view".
@@ -1200,6 +1201,15 @@ end
 -- "items":[{"item","score","reason"}]}]}, written straight from the C
 -- buffers (no Lua tables): what an HTTP handler sends.  Needs LuaJIT's
 -- string.buffer (LuaJIT 2.1 since 2021, OpenResty's luajit2).
+-- One {"item","score","reason"} object, after a comma unless first.
+local function put_item(b, first, item, score, reason)
+    b:put(first and '{"item":' or ',{"item":')
+    put_cstr(b, item)
+    b:put(',"score":')
+    put_num(b, score)
+    b:put(',"reason":"', REASONS[reason], '"}')
+end
+
 local function json_buffer(fn)
     if not json_buf then
         local ok, buffer = pcall(require, "string.buffer")
@@ -1234,11 +1244,7 @@ function Engine:layout_json(user, spec)
         local first = tonumber(row.first)
         for j = 0, tonumber(row.count) - 1 do
             local li = litems_buf[first + j]
-            b:put(j > 0 and ',{"item":' or '{"item":')
-            put_cstr(b, li.item)
-            b:put(',"score":')
-            put_num(b, li.score)
-            b:put(',"reason":"', REASONS[li.reason], '"}')
+            put_item(b, j == 0, li.item, li.score, li.reason)
         end
         b:put("]}")
     end
@@ -1246,44 +1252,25 @@ function Engine:layout_json(user, spec)
     return b:tostring()
 end
 
--- A ranking call's answer as JSON text, {"<key>":<id>,"items":[{"item",
+-- A ranking call's answer as JSON text, {"<what>":<id>,"items":[{"item",
 -- "score","reason"}]}, written straight from the result buffers.
-local function id_call_json(fname, what, fn)
-    return function(self, id, k, opts)
-        local h = handle(self)
-        local b = json_buffer(fn)
-        local bad = bad_id(id, what)
-        if bad then return nil, bad, _M.EINVAL end
-        k = check_k(k, 10)
-        local o, keep, err = opts_for(self, opts)
-        if err then return nil, err, _M.ENOTFOUND end
-        local it, sc, re = results(k)
-        local rc = C[fname](h, id, k, o, it, sc, re, out_n)
-        keep = nil -- alive until here
-        if rc ~= 0 then return fail(self, rc) end
-        b:put('{"', what, '":')
-        put_str(b, id)
-        b:put(',"items":[')
-        for j = 0, tonumber(out_n[0]) - 1 do
-            b:put(j > 0 and ',{"item":' or '{"item":')
-            put_cstr(b, it[j])
-            b:put(',"score":')
-            put_num(b, sc[j])
-            b:put(',"reason":"', REASONS[re[j]], '"}')
-        end
-        b:put("]}")
-        return b:tostring()
-    end
+local function list_json(it, sc, re, n, what, id)
+    local b = json_buffer(what == "user" and "recommend_json"
+                          or "similar_json")
+    b:put('{"', what, '":')
+    put_str(b, id)
+    b:put(',"items":[')
+    for j = 0, n - 1 do put_item(b, j == 0, it[j], sc[j], re[j]) end
+    b:put("]}")
+    return b:tostring()
 end
 
 -- recommend_json(user, k = 10, opts) and similar_json(item, k = 10,
 -- opts): the answers of recommend and similar_items as JSON text,
 -- {"user" (or "item"):..,"items":[{"item","score","reason"}]}, for HTTP
 -- handlers (no Lua tables, no cjson; string.buffer as layout_json).
-Engine.recommend_json = id_call_json("cx_recommend", "user",
-                                     "recommend_json")
-Engine.similar_json = id_call_json("cx_similar_items", "item",
-                                   "similar_json")
+Engine.recommend_json = id_call("cx_recommend", "user", list_json)
+Engine.similar_json = id_call("cx_similar_items", "item", list_json)
 
 -- ------------------------------------------------------------ customers
 
