@@ -1291,20 +1291,24 @@ static struct cx__nbrs *nbrs_of(const cx__model *cm)
     return t;
 }
 
-/* Candidates of a list: the pool margin of NBR_KEEP + 1, or the
- * CX_OPT_CANDIDATES margin of a top 20 if that is wider (160 by
- * default: a list's top 20 then agrees with the exact one as often as
- * similar_items' own top 20 did before lists; with 129, 99.05% of
- * bench_rank's 100k-item random model instead of 99.65%). */
-static size_t nbr_candidates(const cx_engine *e)
+/* Candidates a list is made from: for a layout row, the pool margin of
+ * NBR_KEEP + 1 (129); for similar_items, the CX_OPT_CANDIDATES margin of
+ * a top 20 if that is wider (160 by default: its top 20 then agrees
+ * with the exact one as often as similar_items' own did before lists;
+ * 99.05% instead of 99.65% of bench_rank's 100k-item random model with
+ * 129).  A list serves a request that needs no more candidates than it
+ * was made from.  Where seeds rarely repeat (bench_layout's 2,000
+ * customers over 100,000 items) a list costs its extra candidates over
+ * the row's own 86. */
+static size_t nbr_candidates(const cx_engine *e, int similar)
 {
     size_t a = fast_candidates(e, NBR_KEEP + 1, 1);
-    size_t b = (size_t)e->opt.candidates * 20;
+    size_t b = similar ? (size_t)e->opt.candidates * 20 : 0;
     return a > b ? a : b;
 }
 
 /* Seed's list into h (NBR_KEEP of room): its length, or -1 if none (or
- * one made with other than ncand candidates: CX_OPT_CANDIDATES changed). */
+ * one made from fewer than ncand candidates). */
 static int nbrs_get(const cx__model *m, uint32_t seed, size_t ncand,
                     cx__hit *h)
 {
@@ -1314,7 +1318,7 @@ static int nbrs_get(const cx__model *m, uint32_t seed, size_t ncand,
         return -1;
     pthread_mutex_lock(&t->mu);
     const nbr_slot *s = &t->slot[seed & t->mask];
-    if (s->n && s->seed == seed && s->ncand == ncand) {
+    if (s->n && s->seed == seed && s->ncand >= ncand) {
         n = (int)s->n;
         memcpy(h, s->h, (size_t)n * sizeof *h);
     }
@@ -1380,11 +1384,11 @@ static int list_answer(const cx__hit *h, int n, const rules *r,
 }
 
 /* The same from the table: 1, 0, or -1 if seed has no list there. */
-static int nbrs_answer(const cx_engine *e, uint32_t seed, const rules *r,
-                       cx__topk *t)
+static int nbrs_answer(const cx_engine *e, uint32_t seed, size_t ncand,
+                       const rules *r, cx__topk *t)
 {
     cx__hit h[NBR_KEEP];
-    int n = nbrs_get(e->model, seed, nbr_candidates(e), h);
+    int n = nbrs_get(e->model, seed, ncand, h);
     t->n = 0;
     return n < 0 ? -1 : list_answer(h, n, r, t);
 }
@@ -1393,13 +1397,12 @@ static const rules no_rules; /* e NULL: every item passes */
 
 /* A fastq making seed's list (x its unit vector) into t, from cand's
  * buffer (2 nbr_candidates() hits) and t's (NBR_KEEP + 1). */
-static void nbrs_fastq(const cx_engine *e, const float *x, fastq *f,
-                       cx__topk *cand, cx__hit *cbuf, cx__topk *t,
-                       cx__hit *tbuf)
+static void nbrs_fastq(const cx_engine *e, const float *x, size_t ncand,
+                       fastq *f, cx__topk *cand, cx__hit *cbuf,
+                       cx__topk *t, cx__hit *tbuf)
 {
     const cx__model *m = e->model;
-    size_t nc = nbr_candidates(e);
-    nc = nc < m->n_items ? nc : m->n_items;
+    size_t nc = ncand < m->n_items ? ncand : m->n_items;
     *cand = (cx__topk){cbuf, 0, 2 * nc};
     *t = (cx__topk){tbuf, 0, NBR_KEEP + 1};
     fastq_init(f, m, x, m->inv_norm, m->q_cos_scale, &no_rules, cand);
@@ -1408,20 +1411,20 @@ static void nbrs_fastq(const cx_engine *e, const float *x, fastq *f,
 /* Make seed's list by a scan of its own, into h (NBR_KEEP of room) and
  * the table; returns its length, or -1 without memory. */
 static int nbrs_fill(const cx_engine *e, const float *x, uint32_t seed,
-                     cx__hit *h)
+                     size_t ncand, cx__hit *h)
 {
     fastq f;
     cx__topk cand, t, *tp = &t;
     cx__hit tbuf[NBR_KEEP + 1];
-    cx__hit *cbuf = malloc(2 * nbr_candidates(e) * sizeof *cbuf);
+    cx__hit *cbuf = malloc(2 * ncand * sizeof *cbuf);
     if (!cbuf)
         return -1;
-    nbrs_fastq(e, x, &f, &cand, cbuf, &t, tbuf);
+    nbrs_fastq(e, x, ncand, &f, &cand, cbuf, &t, tbuf);
     scan_fast_n(e->model, &f, 1, &tp);
     free(cbuf);
     cx__topk_sort(&t);
     int n = list_of(seed, &t, h);
-    nbrs_put(e->model, seed, nbr_candidates(e), h, n);
+    nbrs_put(e->model, seed, ncand, h, n);
     return n;
 }
 
@@ -1456,6 +1459,7 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     cx__hit *buf[MULTI_MAX] = {0};
     uint8_t redo[MULTI_MAX] = {0};
     size_t nitems = e->items.n, nf = 0, nl = 0;
+    size_t nl_cand = nbr_candidates(e, 0);
     rq.r.no_x = e->xv_n > 0;
     if (!f)
         rc = CX_ENOMEM;
@@ -1467,11 +1471,12 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         t[j] = (cx__topk){q[j].out, 0, k};
         int listed = q[j].cosine && q[j].self != CX_NONE &&
                      nbrs_usable(e, &rq, q[j].self, q[j].cat, k);
-        int got = listed ? nbrs_answer(e, q[j].self, &r[j], &t[j]) : 0;
+        int got = listed ? nbrs_answer(e, q[j].self, nl_cand, &r[j], &t[j])
+                         : 0;
         if (got == 1)
             continue;
         int make = got < 0; /* its list, on the pass's shared scores */
-        size_t ncand = make ? nbr_candidates(e) : fast_candidates(e, k, 1);
+        size_t ncand = make ? nl_cand : fast_candidates(e, k, 1);
         ncand = ncand < nitems ? ncand : nitems;
         if (!(buf[nf] = malloc(2 * ncand * sizeof *buf[nf])) ||
             (make && !(lbuf[nl] = malloc((NBR_KEEP + 1) *
@@ -1480,8 +1485,8 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
             break;
         }
         if (make) {
-            nbrs_fastq(e, q[j].x, &f[nf], &cand[nf], buf[nf], &lt[nl],
-                       lbuf[nl]);
+            nbrs_fastq(e, q[j].x, nl_cand, &f[nf], &cand[nf], buf[nf],
+                       &lt[nl], lbuf[nl]);
             tp[nf] = &lt[nl];
             lq[nl++] = j;
         } else {
@@ -1507,7 +1512,7 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
             size_t j = lq[a];
             cx__topk_sort(&lt[a]);
             int n = list_of(q[j].self, &lt[a], h);
-            nbrs_put(m, q[j].self, nbr_candidates(e), h, n);
+            nbrs_put(m, q[j].self, nl_cand, h, n);
             redo[j] = !list_answer(h, n, &r[j], &t[j]);
         }
         for (size_t j = 0; j < nq; j++) {
@@ -1747,11 +1752,12 @@ CX_API int cx_similar_items(cx_engine *e, const char *item, size_t k,
             if (nbrs_usable(e, &q, i, CX_NONE, k) &&
                 heap_for(&q, k, &t) == CX_OK) {
                 /* From the seed's list, made now if it has none. */
-                int got = nbrs_answer(e, i, &q.r, &t);
+                size_t nc = nbr_candidates(e, 1);
+                int got = nbrs_answer(e, i, nc, &q.r, &t);
                 done = got == 1;
                 if (got < 0) {
                     cx__hit h[NBR_KEEP];
-                    int nh = nbrs_fill(e, x, i, h);
+                    int nh = nbrs_fill(e, x, i, nc, h);
                     done = nh >= 0 && list_answer(h, nh, &q.r, &t);
                 }
                 if (done) {
