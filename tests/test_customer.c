@@ -246,6 +246,23 @@ static void test_profile_top(void **state)
         assert_int_equal(p.by_channel[j], 12 - j);
     }
     assert_true(p.avg_price == 0 && p.price_level == 0);
+    /* A heavy customer: 12 x 60 + 66 = 786 positive signals, more than
+     * the profile's first buffer holds. */
+    for (int j = 0; j < 12; j++)
+        for (int r = 0; r < 60 + (j == 3 ? 66 : 0); r++)
+            ingest1(e, "heavy", ids[j], CX_VIEW, 1, 6000 + r, chans[j]);
+    p = profile(e, "heavy", 0);
+    assert_int_equal(p.signals, 786);
+    assert_int_equal(p.by_type[CX_VIEW], 786);
+    assert_int_equal(p.first_seen, 6000);
+    assert_int_equal(p.last_seen, 6125);
+    assert_int_equal(p.n_categories, CX_PROFILE_TOP);
+    assert_string_equal(p.category[0], "cat3");
+    assert_true(fabs(p.category_share[0] - 126 / 786.0) < 1e-12);
+    for (int j = 1; j < CX_PROFILE_TOP; j++) { /* ties: smaller index */
+        assert_string_equal(p.category[j], cats[j <= 3 ? j - 1 : j]);
+        assert_true(fabs(p.category_share[j] - 60 / 786.0) < 1e-12);
+    }
     cx_close(e);
 }
 
