@@ -251,15 +251,20 @@ void cx__bidx_free(struct cx__bidx *x)
     }
 }
 
-void cx__bidx_drop(cx_engine *e)
+/* Onto the retired list, freed at the next write lock. */
+static void bidx_retire(cx_engine *e, struct cx__bidx *x)
 {
-    struct cx__bidx *x = atomic_exchange(&e->bidx, NULL);
     if (!x)
         return;
     pthread_mutex_lock(&e->retire_mu);
     x->next = e->bidx_retired;
     e->bidx_retired = x;
     pthread_mutex_unlock(&e->retire_mu);
+}
+
+void cx__bidx_drop(cx_engine *e)
+{
+    bidx_retire(e, atomic_exchange(&e->bidx, NULL));
 }
 
 static struct cx__bidx *bidx_build(const cx_engine *e)
@@ -311,12 +316,7 @@ static const struct cx__bidx *bidx_get(cx_engine *e)
         struct cx__bidx *y = bidx_build(e);
         if (y) {
             atomic_store_explicit(&e->bidx, y, memory_order_release);
-            if (x) {
-                pthread_mutex_lock(&e->retire_mu);
-                x->next = e->bidx_retired;
-                e->bidx_retired = x;
-                pthread_mutex_unlock(&e->retire_mu);
-            }
+            bidx_retire(e, x);
             x = y;
         }
     }

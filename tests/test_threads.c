@@ -1,7 +1,7 @@
 /* test_threads.c -- one engine shared by readers and writers at once:
  * 4 threads rank (cx_recommend, cx_similar_items, cx_layout,
- * cx_recommend_batch)
- * while one ingests batches and another trains twice on 2 threads.  Runs
+ * cx_recommend_batch) while one ingests batches and another trains twice
+ * on 2 threads.  Runs
  * under ThreadSanitizer too (make check-tsan), so the loops are bounded
  * and the shop is small.
  *
