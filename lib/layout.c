@@ -214,23 +214,27 @@ static void recent(const page *pg, uint32_t *seeds, size_t *n_seeds,
 /* The basket index                                                    */
 /* ------------------------------------------------------------------ */
 
-/* For each item, the customers of its purchase and add-to-cart signals
- * among events [0, n_cov), newest first: what a bought-together row reads
- * to find an item's buyers instead of the item's chain of every signal,
- * where buyers are a few percent of the signals and each step waits for
- * the cache miss of the one before (about 400 steps a row at 20,000
- * items and 2M signals).  The first row that finds none, or finds the
- * events after it grown past a quarter of it, makes one: under bidx_mu,
- * holding only the read lock, which keeps the events still, while other
- * readers keep using the one they have.  A replaced index waits for the
- * next write lock (cx__wrunlock), when no reader can hold it; cx_forget
- * drops it, as it renumbers the events.  4 bytes a basket signal and 4
- * an item. */
+/* The purchase and add-to-cart signals among events [0, n_cov), newest
+ * first, two ways: for each item its customers, for each customer their
+ * items.  A bought-together row reads them to find an item's buyers and
+ * what those buyers bought, instead of walking the item's chain of every
+ * signal and then each buyer's: baskets are a few percent of the
+ * signals, and each step of a chain waits for the cache miss of the one
+ * before (about 3,500 steps a row at 20,000 items and 2M signals, against
+ * about 200 reads from the index).  The first row that finds none, or
+ * finds the events after it grown past a quarter of it, makes one: under
+ * bidx_mu, holding only the read lock, which keeps the events still,
+ * while other readers keep using the one they have.  A replaced index
+ * waits for the next write lock (cx__wrunlock), when no reader can hold
+ * it; cx_forget drops it, as it renumbers the events.  8 bytes a basket
+ * signal, 4 an item and 4 a customer. */
 struct cx__bidx {
     struct cx__bidx *next;   /* the retired list */
-    uint32_t n_cov, n_items;
+    uint32_t n_cov, n_items, n_cust;
     uint32_t *start;         /* item i's buyers: cust[start[i], start[i+1]) */
     uint32_t *cust;
+    uint32_t *cstart;        /* customer u's items: item[cstart[u], ...) */
+    uint32_t *item;
 };
 
 #define BIDX_SLACK 4096      /* events after an index before a quarter */
@@ -246,6 +250,8 @@ void cx__bidx_free(struct cx__bidx *x)
         struct cx__bidx *next = x->next;
         free(x->start);
         free(x->cust);
+        free(x->cstart);
+        free(x->item);
         free(x);
         x = next;
     }
@@ -267,34 +273,51 @@ void cx__bidx_drop(cx_engine *e)
     bidx_retire(e, atomic_exchange(&e->bidx, NULL));
 }
 
+/* Counts to offsets: start[j] becomes the sum of the counts before j
+ * (start[0] is 0 and start[j + 1] held j's count); returns the total. */
+static uint32_t offsets(uint32_t *start, uint32_t n)
+{
+    for (uint32_t j = 0; j < n; j++)
+        start[j + 1] += start[j];
+    return start[n];
+}
+
 static struct cx__bidx *bidx_build(const cx_engine *e)
 {
-    uint32_t n = (uint32_t)e->n_ev, ni = (uint32_t)e->items.n;
+    uint32_t n = (uint32_t)e->n_ev, ni = (uint32_t)e->items.n,
+             nc = (uint32_t)e->customers.n;
     struct cx__bidx *x = calloc(1, sizeof *x);
-    uint32_t *at = malloc(((size_t)ni + 1) * sizeof *at);
-    if (!x || !at || !(x->start = calloc((size_t)ni + 1, sizeof *x->start))) {
-        free(at);
-        cx__bidx_free(x);
-        return NULL;
-    }
+    uint32_t *at = malloc(((size_t)(ni > nc ? ni : nc) + 1) * sizeof *at);
+    if (!x || !at || !(x->start = calloc((size_t)ni + 1, sizeof *x->start)) ||
+        !(x->cstart = calloc((size_t)nc + 1, sizeof *x->cstart)))
+        goto fail;
     for (uint32_t j = 0; j < n; j++)
-        if (basket_type(e->ev[j].type))
+        if (basket_type(e->ev[j].type)) {
             x->start[e->ev[j].item + 1]++;
-    for (uint32_t i = 0; i < ni; i++)
-        x->start[i + 1] += x->start[i];
-    if (!(x->cust = malloc(((size_t)x->start[ni] + 1) * sizeof *x->cust))) {
-        free(at);
-        cx__bidx_free(x);
-        return NULL;
-    }
+            x->cstart[e->ev[j].cust + 1]++;
+        }
+    uint32_t nb = offsets(x->start, ni);
+    offsets(x->cstart, nc);
+    if (!(x->cust = malloc(((size_t)nb + 1) * sizeof *x->cust)) ||
+        !(x->item = malloc(((size_t)nb + 1) * sizeof *x->item)))
+        goto fail;
     memcpy(at, x->start, (size_t)ni * sizeof *at);
     for (uint32_t j = n; j-- > 0;)
         if (basket_type(e->ev[j].type))
             x->cust[at[e->ev[j].item]++] = e->ev[j].cust;
+    memcpy(at, x->cstart, (size_t)nc * sizeof *at);
+    for (uint32_t j = n; j-- > 0;)
+        if (basket_type(e->ev[j].type))
+            x->item[at[e->ev[j].cust]++] = e->ev[j].item;
     free(at);
     x->n_cov = n;
     x->n_items = ni;
+    x->n_cust = nc;
     return x;
+fail:
+    free(at);
+    cx__bidx_free(x);
+    return NULL;
 }
 
 static int bidx_fresh(const cx_engine *e, const struct cx__bidx *x)
@@ -326,30 +349,27 @@ static const struct cx__bidx *bidx_get(cx_engine *e)
 
 /* Items bought or carted by the customers who bought or carted `seed`,
  * by the number of such customers, into items/score (at most max).  The
- * work is bounded, whatever the seed's popularity: its newest buyers
- * (TOGETHER_BUYERS, found within its TOGETHER_WALK newest signals: those
- * after the basket index, then purchases and carts from it) and each one's
- * newest TOGETHER_MINE signals, so a page costs at most a few thousand
- * event reads.  Those reads are cache misses, each waiting for the one
- * before along a buyer's chain of events: the buyers' chains are walked
- * side by side first, their misses overlapping, then their events are
- * read in the order of the buyers. */
+ * work is bounded, whatever the seed's popularity: the seed's newest
+ * buyers (TOGETHER_BUYERS, found within its newest TOGETHER_WALK signals)
+ * and the items of each one's newest TOGETHER_MINE signals.  Both walks
+ * count every signal after the basket index (walked along the chains)
+ * and, from the index on, purchases and carts only (read from it). */
 #define TOGETHER_BUYERS 64
 #define TOGETHER_WALK 1000
-#define TOGETHER_MINE (TOGETHER_WALK / 20)
+#define TOGETHER_MINE 50
 static int together(const page *pg, uint32_t seed, uint32_t *items,
                     float *score, size_t max, size_t *n)
 {
     const cx_engine *e = pg->e;
     *n = 0;
+    /* Counts by item, open addressing; by[h]: the buyer counted last. */
     size_t cap = 4096;
     uint32_t *key = malloc(cap * sizeof *key);
+    uint32_t *by = malloc(cap * sizeof *by);
     float *cnt = malloc(cap * sizeof *cnt);
-    uint32_t *buyers = malloc(TOGETHER_BUYERS * sizeof *buyers);
-    /* evs[b * TOGETHER_MINE + w]: buyer b's w-th newest event */
-    uint32_t *evs = malloc(TOGETHER_BUYERS * TOGETHER_MINE * sizeof *evs);
-    if (!key || !cnt || !buyers || !evs) {
-        free(key), free(cnt), free(buyers), free(evs);
+    uint32_t buyers[TOGETHER_BUYERS];
+    if (!key || !by || !cnt) {
+        free(key), free(by), free(cnt);
         return CX_ENOMEM;
     }
     memset(key, 0xff, cap * sizeof *key);
@@ -372,49 +392,58 @@ static int together(const page *pg, uint32_t seed, uint32_t *items,
              j++, walked++)
             if (x->cust[j] != pg->u && !seen_in(buyers, nb, x->cust[j]))
                 buyers[nb++] = x->cust[j];
-    uint32_t next_ev[TOGETHER_BUYERS];
-    size_t n_ev[TOGETHER_BUYERS];
-    for (size_t b = 0; b < nb; b++)
-        next_ev[b] = e->cust_last[buyers[b]], n_ev[b] = 0;
-    for (size_t w = 0; w < TOGETHER_MINE; w++)
-        for (size_t b = 0; b < nb; b++) {
-            uint32_t ev = next_ev[b];
-            if (ev == CX_NONE)
-                continue;
-            __builtin_prefetch(&e->ev[ev]);
-            evs[b * TOGETHER_MINE + n_ev[b]++] = ev;
-            next_ev[b] = e->ev_prev[ev];
-        }
+    /* Each read below is a cache miss: ask for them all first, so that
+     * they overlap instead of waiting one by one. */
     for (size_t b = 0; b < nb; b++) {
-        uint32_t mine[TOGETHER_MINE];
-        size_t n_mine = 0;
-        for (size_t w = 0; w < n_ev[b]; w++) {
-            const cx__event *v = &e->ev[evs[b * TOGETHER_MINE + w]];
-            if ((v->type != CX_PURCHASE && v->type != CX_ADD_TO_CART) ||
-                v->item == seed || seen_in(mine, n_mine, v->item))
+        __builtin_prefetch(&e->cust_last[buyers[b]]);
+        if (x && buyers[b] < x->n_cust)
+            __builtin_prefetch(&x->cstart[buyers[b]]);
+    }
+    for (size_t b = 0; b < nb; b++)
+        if (x && buyers[b] < x->n_cust)
+            __builtin_prefetch(&x->item[x->cstart[buyers[b]]]);
+    for (size_t b = 0; b < nb; b++) {
+        uint32_t c = buyers[b], it[TOGETHER_MINE];
+        size_t seen = 0, n_it = 0;
+        for (uint32_t ev = e->cust_last[c];
+             ev != CX_NONE && ev >= cov && seen < TOGETHER_MINE;
+             ev = e->ev_prev[ev], seen++)
+            if (basket_type(e->ev[ev].type))
+                it[n_it++] = e->ev[ev].item;
+        if (x && c < x->n_cust)
+            for (uint32_t j = x->cstart[c]; j < x->cstart[c + 1] &&
+                                            seen < TOGETHER_MINE;
+                 j++, seen++)
+                it[n_it++] = x->item[j];
+        for (size_t w = 0; w < n_it; w++) {
+            if (it[w] == seed)
                 continue;
-            mine[n_mine++] = v->item;
-            size_t h = (v->item * 0x9E3779B1u) & (cap - 1);
-            while (key[h] != CX_NONE && key[h] != v->item)
+            size_t h = (it[w] * 0x9E3779B1u) & (cap - 1);
+            while (key[h] != CX_NONE && key[h] != it[w])
                 h = (h + 1) & (cap - 1);
             if (key[h] == CX_NONE) {
                 if (used * 2 >= cap)
                     continue; /* full enough: rare items are dropped */
-                key[h] = v->item;
+                key[h] = it[w];
                 cnt[h] = 0;
+                by[h] = CX_NONE;
                 used++;
             }
-            cnt[h] += 1;
+            if (by[h] != b) { /* once a buyer */
+                by[h] = (uint32_t)b;
+                cnt[h] += 1;
+            }
         }
     }
-    /* The best `max` by count (ties: more popular first, then index). */
+    /* The best `max` by count (ties: item index). */
     for (size_t h = 0; h < cap; h++) {
         if (key[h] == CX_NONE)
             continue;
         float s = cnt[h];
         size_t at = *n;
         if (at == max) {
-            if (s <= score[max - 1])
+            if (s < score[max - 1] ||
+                (s == score[max - 1] && key[h] > items[max - 1]))
                 continue;
             at = max - 1;
         } else {
@@ -429,7 +458,7 @@ static int together(const page *pg, uint32_t seed, uint32_t *items,
         score[at] = s;
         items[at] = key[h];
     }
-    free(key), free(cnt), free(buyers), free(evs);
+    free(key), free(by), free(cnt);
     return CX_OK;
 }
 
