@@ -435,29 +435,24 @@ static int together(const page *pg, uint32_t seed, uint32_t *items,
             }
         }
     }
-    /* The best `max` by count (ties: item index). */
-    for (size_t h = 0; h < cap; h++) {
-        if (key[h] == CX_NONE)
-            continue;
-        float s = cnt[h];
-        size_t at = *n;
-        if (at == max) {
-            if (s < score[max - 1] ||
-                (s == score[max - 1] && key[h] > items[max - 1]))
-                continue;
-            at = max - 1;
-        } else {
-            (*n)++;
-        }
-        while (at > 0 && (score[at - 1] < s ||
-                          (score[at - 1] == s && items[at - 1] > key[h]))) {
-            score[at] = score[at - 1];
-            items[at] = items[at - 1];
-            at--;
-        }
-        score[at] = s;
-        items[at] = key[h];
+    /* The best `max` by count (ties: the lower index), in a heap: most
+     * counts are 1, in no order, and sorting them in would move items
+     * along the list at nearly every insertion. */
+    cx__topk t = {malloc(max * sizeof *t.h), 0, max};
+    if (!t.h) {
+        free(key), free(by), free(cnt);
+        return CX_ENOMEM;
     }
+    for (size_t h = 0; h < cap; h++)
+        if (key[h] != CX_NONE)
+            cx__topk_push(&t, cnt[h], key[h]);
+    cx__topk_sort(&t);
+    for (size_t j = 0; j < t.n; j++) {
+        items[j] = t.h[j].item;
+        score[j] = t.h[j].score;
+    }
+    *n = t.n;
+    free(t.h);
     free(key), free(by), free(cnt);
     return CX_OK;
 }
