@@ -446,7 +446,7 @@ static void test_because_rows_from_lists(void **state)
  * cart, among u's newest 2000 signals; its buyers are the first 64
  * customers but u met walking its signals newest first, every signal
  * from index cov on (after the basket index) and then only purchases and
- * carts, 1000 steps in all; each buyer's newest 50 signals, counted the
+ * carts, 1000 steps in all; each buyer's newest 16 signals, counted the
  * same way, add 1 to each distinct item bought or carted there but the
  * seed; the best 128 by
  * count, then item index; then the rules: nothing u has a signal of, not
@@ -502,7 +502,7 @@ static size_t ref_together(const world *w, const synth_signal *sig,
         for (size_t b = 0; b < nb; b++) {
             memset(mine, 0, ni);
             size_t seen = 0;
-            for (size_t j = ns; j-- > 0 && seen < 50;) {
+            for (size_t j = ns; j-- > 0 && seen < 16;) {
                 const synth_signal *g = &sig[j];
                 if (g->customer != buyers[b] ||
                     (j < cov && !is_basket_sig(g)))
