@@ -257,7 +257,7 @@ CX_API int cx_open(cx_engine **out, const char *path, unsigned flags)
     pthread_mutex_init(&e->train_mu, NULL);
     pthread_mutex_init(&e->retire_mu, NULL);
     pthread_mutex_init(&e->bg_mu, NULL);
-    pthread_mutex_init(&e->bidx_mu, NULL);
+    pthread_mutex_init(&e->evidx_mu, NULL);
     cx__options_default(&e->opt);
     /* The "no category" category is index 0 and the default channel
      * "web" is channel 0, so defaults never need a lookup. */
@@ -399,13 +399,13 @@ void cx__wrunlock(cx_engine *e)
     /* No reader is inside: nobody holds a retired fold-in any more. */
     pthread_mutex_lock(&e->retire_mu);
     cx__fold *r = e->retired;
-    struct cx__bidx *rb = e->bidx_retired;
+    struct cx__evidx *rb = e->evidx_retired;
     e->retired = NULL;
-    e->bidx_retired = NULL;
+    e->evidx_retired = NULL;
     pthread_mutex_unlock(&e->retire_mu);
     atomic_store(&e->writer, 0);
     free_retired(r);
-    cx__bidx_free(rb);
+    cx__evidx_free(rb);
 }
 
 void cx__retire(cx_engine *e, cx__fold *f)
@@ -435,8 +435,8 @@ CX_API void cx_close(cx_engine *e)
     for (int t = 0; t < CX_MAX_SIGNAL_TYPES; t++)
         free(e->type_name[t]);
     cx__catidx_free(e->catidx);
-    cx__bidx_free(atomic_load(&e->bidx));
-    cx__bidx_free(e->bidx_retired);
+    cx__evidx_free(atomic_load(&e->evidx));
+    cx__evidx_free(e->evidx_retired);
     cx__free_array(e->item_cat);
     cx__free_array(e->item_price);
     cx__free_array(e->item_flags);
@@ -459,7 +459,7 @@ CX_API void cx_close(cx_engine *e)
     cx__image_free(e->image); /* last: the arrays above may be in it */
     pthread_mutex_destroy(&e->retire_mu);
     pthread_mutex_destroy(&e->bg_mu);
-    pthread_mutex_destroy(&e->bidx_mu);
+    pthread_mutex_destroy(&e->evidx_mu);
     pthread_mutex_destroy(&e->train_mu);
     pthread_mutex_destroy(&e->wmu);
     free(e);

@@ -123,7 +123,7 @@ int cx__forget_memory(cx_engine *e, const uint8_t *gone, int64_t *ev_seq,
     cx__wrlock(e);
     cx__plan_commit(&p);
     e->n_ev = keep;
-    cx__bidx_drop(e); /* the events are renumbered */
+    cx__evidx_drop(e); /* the events are renumbered */
     for (uint32_t u = 0; u < e->customers.n; u++)
         if (gone[u])
             cx__idmap_kill(&e->customers, u);

@@ -401,7 +401,9 @@ static int history(const cx_engine *e, uint32_t u, unsigned exclude,
     unsigned neg = cx__negative_types(&e->opt);
     if (!h)
         return CX_ENOMEM;
-    for (uint32_t ev = e->cust_last[u]; ev != CX_NONE; ev = e->ev_prev[ev]) {
+    cx__walk w;
+    uint32_t ev;
+    for (cx__walk_init(&w, e, u); (ev = cx__walk_next(&w)) != CX_NONE;) {
         const cx__event *x = &e->ev[ev];
         unsigned bit = CX_TYPE_BIT(x->type);
         hitem v = {x->item, ev, x->type == CX_PURCHASE, (bit & BASKET) != 0,

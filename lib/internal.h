@@ -242,12 +242,12 @@ struct cx_engine {
         uint32_t slot[2 * CX__TOP_M]; /* item -> member, linear probing */
     } top[CX__LISTS];
     struct cx__catidx *catidx; /* items by category (catalog.c), or NULL */
-    /* The buyers of each item (layout.c), made by the first bought-
-     * together row; replaced ones wait on bidx_retired (under retire_mu)
-     * for the next write lock. */
-    _Atomic(struct cx__bidx *) bidx;
-    struct cx__bidx *bidx_retired;
-    pthread_mutex_t bidx_mu;
+    /* The event index (evidx.c), made by the first reader that needs
+     * it; replaced ones wait on evidx_retired (under retire_mu) for the
+     * next write lock. */
+    _Atomic(struct cx__evidx *) evidx;
+    struct cx__evidx *evidx_retired;
+    pthread_mutex_t evidx_mu;
 
     /* Signals, in arrival order, with a newest-first chain per customer
      * and per item. */
@@ -464,10 +464,53 @@ int cx__fold_after_ingest(cx_engine *e, size_t ev_from);
 int cx__fold_plan_reset(cx_engine *e, cx__plan *p);
 void cx__fold_free_table(void **pages, size_t npages);
 void cx__retire(cx_engine *e, cx__fold *f);
-/* layout.c: free a list of basket indexes; drop the engine's (the events
- * were renumbered: cx_forget), with the write lock held. */
-void cx__bidx_free(struct cx__bidx *x);
-void cx__bidx_drop(cx_engine *e);
+/* The event index (evidx.c): its lists, newest first, cover events
+ * [0, n_cov).  cx__evidx_get makes it when there is none or it is stale
+ * (with the read lock held; NULL only without memory for a first one);
+ * cx__evidx_drop retires it (cx_forget renumbered the events, write lock
+ * held); cx__evidx_free frees a list of them. */
+struct cx__evidx {
+    struct cx__evidx *next;  /* the retired list */
+    uint32_t n_cov, n_items, n_cust;
+    uint32_t *start, *cust;  /* item i's basket customers: cust[start[i],
+                                start[i + 1]) */
+    uint32_t *cstart, *item; /* customer u's basket items, the same way */
+    uint32_t *wstart, *wev;  /* customer u's events, if u has at least
+                                CX__WALK_MIN of them (else none) */
+};
+#define CX__WALK_MIN 32
+const struct cx__evidx *cx__evidx_get(const cx_engine *e);
+void cx__evidx_drop(cx_engine *e);
+void cx__evidx_free(struct cx__evidx *x);
+
+/* A customer's events, newest first, as their chain gives them, read
+ * from the event index where it lists them (no step waits for the one
+ * before; the events are asked for CX__WALK_AHEAD ahead).  Needs the read
+ * lock.  for (cx__walk_init(&w, e, u); (ev = cx__walk_next(&w)) !=
+ * CX_NONE;) ... */
+typedef struct cx__walk {
+    const cx_engine *e;
+    uint32_t ev, cov;          /* the chain, while ev >= cov */
+    const uint32_t *at, *end;  /* then the index's list */
+} cx__walk;
+#define CX__WALK_AHEAD 16
+void cx__walk_init(cx__walk *w, const cx_engine *e, uint32_t u);
+static inline uint32_t cx__walk_next(cx__walk *w)
+{
+    uint32_t ev = w->ev;
+    if (ev != CX_NONE) {
+        if (ev >= w->cov || w->at == w->end) {
+            w->ev = w->e->ev_prev[ev];
+            return ev;
+        }
+        w->ev = CX_NONE; /* the rest is the list's */
+    }
+    if (w->at == w->end)
+        return CX_NONE;
+    if (w->end - w->at > CX__WALK_AHEAD)
+        __builtin_prefetch(&w->e->ev[w->at[CX__WALK_AHEAD]]);
+    return *w->at++;
+}
 /* Contribution of one signal to r, before decay. */
 double cx__signal_strength(const cx__options *o, const cx__event *ev);
 /* Types whose signal means "never show this again": return, dislike and

@@ -163,9 +163,11 @@ static void recent(const page *pg, uint32_t *seeds, size_t *n_seeds,
     if (pg->u == CX_NONE)
         return;
     /* Pass 1: what was bought or rejected (never "continue" those). */
-    for (uint32_t ev = e->cust_last[pg->u]; ev != CX_NONE &&
-                                            walked < WALK_MAX;
-         ev = e->ev_prev[ev], walked++) {
+    cx__walk w;
+    uint32_t ev;
+    for (cx__walk_init(&w, e, pg->u);
+         walked < WALK_MAX && (ev = cx__walk_next(&w)) != CX_NONE;
+         walked++) {
         const cx__event *v = &e->ev[ev];
         if ((v->type == CX_PURCHASE || (CX_TYPE_BIT(v->type) & neg)) &&
             n_bought < 256 && !seen_in(bought, n_bought, v->item))
@@ -179,9 +181,9 @@ static void recent(const page *pg, uint32_t *seeds, size_t *n_seeds,
         *last_buy = cart;
     /* Pass 2, newest first: seeds and continue-shopping items. */
     walked = 0;
-    for (uint32_t ev = e->cust_last[pg->u]; ev != CX_NONE &&
-                                            walked < WALK_MAX;
-         ev = e->ev_prev[ev], walked++) {
+    for (cx__walk_init(&w, e, pg->u);
+         walked < WALK_MAX && (ev = cx__walk_next(&w)) != CX_NONE;
+         walked++) {
         const cx__event *v = &e->ev[ev];
         if (cx__signal_strength(&e->opt, v) <= 0)
             continue;
@@ -210,141 +212,9 @@ static void recent(const page *pg, uint32_t *seeds, size_t *n_seeds,
             seeds[(*n_seeds)++] = other[j];
 }
 
-/* ------------------------------------------------------------------ */
-/* The basket index                                                    */
-/* ------------------------------------------------------------------ */
-
-/* The purchase and add-to-cart signals among events [0, n_cov), newest
- * first, two ways: for each item its customers, for each customer their
- * items.  A bought-together row reads them to find an item's buyers and
- * what those buyers bought, instead of walking the item's chain of every
- * signal and then each buyer's: baskets are a few percent of the
- * signals, and each step of a chain waits for the cache miss of the one
- * before (about 3,500 steps a row at 20,000 items and 2M signals, against
- * about 200 reads from the index).  The first row that finds none, or
- * finds the events after it grown past a quarter of it, makes one: under
- * bidx_mu, holding only the read lock, which keeps the events still,
- * while other readers keep using the one they have.  A replaced index
- * waits for the next write lock (cx__wrunlock), when no reader can hold
- * it; cx_forget drops it, as it renumbers the events.  8 bytes a basket
- * signal, 4 an item and 4 a customer. */
-struct cx__bidx {
-    struct cx__bidx *next;   /* the retired list */
-    uint32_t n_cov, n_items, n_cust;
-    uint32_t *start;         /* item i's buyers: cust[start[i], start[i+1]) */
-    uint32_t *cust;
-    uint32_t *cstart;        /* customer u's items: item[cstart[u], ...) */
-    uint32_t *item;
-};
-
-#define BIDX_SLACK 4096      /* events after an index before a quarter */
-
 static int basket_type(int t)
 {
     return t == CX_PURCHASE || t == CX_ADD_TO_CART;
-}
-
-void cx__bidx_free(struct cx__bidx *x)
-{
-    while (x) {
-        struct cx__bidx *next = x->next;
-        free(x->start);
-        free(x->cust);
-        free(x->cstart);
-        free(x->item);
-        free(x);
-        x = next;
-    }
-}
-
-/* Onto the retired list, freed at the next write lock. */
-static void bidx_retire(cx_engine *e, struct cx__bidx *x)
-{
-    if (!x)
-        return;
-    pthread_mutex_lock(&e->retire_mu);
-    x->next = e->bidx_retired;
-    e->bidx_retired = x;
-    pthread_mutex_unlock(&e->retire_mu);
-}
-
-void cx__bidx_drop(cx_engine *e)
-{
-    bidx_retire(e, atomic_exchange(&e->bidx, NULL));
-}
-
-/* Counts to offsets: start[j] becomes the sum of the counts before j
- * (start[0] is 0 and start[j + 1] held j's count); returns the total. */
-static uint32_t offsets(uint32_t *start, uint32_t n)
-{
-    for (uint32_t j = 0; j < n; j++)
-        start[j + 1] += start[j];
-    return start[n];
-}
-
-static struct cx__bidx *bidx_build(const cx_engine *e)
-{
-    uint32_t n = (uint32_t)e->n_ev, ni = (uint32_t)e->items.n,
-             nc = (uint32_t)e->customers.n;
-    struct cx__bidx *x = calloc(1, sizeof *x);
-    uint32_t *at = malloc(((size_t)(ni > nc ? ni : nc) + 1) * sizeof *at);
-    if (!x || !at || !(x->start = calloc((size_t)ni + 1, sizeof *x->start)) ||
-        !(x->cstart = calloc((size_t)nc + 1, sizeof *x->cstart)))
-        goto fail;
-    for (uint32_t j = 0; j < n; j++)
-        if (basket_type(e->ev[j].type)) {
-            x->start[e->ev[j].item + 1]++;
-            x->cstart[e->ev[j].cust + 1]++;
-        }
-    uint32_t nb = offsets(x->start, ni);
-    offsets(x->cstart, nc);
-    if (!(x->cust = malloc(((size_t)nb + 1) * sizeof *x->cust)) ||
-        !(x->item = malloc(((size_t)nb + 1) * sizeof *x->item)))
-        goto fail;
-    memcpy(at, x->start, (size_t)ni * sizeof *at);
-    for (uint32_t j = n; j-- > 0;)
-        if (basket_type(e->ev[j].type))
-            x->cust[at[e->ev[j].item]++] = e->ev[j].cust;
-    memcpy(at, x->cstart, (size_t)nc * sizeof *at);
-    for (uint32_t j = n; j-- > 0;)
-        if (basket_type(e->ev[j].type))
-            x->item[at[e->ev[j].cust]++] = e->ev[j].item;
-    free(at);
-    x->n_cov = n;
-    x->n_items = ni;
-    x->n_cust = nc;
-    return x;
-fail:
-    free(at);
-    cx__bidx_free(x);
-    return NULL;
-}
-
-static int bidx_fresh(const cx_engine *e, const struct cx__bidx *x)
-{
-    return x && e->n_ev - x->n_cov <= x->n_cov / 4 + BIDX_SLACK;
-}
-
-/* The engine's index, made now if it has none or a stale one; NULL
- * only without memory for a first one (the caller walks the chain). */
-static const struct cx__bidx *bidx_get(cx_engine *e)
-{
-    struct cx__bidx *x = atomic_load_explicit(&e->bidx,
-                                              memory_order_acquire);
-    if (bidx_fresh(e, x))
-        return x;
-    pthread_mutex_lock(&e->bidx_mu);
-    x = atomic_load_explicit(&e->bidx, memory_order_acquire);
-    if (!bidx_fresh(e, x)) {
-        struct cx__bidx *y = bidx_build(e);
-        if (y) {
-            atomic_store_explicit(&e->bidx, y, memory_order_release);
-            bidx_retire(e, x);
-            x = y;
-        }
-    }
-    pthread_mutex_unlock(&e->bidx_mu);
-    return x;
 }
 
 /* Items bought or carted by the customers who bought or carted `seed`,
@@ -352,7 +222,7 @@ static const struct cx__bidx *bidx_get(cx_engine *e)
  * work is bounded, whatever the seed's popularity: the seed's newest
  * buyers (TOGETHER_BUYERS, found within its newest TOGETHER_WALK signals)
  * and the items of each one's newest TOGETHER_MINE signals.  Both walks
- * count every signal after the basket index (walked along the chains)
+ * count every signal after the event index (walked along the chains)
  * and, from the index on, purchases and carts only (read from it).
  * TOGETHER_MINE: a buyer's newest baskets are those nearest to buying
  * the seed; page quality was the same from 8 to 50 (bench_layout: NDCG
@@ -377,7 +247,7 @@ static int together(const page *pg, uint32_t seed, uint32_t *items,
     }
     memset(key, 0xff, cap * sizeof *key);
     size_t nb = 0, walked = 0, used = 0;
-    const struct cx__bidx *x = bidx_get(pg->e);
+    const struct cx__evidx *x = cx__evidx_get(pg->e);
     uint32_t cov = x ? x->n_cov : 0;
     for (uint32_t ev = e->item_last[seed];
          ev != CX_NONE && ev >= cov && walked < TOGETHER_WALK &&

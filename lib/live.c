@@ -578,7 +578,9 @@ static int gather_customer(const cx_engine *e, const cx__model *m,
     fpair *p = buf;
     size_t n = 0;
     int rc = CX_OK;
-    for (uint32_t ev = e->cust_last[u]; ev != CX_NONE; ev = e->ev_prev[ev]) {
+    cx__walk w;
+    uint32_t ev;
+    for (cx__walk_init(&w, e, u); (ev = cx__walk_next(&w)) != CX_NONE;) {
         const cx__event *v = &e->ev[ev];
         double s = cx__signal_strength(&m->opt, v) *
                    cx__decay(&m->opt, m->ts_ref, v->ts);

@@ -158,7 +158,9 @@ static int build(const cx_engine *e, uint32_t u, int64_t now,
     uint64_t chan[256] = {0};
     int rc = CX_OK;
     out->first_seen = INT64_MAX;
-    for (uint32_t ev = e->cust_last[u]; ev != CX_NONE; ev = e->ev_prev[ev]) {
+    cx__walk w;
+    uint32_t ev;
+    for (cx__walk_init(&w, e, u); (ev = cx__walk_next(&w)) != CX_NONE;) {
         const cx__event *v = &e->ev[ev];
         out->signals++;
         out->by_type[v->type]++;

@@ -673,6 +673,86 @@ static void test_bought_together_reference(void **state)
     world_free(&w);
 }
 
+/* A customer's events by cx__walk (the event index, then or only their
+ * chain) against their chain, for every customer: the same events in the
+ * same order.  Returns how many customers' walks read the index's list,
+ * and through *mixed how many of those also walked events after it. */
+static size_t check_walks(cx_engine *e, size_t *mixed)
+{
+    size_t listed = 0;
+    *mixed = 0;
+    cx__rdlock(e);
+    for (uint32_t u = 0; u < e->customers.n; u++) {
+        cx__walk w;
+        cx__walk_init(&w, e, u);
+        int uses_list = w.at != w.end;
+        size_t after = 0;
+        uint32_t ev = e->cust_last[u], got;
+        while ((got = cx__walk_next(&w)) != CX_NONE) {
+            assert_int_equal(got, ev);
+            after += uses_list && got >= w.cov;
+            ev = e->ev_prev[ev];
+        }
+        assert_int_equal(ev, CX_NONE); /* nothing left out */
+        listed += uses_list;
+        *mixed += after > 0;
+    }
+    cx__rdunlock(e);
+    return listed;
+}
+
+static void test_event_walks(void **state)
+{
+    (void)state;
+    synth_config c;
+    synth_config_default(&c, 20000);
+    c.seed = 77;
+    world w;
+    world_make(&w, &c, 0);
+    size_t mixed, heavy = 0;
+    for (size_t u = 0; u < w.shop.n_customers; u++)
+        heavy += w.n_sig[u] >= CX__WALK_MIN;
+    assert_true(heavy >= 10);
+    /* The first walk makes the index: every heavy customer is listed. */
+    assert_int_equal(check_walks(w.e, &mixed), heavy);
+    assert_int_equal(mixed, 0);
+
+    /* Signals after the index: each customer's newest are on the chain,
+     * the older ones in the list (too few to make the index stale). */
+    const char *cu[64], *it[64];
+    int ty[64];
+    int64_t ts[64];
+    char ids[64][24];
+    size_t k = 0;
+    for (uint32_t u = 0; u < w.shop.n_customers && k < 64; u++) {
+        if (w.n_sig[u] < CX__WALK_MIN && u % 7)
+            continue;
+        synth_customer_id(u, ids[k]);
+        cu[k] = ids[k];
+        it[k] = w.shop.items[(u * 13) % w.shop.n_items].id;
+        ty[k] = CX_VIEW;
+        ts[k] = w.shop.signals[w.shop.n_signals - 1].ts + 1 + (int64_t)k;
+        k++;
+    }
+    TU_OK(w.e, cx_ingest(w.e, k, cu, it, ty, NULL, ts, NULL));
+    assert_int_equal(check_walks(w.e, &mixed), heavy);
+    assert_true(mixed >= 10);
+
+    /* cx_forget renumbers the events: the index is made again. */
+    char gid[24];
+    uint32_t gone = 0;
+    while (w.n_sig[gone] < CX__WALK_MIN)
+        gone++;
+    synth_customer_id(gone, gid);
+    const char *gl[1] = {gid};
+    size_t forgotten = 0;
+    TU_OK(w.e, cx_forget(w.e, 1, gl, &forgotten));
+    assert_int_equal(forgotten, 1);
+    assert_int_equal(check_walks(w.e, &mixed), heavy - 1);
+    assert_int_equal(mixed, 0);
+    world_free(&w);
+}
+
 /* ===================================================================== */
 /* Planted taste near the top                                            */
 /* ===================================================================== */
@@ -1237,6 +1317,7 @@ int main(void)
         cmocka_unit_test(test_invariants_repeat_buyers),
         cmocka_unit_test(test_because_rows_from_lists),
         cmocka_unit_test(test_bought_together_reference),
+        cmocka_unit_test(test_event_walks),
         cmocka_unit_test(test_planted_taste_on_top),
         cmocka_unit_test(test_new_visitor),
         cmocka_unit_test(test_catalogue_only),
