@@ -199,12 +199,14 @@ static void recent(const page *pg, uint32_t *seeds, size_t *n_seeds,
                 other[n_other++] = v->item;
         }
         if ((v->type == CX_VIEW || v->type == CX_CLICK ||
-             v->type == CX_ADD_TO_CART) &&
-            !seen_in(bought, n_bought, v->item) && *n_cont < max_cont &&
+             v->type == CX_ADD_TO_CART) && *n_cont < max_cont &&
+            !seen_in(bought, n_bought, v->item) &&
             !seen_in(cont, *n_cont, v->item)) {
             cont_score[*n_cont] = (float)(max_cont - *n_cont);
             cont[(*n_cont)++] = v->item;
         }
+        if (*n_seeds == max_seeds && *n_cont == max_cont)
+            break; /* nothing older can change them */
     }
     /* Seeds from other channels after the context's own. */
     for (size_t j = 0; j < n_other && *n_seeds < max_seeds; j++)
