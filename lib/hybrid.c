@@ -469,18 +469,18 @@ static int cands_add(cands *c, uint32_t item)
  * the ALS score alone or, with pop, by the ALS and popularity terms of
  * the blend (weights als and w_pop). */
 static int ranked(cx_engine *e, const cx_rec_opts *o, uint32_t u,
-                  const float *x, const cx__hstats *pop, float als,
-                  float w_pop, size_t want, cands *cand)
+                  const cx__skip *lent, const float *x, const cx__hstats *pop,
+                  float als, float w_pop, size_t want, cands *cand)
 {
     cx__hit *buf = malloc(want * sizeof *buf);
     size_t n = 0;
     if (!buf)
         return cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
-    int rc = pop ? cx__rank_biased(e, o, u, x, pop->pop,
+    int rc = pop ? cx__rank_biased(e, o, u, lent, x, pop->pop,
                                    ((size_t)pop->n_items + 7) / 8 * 8,
                                    w_pop / als, want, buf, &n)
-                 : cx__rank_hits(e, o, u, x, 0, 0, CX_NONE, CX_NONE, want,
-                                 1, buf, &n);
+                 : cx__rank_hits(e, o, u, lent, x, 0, 0, CX_NONE, CX_NONE,
+                                 want, 1, buf, &n);
     for (size_t j = 0; rc == CX_OK && j < n; j++)
         if (cands_add(cand, buf[j].item))
             rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
@@ -492,7 +492,8 @@ static int ranked(cx_engine *e, const cx_rec_opts *o, uint32_t u,
  * training) that pass o's rules, into cand: down hs's order, a few
  * hundred at a time through the filter. */
 static int popular(cx_engine *e, const cx_rec_opts *o, uint32_t u,
-                   const cx__hstats *hs, size_t want, cands *cand)
+                   const cx__skip *lent, const cx__hstats *hs, size_t want,
+                   cands *cand)
 {
     uint8_t pass[256];
     size_t got = 0;
@@ -501,7 +502,8 @@ static int popular(cx_engine *e, const cx_rec_opts *o, uint32_t u,
          at += 256) {
         size_t n = hs->n_pop_order - at < 256 ? hs->n_pop_order - at : 256;
         const uint32_t *ids = hs->pop_order + at;
-        rc = cx__rank_filter(e, o, u, o->exclude, CX_NONE, ids, n, pass);
+        rc = cx__rank_filter(e, o, u, lent, o->exclude, CX_NONE, ids, n,
+                             pass);
         for (size_t j = 0; rc == CX_OK && j < n && got < want; j++)
             if (pass[j] && ids[j] < e->items.n) {
                 if (cands_add(cand, ids[j]))
@@ -545,9 +547,12 @@ int cx__hybrid_recommend(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     float *co_sum = NULL;
     size_t n_co = 0;
     uint8_t *pass = NULL, *why = NULL;
+    cx__skip *lent = NULL; /* the customer's exclusions, made once */
     int rc = history(e, u, o.exclude, &hist, &nh, &hmap);
     if (rc)
         rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
+    if (rc == CX_OK)
+        rc = cx__skip_make(e, &plain, u, &lent);
     /* A customer with a vector: one pass ranks every item by its ALS and
      * popularity terms together.  An item outside the extra candidates
      * below (co-bought, bought) scores those two terms only, so the best
@@ -557,10 +562,10 @@ int cx__hybrid_recommend(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     if (fused && !o.exact && !o.max_per_category && !(o.diversity > 0))
         want = k < nitems ? k : nitems;
     if (rc == CX_OK && x && b.als != 0)
-        rc = ranked(e, &plain, u, x, fused ? hs : NULL, b.als, b.pop, want,
-                    &cand);
+        rc = ranked(e, &plain, u, lent, x, fused ? hs : NULL, b.als, b.pop,
+                    want, &cand);
     if (rc == CX_OK && b.pop != 0 && !fused)
-        rc = popular(e, &plain, u, hs, want, &cand);
+        rc = popular(e, &plain, u, lent, hs, want, &cand);
     /* Co-bought with the newest basket items, summed per item in the
      * order of the seeds (newest first) and of their lists. */
     if (rc == CX_OK && b.co != 0 && nh) {
@@ -616,7 +621,8 @@ int cx__hybrid_recommend(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         if (!(pass = malloc(n_ex)))
             rc = cx__fail(e, CX_ENOMEM, "cx_recommend: out of memory");
         else
-            rc = cx__rank_filter(e, &plain, u, 0, CX_NONE, ids, n_ex, pass);
+            rc = cx__rank_filter(e, &plain, u, NULL, 0, CX_NONE, ids, n_ex,
+                                 pass);
         for (size_t j = 0; rc == CX_OK && j < n_ex; j++) {
             uint32_t i = ids[j], at = imap_get(&hmap, i);
             int durable = i >= hs->n_items || hs->rebuy[i] < b.consumable;
@@ -677,6 +683,7 @@ int cx__hybrid_recommend(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         }
         *n = cnt;
     }
+    cx__skip_free(lent);
     free(hist), free(cand.h), free(co_item), free(co_sum), free(ids);
     free(pass), free(why);
     imap_free(&hmap), imap_free(&cmap), imap_free(&cand.at);

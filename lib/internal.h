@@ -691,12 +691,22 @@ float cx__select_best(cx__hit *h, size_t n, size_t keep);
 size_t cx__rank_exact(const cx__model *m, const float *x, size_t k,
                       const uint32_t *skip, size_t n_skip, cx__hit *out);
 
+/* A customer's exclusions made once for the ranking calls of one request
+ * (a layout's rows each made them again: for a customer with 2,000 items
+ * a sort each time).  cx__skip_make: customer u's under opts' exclude
+ * (*out NULL for u CX_NONE); the calls below take it as `lent` (or NULL)
+ * and use it when it is u's under their own exclusions. */
+typedef struct cx__skip cx__skip;
+int cx__skip_make(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                  cx__skip **out);
+void cx__skip_free(cx__skip *s);
+
 /* Which of items[0..n) opts' rules (allow and deny lists, stock,
  * category) and customer u's exclusions under `exclude` let through,
  * never `self`: pass[j] = 0 or 1.  The read lock is held by the caller. */
 int cx__rank_filter(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                    unsigned exclude, uint32_t self, const uint32_t *items,
-                    size_t n, uint8_t *pass);
+                    const cx__skip *lent, unsigned exclude, uint32_t self,
+                    const uint32_t *items, size_t n, uint8_t *pass);
 /* Several vectors ranked in one pass over the factors: query j ranks by
  * q[j].x (cosine: a unit item vector, items scored by cosine) with opts'
  * rules and customer u's exclusions, in category q[j].cat (CX_NONE: any),
@@ -715,7 +725,7 @@ typedef struct cx__rank_q {
     cx__hit *out;
 } cx__rank_q;
 int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                   cx__rank_q *q, size_t nq);
+                   const cx__skip *lent, cx__rank_q *q, size_t nq);
 /* rank.c, for layouts and the blend: the best k items, best first, into
  * out (*n of them), under opts' rules, for the customer u (their
  * exclusions; CX_NONE for none) scored by x (cosine: x is a unit item
@@ -727,16 +737,17 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
  * are the best k up to the 4-bit scores' error at its edge.  The read lock is
  * held by the caller. */
 int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                  const float *x, int cosine, int list, uint32_t cat,
-                  uint32_t self, size_t k, int pool, cx__hit *out,
-                  size_t *n);
+                  const cx__skip *lent, const float *x, int cosine,
+                  int list, uint32_t cat, uint32_t self, size_t k, int pool,
+                  cx__hit *out, size_t *n);
 /* The pool of the best k by x . y_i + w * bias[i] (bias[i] = 0 for
  * i >= n_bias), for the blend: one pass finds the items best by their ALS
  * score and popularity prior together.  n_bias is at least the model's
  * item count rounded up to 8 (the 4-bit kernel reads whole blocks). */
 int cx__rank_biased(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                    const float *x, const float *bias, size_t n_bias,
-                    float w, size_t k, cx__hit *out, size_t *n);
+                    const cx__skip *lent, const float *x, const float *bias,
+                    size_t n_bias, float w, size_t k, cx__hit *out,
+                    size_t *n);
 
 /* For layouts: several customer-free lists in one pass over the items.
  * Each request asks for the best k of list (0 popular, 1 trending, 2 new
@@ -750,7 +761,7 @@ typedef struct cx__list_req {
     cx__hit *out;
 } cx__list_req;
 int cx__rank_lists(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                   cx__list_req *req, size_t nreq);
+                   const cx__skip *lent, cx__list_req *req, size_t nreq);
 
 /* Diversify hits sorted best first, in place, keeping at most `keep`:
  * a cap per category (item_cat[], ncat categories) and MMR with trade-off

@@ -62,6 +62,7 @@ typedef struct page {
     uint32_t u;
     const float *x;              /* the customer's vector, or NULL */
     float best;                  /* their best personal score */
+    cx__skip *skip;              /* their exclusions, for every row */
     cx_profile prof;
     uint32_t cat[TOP_CATS];      /* favoured (or popular) categories */
     double cat_share[TOP_CATS];
@@ -102,7 +103,8 @@ static int ranked_row(page *pg, int kind, int reason, uint32_t seed_item,
     cand *c = new_cand(pg, kind, reason, seed_item, seed_cat, NULL);
     if (!c)
         return CX_ENOMEM;
-    return cx__rank_hits(pg->e, &pg->spec->rules, pg->u, x, cosine, list,
+    return cx__rank_hits(pg->e, &pg->spec->rules, pg->u, pg->skip, x,
+                         cosine, list,
                          seed_cat, seed_item, pg->pool, 1, c->h, &c->n);
 }
 
@@ -120,7 +122,8 @@ static int listed_row(page *pg, int kind, int reason, uint32_t seed_item,
         free(pass);
         return CX_ENOMEM;
     }
-    int rc = cx__rank_filter(pg->e, &pg->spec->rules, pg->u, exclude,
+    int rc = cx__rank_filter(pg->e, &pg->spec->rules, pg->u, pg->skip,
+                             exclude,
                              seed_item, items, n, pass);
     for (size_t j = 0; rc == CX_OK && j < n && c->n < pg->pool; j++)
         if (pass[j])
@@ -474,7 +477,7 @@ static int fill(page *pg)
         rq[nq++] = (cx__rank_q){u, 1, seeds[j], CX_NONE, pg->pool, 0, c->h};
     }
     if (rc == CX_OK && nq)
-        rc = cx__rank_multi(e, &s->rules, pg->u, rq, nq);
+        rc = cx__rank_multi(e, &s->rules, pg->u, pg->skip, rq, nq);
     for (size_t j = first_seed; rc == CX_OK && j < nq; j++)
         pg->c[row_of[j]].n = rq[j].n;
     free(unit);
@@ -544,7 +547,8 @@ static int fill(page *pg)
             LIST_ROW(CX_ROW_CATEGORY, CX_REASON_CATEGORY, pg->cat[j], 0);
 #undef LIST_ROW
     if (rc == CX_OK && nreq &&
-        (rc = cx__rank_lists(e, &s->rules, pg->u, req, nreq)) == CX_OK)
+        (rc = cx__rank_lists(e, &s->rules, pg->u, pg->skip, req, nreq)) ==
+            CX_OK)
         for (size_t j = 0; j < nreq; j++)
             req_c[j]->n = req[j].n;
     /* The category rows ranked in the pass above, placed last. */
@@ -679,6 +683,8 @@ CX_API int cx_layout(cx_engine *e, const char *customer,
         rc = cx__fail(e, rc, "cx_layout: out of memory");
     if (rc == CX_OK && pg->u != CX_NONE)
         pg->x = cx__customer_vec(e, pg->u, NULL, &tmp);
+    if (rc == CX_OK)
+        rc = cx__skip_make(e, &s.rules, pg->u, &pg->skip);
     if (rc == CX_OK) {
         categories(pg);
         rc = fill(pg);
@@ -717,6 +723,7 @@ CX_API int cx_layout(cx_engine *e, const char *customer,
         }
         *n_rows = nr;
     }
+    cx__skip_free(pg->skip);
     cx__rdunlock(e);
     free(tmp);
     free(used.slot);

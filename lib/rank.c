@@ -1062,11 +1062,26 @@ static int rank_one(cx_engine *e, request *q, const float *x, int cosine,
     return rc;
 }
 
-/* The skip list of customer u (may be CX_NONE) into q. */
-static int skip_for(cx_engine *e, request *q, uint32_t u)
+/* A customer's exclusions, made for lending (cx__skip_make). */
+struct cx__skip {
+    uint32_t u;
+    request q;
+};
+
+/* The skip list of customer u (may be CX_NONE) into q: lent's, if it is
+ * u's under the same exclusions. */
+static int skip_for(cx_engine *e, request *q, uint32_t u,
+                    const cx__skip *lent)
 {
     if (u == CX_NONE)
         return CX_OK;
+    if (lent && lent->u == u && lent->q.o.exclude == q->o.exclude) {
+        q->r.skip = lent->q.r.skip;
+        q->r.n_skip = lent->q.r.n_skip;
+        q->r.skip_bits = lent->q.r.skip_bits;
+        q->r.skip_set = lent->q.r.skip_set;
+        return CX_OK;
+    }
     if (customer_skip(e, u, q->o.exclude, &q->skip))
         return cx__fail(e, CX_ENOMEM, "out of memory");
     q->r.skip = q->skip.v;
@@ -1085,8 +1100,38 @@ static int skip_for(cx_engine *e, request *q, uint32_t u)
     return CX_OK;
 }
 
+int cx__skip_make(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
+                  cx__skip **out)
+{
+    *out = NULL;
+    if (u == CX_NONE)
+        return CX_OK;
+    cx__skip *s = malloc(sizeof *s);
+    if (!s)
+        return cx__fail(e, CX_ENOMEM, "out of memory");
+    int rc = request_init(e, opts, 1, "cx_layout", &s->q);
+    if (rc == CX_OK)
+        rc = skip_for(e, &s->q, u, NULL);
+    if (rc) {
+        request_free(&s->q);
+        free(s);
+        return rc;
+    }
+    s->u = u;
+    *out = s;
+    return CX_OK;
+}
+
+void cx__skip_free(cx__skip *s)
+{
+    if (s) {
+        request_free(&s->q);
+        free(s);
+    }
+}
+
 int cx__rank_lists(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                   cx__list_req *req, size_t nreq)
+                   const cx__skip *lent, cx__list_req *req, size_t nreq)
 {
     request q;
     int rc = request_init(e, opts, 1, "cx_layout", &q);
@@ -1100,7 +1145,7 @@ int cx__rank_lists(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     if (rc == CX_OK && (!t || !list || !cat || !from))
         rc = cx__fail(e, CX_ENOMEM, "out of memory");
     if (rc == CX_OK)
-        rc = skip_for(e, &q, u);
+        rc = skip_for(e, &q, u, lent);
     q.r.cat = CX_NONE; /* each list has its own */
     /* The lists in a small category share one pass over its items; the
      * others share one pass over the catalogue. */
@@ -1170,7 +1215,8 @@ int cx__rank_lists(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
 
 /* cx__rank_hits, with a bias term (rules.bias) in the scores. */
 static int rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                     const float *x, int cosine, int list, uint32_t cat,
+                     const cx__skip *lent, const float *x, int cosine,
+                     int list, uint32_t cat,
                      uint32_t self, size_t k, int pool, const float *bias,
                      size_t n_bias, float bias_w, cx__hit *out, size_t *n)
 {
@@ -1192,7 +1238,7 @@ static int rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
             rc = cx__fail(e, CX_EINVAL, "internal: bias shorter than the "
                           "model's blocks");
         else
-            rc = skip_for(e, &q, u);
+            rc = skip_for(e, &q, u, lent);
     }
     if (rc == CX_OK && (rc = rank_core(e, &q, x, cosine, list, k, &h, &m)) ==
                            CX_OK) {
@@ -1204,32 +1250,33 @@ static int rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
 }
 
 int cx__rank_hits(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                  const float *x, int cosine, int list, uint32_t cat,
-                  uint32_t self, size_t k, int pool, cx__hit *out,
-                  size_t *n)
+                  const cx__skip *lent, const float *x, int cosine,
+                  int list, uint32_t cat, uint32_t self, size_t k, int pool,
+                  cx__hit *out, size_t *n)
 {
-    return rank_hits(e, opts, u, x, cosine, list, cat, self, k, pool, NULL,
-                     0, 0, out, n);
+    return rank_hits(e, opts, u, lent, x, cosine, list, cat, self, k, pool,
+                     NULL, 0, 0, out, n);
 }
 
 int cx__rank_biased(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                    const float *x, const float *bias, size_t n_bias,
-                    float w, size_t k, cx__hit *out, size_t *n)
+                    const cx__skip *lent, const float *x, const float *bias,
+                    size_t n_bias, float w, size_t k, cx__hit *out,
+                    size_t *n)
 {
-    return rank_hits(e, opts, u, x, 0, 0, CX_NONE, CX_NONE, k, 1, bias,
-                     n_bias, w, out, n);
+    return rank_hits(e, opts, u, lent, x, 0, 0, CX_NONE, CX_NONE, k, 1,
+                     bias, n_bias, w, out, n);
 }
 
 int cx__rank_filter(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                    unsigned exclude, uint32_t self, const uint32_t *items,
-                    size_t n, uint8_t *pass)
+                    const cx__skip *lent, unsigned exclude, uint32_t self,
+                    const uint32_t *items, size_t n, uint8_t *pass)
 {
     request q;
     int rc = request_init(e, opts, 1, "cx_layout", &q);
     q.o.exclude = exclude;
     q.r.self = self;
     if (rc == CX_OK)
-        rc = skip_for(e, &q, u);
+        rc = skip_for(e, &q, u, lent);
     for (size_t j = 0; rc == CX_OK && j < n; j++)
         pass[j] = allowed(&q.r, items[j]) &&
                   (!q.o.n_allow || in_sorted(q.allow.v, q.allow.n, items[j]));
@@ -1445,12 +1492,12 @@ static int nbrs_fill(const cx_engine *e, const float *x, uint32_t seed,
 }
 
 int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
-                   cx__rank_q *q, size_t nq)
+                   const cx__skip *lent, cx__rank_q *q, size_t nq)
 {
     request rq;
     int rc = request_init(e, opts, 1, "cx_layout", &rq);
     if (rc == CX_OK)
-        rc = skip_for(e, &rq, u);
+        rc = skip_for(e, &rq, u, lent);
     const cx__model *m = e->model;
     /* The fused pass serves the plain fast scan; anything else (allow
      * list, exact, diversity) goes one query at a time. */
@@ -1459,8 +1506,9 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
         rq.o.diversity > 0) {
         request_free(&rq);
         for (size_t j = 0; rc == CX_OK && j < nq; j++)
-            rc = cx__rank_hits(e, opts, u, q[j].x, q[j].cosine, 0, q[j].cat,
-                               q[j].self, q[j].k, 1, q[j].out, &q[j].n);
+            rc = cx__rank_hits(e, opts, u, lent, q[j].x, q[j].cosine, 0,
+                               q[j].cat, q[j].self, q[j].k, 1, q[j].out,
+                               &q[j].n);
         return rc;
     }
     /* Seed queries (cosine, with the seed left out) answered by their
@@ -1549,8 +1597,9 @@ int cx__rank_multi(cx_engine *e, const cx_rec_opts *opts, uint32_t u,
     /* Lists too short for their rules: the scan, one query each. */
     for (size_t j = 0; rc == CX_OK && j < nq; j++)
         if (redo[j])
-            rc = cx__rank_hits(e, opts, u, q[j].x, q[j].cosine, 0, q[j].cat,
-                               q[j].self, q[j].k, 1, q[j].out, &q[j].n);
+            rc = cx__rank_hits(e, opts, u, lent, q[j].x, q[j].cosine, 0,
+                               q[j].cat, q[j].self, q[j].k, 1, q[j].out,
+                               &q[j].n);
     return rc;
 }
 
@@ -1581,7 +1630,7 @@ CX_API int cx_recommend(cx_engine *e, const char *customer, size_t k,
         if (u != CX_NONE && e->model && !cx__blend_plain(&b))
             rc = cx__hybrid_recommend(e, opts, u, x, k, items, scores,
                                       reasons, n);
-        else if ((rc = skip_for(e, &q, u)) == CX_OK)
+        else if ((rc = skip_for(e, &q, u, NULL)) == CX_OK)
             rc = rank_one(e, &q, x, 0, LIST_POPULAR, k,
                           x ? CX_REASON_PERSONAL : CX_REASON_POPULAR, items,
                           scores, reasons, n);
@@ -1911,7 +1960,7 @@ CX_API int cx_recommend_batch(cx_engine *e, size_t mcount,
                 break;
             }
             uint32_t u = cx__idmap_find(&e->customers, customers[row]);
-            if (skip_for(e, q, u)) {
+            if (skip_for(e, q, u, NULL)) {
                 rc = CX_ENOMEM;
                 ready++;
                 break;
