@@ -469,6 +469,8 @@ enum cx_reason {
     CX_REASON_ALSO_BOUGHT = 10, /* bought with what the customer bought */
     CX_REASON_BESTSELLER = 11 /* the popularity prior */
 };
+/* "personal", "popular", ... "bestseller", or NULL. */
+CX_API const char *cx_reason_name(int reason);
 
 /* Business rules for the ranking calls.  Initialise with
  * cx_rec_opts_init(); NULL options mean the defaults. */
@@ -773,6 +775,20 @@ CX_API int cx_layout(cx_engine *e, const char *customer,
                      size_t max_items, size_t *n_rows);
 /* "for_you", "because", ... or NULL. */
 CX_API const char *cx_row_kind_name(int kind);
+
+/*
+ * items[0..n) (a row of a page: items + rows[r].first, rows[r].count) as
+ * a JSON array, [{"item":"..","score":..,"reason":".."},...], for a
+ * server that answers with JSON.  Ids are JSON strings: quote, backslash,
+ * control bytes and DEL escaped, other bytes as they are (the shop's).
+ * Scores have 9 significant digits, which read back as the same float;
+ * NaN and infinities are written null, as is an unknown reason.  Writes
+ * at most cap bytes into buf, no NUL, and returns the length of the whole
+ * text, as snprintf does: call again with a larger buffer if it is more
+ * than cap.  buf may be NULL with cap 0 (the length alone).
+ */
+CX_API size_t cx_layout_items_json(const cx_layout_item *items, size_t n,
+                                   char *buf, size_t cap);
 
 /* ===================================================================== */
 /* Experiments                                                           */

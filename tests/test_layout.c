@@ -1271,6 +1271,122 @@ static void test_misuse(void **state)
 
 /* Output arrays smaller than the page: truncated, never overrun (heap
  * buffers of the exact size, for ASan). */
+/* ===================================================================== */
+/* Items as JSON                                                         */
+/* ===================================================================== */
+
+/* The text of one item with score v. */
+static size_t item_json(float v, char *buf, size_t cap)
+{
+    cx_layout_item it = {"a", v, CX_REASON_PERSONAL};
+    size_t n = cx_layout_items_json(&it, 1, buf, cap - 1);
+    assert_true(n < cap);
+    buf[n] = 0;
+    return n;
+}
+
+/* The score of item_json's text, read back as JSON readers do. */
+static float score_back(const char *text)
+{
+    const char *p = strstr(text, "\"score\":");
+    assert_non_null(p);
+    char *end;
+    float f = strtof(p + 8, &end);
+    assert_true(end > p + 8);
+    assert_true(strncmp(end, ",\"reason\":\"personal\"}]", 22) == 0);
+    return f;
+}
+
+static void test_items_json_numbers(void **state)
+{
+    (void)state;
+    char buf[128];
+    /* Written as %.9g writes them. */
+    static const float same[] = {0.5f, 1, 100, 1e-05f, 1.5e10f, 0.1f,
+                                 123456789.0f, 3.40282347e38f, 1e-45f,
+                                 -2.25f, 7, 0.0001f, 999999999.0f};
+    for (size_t j = 0; j < sizeof same / sizeof same[0]; j++) {
+        char want[64];
+        item_json(same[j], buf, sizeof buf);
+        snprintf(want, sizeof want,
+                 "[{\"item\":\"a\",\"score\":%.9g,\"reason\":\"personal\"}]",
+                 (double)same[j]);
+        assert_string_equal(buf, want);
+    }
+    /* Every float it writes reads back as itself: random bit patterns
+     * over the whole range, then each power of two and its neighbours. */
+    uint64_t x = 88172645463325252ull;
+    size_t checked = 0;
+    for (int j = 0; j < 200000; j++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint32_t bits = (uint32_t)x;
+        float v;
+        memcpy(&v, &bits, 4);
+        if (!isfinite(v))
+            continue;
+        item_json(v, buf, sizeof buf);
+        float back = score_back(buf);
+        assert_memory_equal(&back, &v, 4);
+        checked++;
+    }
+    for (int e2 = -149; e2 <= 127; e2++)
+        for (int d = -1; d <= 1; d++) {
+            float v = nextafterf(ldexpf(1, e2), d < 0 ? 0 : d > 0 ? INFINITY
+                                                                : ldexpf(1, e2));
+            item_json(v, buf, sizeof buf);
+            float back = score_back(buf);
+            assert_memory_equal(&back, &v, 4);
+            checked++;
+        }
+    assert_true(checked > 190000);
+    /* JSON has no NaN or infinities. */
+    float bad[] = {NAN, INFINITY, -INFINITY};
+    for (int j = 0; j < 3; j++) {
+        item_json(bad[j], buf, sizeof buf);
+        assert_string_equal(buf, "[{\"item\":\"a\",\"score\":null,"
+                                 "\"reason\":\"personal\"}]");
+    }
+    item_json(-0.0f, buf, sizeof buf);
+    assert_string_equal(buf, "[{\"item\":\"a\",\"score\":-0,"
+                             "\"reason\":\"personal\"}]");
+}
+
+static void test_items_json_text(void **state)
+{
+    (void)state;
+    cx_layout_item it[4] = {
+        {"q\"b\\s/\x01\x1f\x7f\b\f\n\r\t \xc3\xa9", 2, CX_REASON_SIMILAR},
+        {"", 0.25f, CX_REASON_BESTSELLER},
+        {"x", 1, 99},
+        {NULL, 1, CX_REASON_NEW}};
+    const char *want =
+        "[{\"item\":\"q\\\"b\\\\s/\\u0001\\u001f\\u007f\\b\\f\\n\\r\\t "
+        "\xc3\xa9\",\"score\":2,\"reason\":\"similar\"},"
+        "{\"item\":\"\",\"score\":0.25,\"reason\":\"bestseller\"},"
+        "{\"item\":\"x\",\"score\":1,\"reason\":null},"
+        "{\"item\":null,\"score\":1,\"reason\":\"new\"}]";
+    char buf[512];
+    size_t n = cx_layout_items_json(it, 4, buf, sizeof buf);
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(buf, want, n);
+    /* Short buffers: the length all the same, the text cut at cap. */
+    assert_int_equal(cx_layout_items_json(it, 4, NULL, 0), n);
+    for (size_t cap = 0; cap < n; cap += 7) {
+        memset(buf, '#', sizeof buf);
+        assert_int_equal(cx_layout_items_json(it, 4, buf, cap), n);
+        assert_memory_equal(buf, want, cap);
+        assert_int_equal(buf[cap], '#');
+    }
+    assert_int_equal(cx_layout_items_json(NULL, 0, buf, sizeof buf), 2);
+    assert_memory_equal(buf, "[]", 2);
+    for (int r = 1; r <= CX_REASON_BESTSELLER; r++)
+        assert_non_null(cx_reason_name(r));
+    assert_string_equal(cx_reason_name(CX_REASON_BOUGHT_TOGETHER),
+                        "bought_together");
+    assert_null(cx_reason_name(0));
+    assert_null(cx_reason_name(CX_REASON_BESTSELLER + 1));
+}
+
 static void test_small_buffers(void **state)
 {
     (void)state;
@@ -1330,6 +1446,8 @@ int main(void)
         cmocka_unit_test(test_channel_seeds),
         cmocka_unit_test(test_misuse),
         cmocka_unit_test(test_small_buffers),
+        cmocka_unit_test(test_items_json_numbers),
+        cmocka_unit_test(test_items_json_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -151,6 +151,9 @@ typedef struct cx_layout_row {
 int cx_layout(cx_engine *e, const char *customer, const cx_layout_spec *spec,
               cx_layout_row *rows, size_t max_rows, cx_layout_item *items,
               size_t max_items, size_t *n_rows);
+/* buf: char * in cxengine.h; void * here takes string.buffer's uint8_t * */
+size_t cx_layout_items_json(const cx_layout_item *items, size_t n,
+                            void *buf, size_t cap);
 
 int cx_experiment_define(cx_engine *e, const char *experiment, size_t n,
                          const char *const *variants, const double *shares);
@@ -1240,13 +1243,18 @@ function Engine:layout_json(user, spec)
         if seed then put_str(b, seed) else b:put("null") end
         b:put(',"fit":')
         put_num(b, row.fit)
-        b:put(',"items":[')
-        local first = tonumber(row.first)
-        for j = 0, tonumber(row.count) - 1 do
-            local li = litems_buf[first + j]
-            put_item(b, j == 0, li.item, li.score, li.reason)
+        b:put(',"items":')
+        -- The items' JSON by the library, straight into the buffer (in
+        -- Lua it was about 15% of an nginx worker's time per page).
+        local its, cnt = litems_buf + row.first, row.count
+        local p, room = b:reserve(cnt * 96 + 2)
+        local len = C.cx_layout_items_json(its, cnt, p, room)
+        if len > room then  -- long or escaped ids
+            p, room = b:reserve(len)
+            len = C.cx_layout_items_json(its, cnt, p, room)
         end
-        b:put("]}")
+        b:commit(len)
+        b:put("}")
     end
     b:put("]}")
     return b:tostring()

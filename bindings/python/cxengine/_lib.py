@@ -225,6 +225,8 @@ cx_layout_spec_init = _decl("cx_layout_spec_init", None, P(LayoutSpec))
 cx_layout = _decl("cx_layout", c_int, ENGINE, c_char_p, P(LayoutSpec),
                   c_void_p, c_size_t, c_void_p, c_size_t, P(c_size_t))
 cx_row_kind_name = _decl("cx_row_kind_name", c_char_p, c_int)
+cx_layout_items_json = _decl("cx_layout_items_json", c_size_t, c_void_p,
+                             c_size_t, c_void_p, c_size_t)
 cx_stage_name = _decl("cx_stage_name", c_char_p, c_int)
 cx_profile_get = _decl("cx_profile_get", c_int, ENGINE, c_char_p, c_int64,
                        P(Profile))

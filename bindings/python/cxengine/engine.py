@@ -6,6 +6,7 @@ without numpy), C statuses as cxengine.Error subclasses.
 """
 import array
 import ctypes
+import json
 import math
 import os
 import sys
@@ -914,15 +915,9 @@ class Engine:
                 "new": ("New in %s" % seed) if seed else "New arrivals",
                 "category": "Top picks in %s" % seed}[kind]
 
-    def layout(self, user, max_rows=8, items_per_row=12, min_row=4,
-               kinds=None, per_kind=None, channel=None, now=0, **rules):
-        """The customer's home page: a list of rows, best first, each a
-        dict with title, kind ('for_you', 'because', 'continue',
-        'bought_together', 'trending', 'new', 'category'), seed (an item
-        or category, or None), fit, and items [(item, score, reason)].
-        kinds: the allowed kinds (default all); per_kind: {kind: most
-        rows}; rules: the keyword rules of recommend() but category (each
-        row has its own), applied to every row."""
+    def _layout_call(self, user, max_rows, items_per_row, min_row, kinds,
+                     per_kind, channel, now, rules):
+        """cx_layout into fresh buffers: (rows, items, row count)."""
         h = self._handle()
         spec = L.LayoutSpec()
         L.cx_layout_spec_init(byref(spec))
@@ -962,8 +957,22 @@ class Engine:
         n = ctypes.c_size_t()
         self._check(L.cx_layout(h, _b(user), byref(spec), rows, nr, items,
                                 ni, byref(n)), h)
+        return rows, items, n.value
+
+    def layout(self, user, max_rows=8, items_per_row=12, min_row=4,
+               kinds=None, per_kind=None, channel=None, now=0, **rules):
+        """The customer's home page: a list of rows, best first, each a
+        dict with title, kind ('for_you', 'because', 'continue',
+        'bought_together', 'trending', 'new', 'category'), seed (an item
+        or category, or None), fit, and items [(item, score, reason)].
+        kinds: the allowed kinds (default all); per_kind: {kind: most
+        rows}; rules: the keyword rules of recommend() but category (each
+        row has its own), applied to every row."""
+        rows, items, n = self._layout_call(user, max_rows, items_per_row,
+                                           min_row, kinds, per_kind, channel,
+                                           now, rules)
         out = []
-        for r in rows[:n.value]:
+        for r in rows[:n]:
             kind = self._ROW_KINDS[r.kind]
             seed = r.seed.decode() if r.seed else None
             its = items[r.first:r.first + r.count]
@@ -973,6 +982,39 @@ class Engine:
                                           [i.score for i in its],
                                           [REASONS[i.reason] for i in its]))})
         return out
+
+    def layout_json(self, user, max_rows=8, items_per_row=12, min_row=4,
+                    kinds=None, per_kind=None, channel=None, now=0, **rules):
+        """The same page as layout() as JSON text (bytes, UTF-8 as the ids
+        are), what a web handler sends: {"user", "rows": [{"title",
+        "kind", "seed" (null when none), "fit", "items": [{"item",
+        "score", "reason"}]}]}, the items written by the library
+        (cx_layout_items_json; scores with 9 significant digits, which
+        read back as the same float)."""
+        rows, items, n = self._layout_call(user, max_rows, items_per_row,
+                                           min_row, kinds, per_kind, channel,
+                                           now, rules)
+        dumps = json.dumps
+        parts = [b'{"user":', dumps(user if isinstance(user, str)
+                                    else user.decode("utf-8", "replace"),
+                                    ensure_ascii=False).encode(), b',"rows":[']
+        buf = ctypes.create_string_buffer(16384)
+        for j, r in enumerate(rows[:n]):
+            kind = self._ROW_KINDS[r.kind]
+            seed = r.seed.decode("utf-8", "replace") if r.seed else None
+            head = {"title": self._row_title(kind, seed), "kind": kind,
+                    "seed": seed, "fit": r.fit}
+            parts.append((b',' if j else b'') +
+                         dumps(head, ensure_ascii=False)[:-1].encode() +
+                         b',"items":')
+            first = ctypes.byref(items, r.first * ctypes.sizeof(L.LayoutItem))
+            length = L.cx_layout_items_json(first, r.count, buf, len(buf))
+            if length > len(buf):
+                buf = ctypes.create_string_buffer(length)
+                length = L.cx_layout_items_json(first, r.count, buf, length)
+            parts.append(buf.raw[:length] + b'}')
+        parts.append(b']}')
+        return b''.join(parts)
 
     def define_experiment(self, name, variants):
         """Define an experiment: variants as {name: share} or a list of

@@ -158,6 +158,34 @@ def test_layout(trained, shop):
         trained.layout("c0000003", colour="red")
 
 
+def test_layout_json(trained):
+    import json
+    import struct
+
+    def f32(x):
+        return struct.unpack("f", struct.pack("f", x))[0]
+
+    for user, kw in (("c0000003", {}), ("c0000007", {"items_per_row": 5}),
+                     ("someone-new", {}), ("c0000003", {"deny": ["nope"]})):
+        page = trained.layout(user, **kw)
+        text = trained.layout_json(user, **kw)
+        assert isinstance(text, bytes)
+        doc = json.loads(text)
+        assert doc["user"] == user
+        assert len(doc["rows"]) == len(page)
+        for got, row in zip(doc["rows"], page):
+            assert (got["title"], got["kind"], got["seed"]) == \
+                (row["title"], row["kind"], row["seed"])
+            assert got["fit"] == row["fit"]
+            assert [(i["item"], f32(i["score"]), i["reason"])
+                    for i in got["items"]] == row["items"]
+    # the same errors as layout()
+    with pytest.raises(cxengine.InvalidArgument):
+        trained.layout_json("c0000003", kinds=["nope"])
+    with pytest.raises(cxengine.InvalidArgument):
+        trained.layout_json("")
+
+
 def test_evaluate_replay(trained):
     trained.define_experiment("replay", {"a": 1, "b": 1})
     whole = trained.evaluate(k=10)
