@@ -86,6 +86,15 @@ static void world_make(world *w, const synth_config *c, int train)
     }
 }
 
+/* world_make on the default synthetic shop of 20,000 signals. */
+static void world_shop(world *w, uint64_t seed, int train)
+{
+    synth_config c;
+    synth_config_default(&c, 20000);
+    c.seed = seed;
+    world_make(w, &c, train);
+}
+
 static void world_free(world *w)
 {
     cx_close(w->e);
@@ -350,11 +359,8 @@ static void test_invariants_repeat_buyers(void **state)
 static void test_because_rows_from_lists(void **state)
 {
     (void)state;
-    synth_config c;
-    synth_config_default(&c, 20000);
-    c.seed = 44;
     world w;
-    world_make(&w, &c, 1); /* a new model: no list yet */
+    world_shop(&w, 44, 1); /* a new model: no list yet */
     cx_engine *e = w.e;
     enum { NC = 40 };
     pageout *first = calloc(NC, sizeof *first);
@@ -587,11 +593,8 @@ static void check_together(const world *w, const synth_signal *sig,
 static void test_bought_together_reference(void **state)
 {
     (void)state;
-    synth_config c;
-    synth_config_default(&c, 20000);
-    c.seed = 55;
     world w;
-    world_make(&w, &c, 0);
+    world_shop(&w, 55, 0);
     size_t ns = w.shop.n_signals, rows = 0;
     assert_true(w.shop.n_items < 2048);
     synth_signal *sig = malloc((ns + 64) * sizeof *sig);
@@ -704,11 +707,8 @@ static size_t check_walks(cx_engine *e, size_t *mixed)
 static void test_event_walks(void **state)
 {
     (void)state;
-    synth_config c;
-    synth_config_default(&c, 20000);
-    c.seed = 77;
     world w;
-    world_make(&w, &c, 0);
+    world_shop(&w, 77, 0);
     size_t mixed, heavy = 0;
     for (size_t u = 0; u < w.shop.n_customers; u++)
         heavy += w.n_sig[u] >= CX__WALK_MIN;
@@ -826,11 +826,8 @@ static void test_planted_taste_on_top(void **state)
 static void test_new_visitor(void **state)
 {
     (void)state;
-    synth_config c;
-    synth_config_default(&c, 20000);
-    c.seed = 7;
     world w;
-    world_make(&w, &c, 1);
+    world_shop(&w, 7, 1);
     static pageout p;
     cx_layout_spec s;
     cx_layout_spec_init(&s);
@@ -925,11 +922,8 @@ static void test_kinds_mask_fallback(void **state)
 static void test_untrained_with_signals(void **state)
 {
     (void)state;
-    synth_config c;
-    synth_config_default(&c, 20000);
-    c.seed = 9;
     world w;
-    world_make(&w, &c, 0);
+    world_shop(&w, 9, 0);
     static pageout p;
     cx_layout_spec s;
     cx_layout_spec_init(&s);
@@ -1390,11 +1384,8 @@ static void test_items_json_text(void **state)
 static void test_small_buffers(void **state)
 {
     (void)state;
-    synth_config c;
-    synth_config_default(&c, 20000);
-    c.seed = 4;
     world w;
-    world_make(&w, &c, 1);
+    world_shop(&w, 4, 1);
     static pageout full;
     get_page(w.e, "c0000002", NULL, &full);
     assert_true(full.n_rows >= 3);
