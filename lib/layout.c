@@ -104,8 +104,8 @@ static int ranked_row(page *pg, int kind, int reason, uint32_t seed_item,
     if (!c)
         return CX_ENOMEM;
     return cx__rank_hits(pg->e, &pg->spec->rules, pg->u, pg->skip, x,
-                         cosine, list,
-                         seed_cat, seed_item, pg->pool, 1, c->h, &c->n);
+                         cosine, list, seed_cat, seed_item, pg->pool, 1,
+                         c->h, &c->n);
 }
 
 /* A row of given items in a given order: the rules filter them, the
@@ -123,8 +123,7 @@ static int listed_row(page *pg, int kind, int reason, uint32_t seed_item,
         return CX_ENOMEM;
     }
     int rc = cx__rank_filter(pg->e, &pg->spec->rules, pg->u, pg->skip,
-                             exclude,
-                             seed_item, items, n, pass);
+                             exclude, seed_item, items, n, pass);
     for (size_t j = 0; rc == CX_OK && j < n && c->n < pg->pool; j++)
         if (pass[j])
             c->h[c->n++] = (cx__hit){score[j], items[j]};
