@@ -29,11 +29,6 @@
 
 #define SLACK 4096 /* events after an index before a quarter of it */
 
-static int basket(int t)
-{
-    return t == CX_PURCHASE || t == CX_ADD_TO_CART;
-}
-
 void cx__evidx_free(struct cx__evidx *x)
 {
     while (x) {
@@ -87,7 +82,7 @@ static struct cx__evidx *build(const cx_engine *e)
     for (uint32_t j = 0; j < n; j++) {
         const cx__event *v = &e->ev[j];
         x->wstart[v->cust + 1]++;
-        if (basket(v->type)) {
+        if (cx__basket(v->type)) {
             x->start[v->item + 1]++;
             x->cstart[v->cust + 1]++;
         }
@@ -104,11 +99,11 @@ static struct cx__evidx *build(const cx_engine *e)
         goto fail;
     memcpy(at, x->start, (size_t)ni * sizeof *at);
     for (uint32_t j = n; j-- > 0;)
-        if (basket(e->ev[j].type))
+        if (cx__basket(e->ev[j].type))
             x->cust[at[e->ev[j].item]++] = e->ev[j].cust;
     memcpy(at, x->cstart, (size_t)nc * sizeof *at);
     for (uint32_t j = n; j-- > 0;)
-        if (basket(e->ev[j].type))
+        if (cx__basket(e->ev[j].type))
             x->item[at[e->ev[j].cust]++] = e->ev[j].item;
     memcpy(at, x->wstart, (size_t)nc * sizeof *at);
     for (uint32_t j = n; j-- > 0;) {

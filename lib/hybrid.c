@@ -10,8 +10,6 @@
 #define CO_ITEMS 200   /* basket items read per buyer */
 #define CO_SEEDS 32    /* the customer's newest basket items used */
 
-#define BASKET (CX_TYPE_BIT(CX_PURCHASE) | CX_TYPE_BIT(CX_ADD_TO_CART))
-
 void cx__blend_from(const cx__options *o, cx__blend *b)
 {
     b->als = (float)o->blend_als;
@@ -50,7 +48,7 @@ static uint64_t pair_at(const cx__csr *ui, uint32_t u, uint32_t i)
 
 static int is_basket(const cx__csr *ui, uint64_t p)
 {
-    return (ui->mask[p] & BASKET) && ui->conf[p] > 0;
+    return (ui->mask[p] & CX__BASKET) && ui->conf[p] > 0;
 }
 
 /* Per item, its CO_TOP most co-bought items by the cosine of the buyer
@@ -406,8 +404,9 @@ static int history(const cx_engine *e, uint32_t u, unsigned exclude,
     for (cx__walk_init(&w, e, u); (ev = cx__walk_next(&w)) != CX_NONE;) {
         const cx__event *x = &e->ev[ev];
         unsigned bit = CX_TYPE_BIT(x->type);
-        hitem v = {x->item, ev, x->type == CX_PURCHASE, (bit & BASKET) != 0,
-                   (bit & exclude) != 0, (bit & neg) != 0,
+        hitem v = {x->item, ev, x->type == CX_PURCHASE,
+                   (bit & CX__BASKET) != 0, (bit & exclude) != 0,
+                   (bit & neg) != 0,
                    cx__signal_strength(&e->opt, x)};
         uint32_t at = imap_get(map, x->item);
         if (at != CX_NONE) { /* an older signal on the same item */

@@ -511,6 +511,13 @@ static inline uint32_t cx__walk_next(cx__walk *w)
         __builtin_prefetch(&w->e->ev[w->at[CX__WALK_AHEAD]]);
     return *w->at++;
 }
+/* Purchases and add-to-carts: the basket signals (bought-together rows,
+ * the blend's co-bought term, the event index). */
+#define CX__BASKET (CX_TYPE_BIT(CX_PURCHASE) | CX_TYPE_BIT(CX_ADD_TO_CART))
+static inline int cx__basket(int type)
+{
+    return (CX__BASKET >> type) & 1;
+}
 /* Contribution of one signal to r, before decay. */
 double cx__signal_strength(const cx__options *o, const cx__event *ev);
 /* Types whose signal means "never show this again": return, dislike and

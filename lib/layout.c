@@ -216,11 +216,6 @@ static void recent(const page *pg, uint32_t *seeds, size_t *n_seeds,
             seeds[(*n_seeds)++] = other[j];
 }
 
-static int basket_type(int t)
-{
-    return t == CX_PURCHASE || t == CX_ADD_TO_CART;
-}
-
 /* Items bought or carted by the customers who bought or carted `seed`,
  * by the number of such customers, into items/score (at most max).  The
  * work is bounded, whatever the seed's popularity: the seed's newest
@@ -258,7 +253,7 @@ static int together(const page *pg, uint32_t seed, uint32_t *items,
          nb < TOGETHER_BUYERS;
          ev = e->ev_iprev[ev], walked++) {
         const cx__event *v = &e->ev[ev];
-        if (basket_type(v->type) && v->cust != pg->u &&
+        if (cx__basket(v->type) && v->cust != pg->u &&
             !seen_in(buyers, nb, v->cust))
             buyers[nb++] = v->cust;
     }
@@ -285,7 +280,7 @@ static int together(const page *pg, uint32_t seed, uint32_t *items,
         for (uint32_t ev = e->cust_last[c];
              ev != CX_NONE && ev >= cov && seen < TOGETHER_MINE;
              ev = e->ev_prev[ev], seen++)
-            if (basket_type(e->ev[ev].type))
+            if (cx__basket(e->ev[ev].type))
                 it[n_it++] = e->ev[ev].item;
         if (x && c < x->n_cust)
             for (uint32_t j = x->cstart[c]; j < x->cstart[c + 1] &&
